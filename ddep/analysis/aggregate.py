@@ -1,0 +1,412 @@
+"""Aggregate per-run JSON files into tidy CSVs: runs, per-cell summary, paired differences,
+and a list of missing runs.
+
+Input contract (one JSON per fine-tuning run)::
+
+    {"dataset": "builtin", "label_fraction": "1/30", "n_labelled": 10, "arm": "ddep",
+     "sigma": "0.2", "formulation": "unscaled", "target": "eps", "seed": 0, "preset": "tiny",
+     "mIoU": 41.3, "aAcc": 80.1, "mAcc": 50.2, "per_class_iou": {"sky": 90.1},
+     "iterations": 300, "wall_time_s": 41.2, "config_hash": "ab12cd34",
+     "git_commit": "abc123", "versions": {"torch": "2.14.1"}}
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .common import (
+    CELL_KEYS,
+    RUN_KEYS,
+    STRING_COLUMNS,
+    arm_rank,
+    atomic_write_text,
+    canonical_sigma,
+    ci_halfwidth,
+    fraction_value,
+    sigma_sort_key,
+)
+
+METRICS: tuple[str, ...] = ("mIoU", "aAcc", "mAcc")
+PROVENANCE: tuple[str, ...] = ("iterations", "wall_time_s", "config_hash", "git_commit")
+# (denoising arm, baseline arm) -> label: the paper's two headline comparisons.
+COMPARISONS: dict[tuple[str, str], str] = {
+    ("ddep", "21k"): "DDeP - 21K",
+    ("dep", "none"): "DeP - none",
+}
+# Seeds are matched on these keys (plus "seed"); preset is included so a tiny smoke-test run is
+# never paired with a full-size run.
+PAIR_KEYS: list[str] = ["dataset", "label_fraction", "n_labelled", "preset"]
+# Confidence level of every interval written (the *_ci95 columns are named after it).
+CONFIDENCE = 0.95
+
+
+class RunFileError(ValueError):
+    """A per-run JSON file is unreadable or violates the contract; the message names the file."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+# ---------------------------------------------------------------------------------------------
+
+
+def _is_number(x: object) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _label(x: object) -> str:
+    """Normalise a label field to a string (a float 0.2 written by mistake becomes "0.2")."""
+    return str(x)
+
+
+def _parse_run(path: Path) -> dict:
+    """Read and validate one per-run JSON, returning a flat row dict."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except json.JSONDecodeError as exc:
+        raise RunFileError(f"{path}: not valid JSON ({exc})") from exc
+    except OSError as exc:
+        raise RunFileError(f"{path}: cannot read ({exc})") from exc
+    if not isinstance(data, dict):
+        raise RunFileError(f"{path}: expected a JSON object, got {type(data).__name__}")
+
+    missing = [k for k in (*RUN_KEYS, *METRICS) if k not in data]
+    if missing:
+        raise RunFileError(f"{path}: missing required field(s) {missing}")
+
+    row: dict = {}
+    for k in ("dataset", "label_fraction", "arm", "sigma", "formulation", "target", "preset"):
+        v = data[k]
+        if v is None or isinstance(v, (dict, list, bool)) or str(v).strip() == "":
+            raise RunFileError(f"{path}: field {k!r} must be a non-empty string, got {v!r}")
+        row[k] = _label(v).strip()
+    # Arms are compared case-insensitively ("21K" and "21k" are the same arm).
+    row["arm"] = row["arm"].lower()
+    for k in ("n_labelled", "seed"):
+        v = data[k]
+        if not _is_number(v) or not float(v).is_integer():
+            raise RunFileError(f"{path}: field {k!r} must be an integer, got {v!r}")
+        row[k] = int(v)
+    for k in METRICS:
+        v = data[k]
+        # mmseg's IoUMetric reports percentages; a value in [0, 1] is legal but > 100 is a bug.
+        if not _is_number(v) or (math.isfinite(v) and not 0.0 <= v <= 100.0):
+            raise RunFileError(f"{path}: metric {k!r} must be a percentage in [0, 100], got {v!r}")
+        row[k] = float(v)
+
+    per_class = data.get("per_class_iou", {}) or {}
+    if not isinstance(per_class, dict):
+        raise RunFileError(f"{path}: 'per_class_iou' must be an object of class -> IoU")
+    for cls, v in per_class.items():
+        if v is not None and not _is_number(v):
+            raise RunFileError(f"{path}: per_class_iou[{cls!r}] must be a number, got {v!r}")
+        row[f"iou_{cls}"] = math.nan if v is None else float(v)
+
+    for k in PROVENANCE:
+        row[k] = data.get(k)
+    # Other scalar fields (e.g. noise_conditioning, split_file) are kept as provenance columns.
+    known = {*RUN_KEYS, *METRICS, *PROVENANCE, "per_class_iou", "versions", "json_path"}
+    for k, v in data.items():
+        if k not in known and (v is None or isinstance(v, (str, int, float, bool))):
+            row[k] = v
+    versions = data.get("versions", {}) or {}
+    if not isinstance(versions, dict):
+        raise RunFileError(f"{path}: 'versions' must be an object of package -> version")
+    for pkg, ver in versions.items():
+        row[f"version_{pkg}"] = str(ver)
+    row["json_path"] = str(path)
+    return row
+
+
+def load_runs(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
+    """Load per-run JSON files into a tidy DataFrame, one row per run.
+
+    Columns: identity (RUN_KEYS), metrics (mIoU, aAcc, mAcc), ``iou_<class>`` per-class IoU,
+    provenance, ``version_<pkg>``, ``json_path``. Rows are sorted in paper order.
+    Raises RunFileError naming the file for a malformed JSON, and ValueError when two files
+    describe the same run (same identity and seed), which would silently double-count a seed.
+    """
+    rows = [_parse_run(Path(p)) for p in sorted({str(p) for p in paths})]
+    base = [*RUN_KEYS, *METRICS]
+    if not rows:
+        return pd.DataFrame(columns=[*base, *PROVENANCE, "json_path"])
+    df = pd.DataFrame(rows)
+
+    dup = df[df.duplicated(RUN_KEYS, keep=False)]
+    if not dup.empty:
+        groups = dup.groupby(RUN_KEYS, sort=False)["json_path"].apply(list).tolist()
+        raise ValueError(
+            "duplicate runs (same identity and seed) in: "
+            + "; ".join(" and ".join(g) for g in groups[:5])
+        )
+
+    iou = sorted(c for c in df.columns if c.startswith("iou_"))
+    ver = sorted(c for c in df.columns if c.startswith("version_"))
+    fixed = {*base, *iou, *ver, *PROVENANCE, "json_path"}
+    extra = [c for c in df.columns if c not in fixed]  # in first-seen order
+    df = df[[*base, *iou, *PROVENANCE, *extra, *ver, "json_path"]]
+    return sort_rows(df).reset_index(drop=True)
+
+
+def sort_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """Sort rows in paper order: dataset, preset, label fraction (numeric), arm, sigma, seed."""
+    if df.empty:
+        return df
+    keys = pd.DataFrame(index=df.index)
+    order: list[str] = []
+    if "dataset" in df:
+        keys["_d"] = df["dataset"].astype(str)
+        order.append("_d")
+    if "preset" in df:
+        keys["_p"] = df["preset"].astype(str)
+        order.append("_p")
+    if "label_fraction" in df:
+        keys["_f"] = df["label_fraction"].map(fraction_value)
+        order.append("_f")
+    if "arm" in df:
+        keys["_a"] = df["arm"].map(arm_rank)
+        keys["_a2"] = df["arm"].astype(str)
+        order += ["_a", "_a2"]
+    if "sigma" in df:
+        # Rank sigma labels by their sort key (tuples are not sortable inside pandas directly).
+        labels = sorted(df["sigma"].astype(str).unique(), key=sigma_sort_key)
+        keys["_s"] = df["sigma"].astype(str).map({s: i for i, s in enumerate(labels)})
+        order.append("_s")
+    for c in ("formulation", "target"):
+        if c in df:
+            keys[f"_{c}"] = df[c].astype(str)
+            order.append(f"_{c}")
+    if "seed" in df:
+        keys["_seed"] = pd.to_numeric(df["seed"], errors="coerce")
+        order.append("_seed")
+    idx = keys.sort_values(order, kind="mergesort").index
+    return df.loc[idx]
+
+
+def read_csv(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a CSV written by this package, keeping label columns as strings ("-", "1/30")."""
+    dtypes = {c: str for c in STRING_COLUMNS}
+    return pd.read_csv(path, dtype=dtypes, keep_default_na=False, na_values=[""])
+
+
+# ---------------------------------------------------------------------------------------------
+# Summaries
+# ---------------------------------------------------------------------------------------------
+
+
+def _mean_std_ci(values: pd.Series, confidence: float) -> tuple[float, float, int, float]:
+    """Mean, sample std (ddof=1, over seeds), n and t CI half-width of the non-NaN values."""
+    v = values.dropna().to_numpy(dtype=float)
+    n = int(v.size)
+    mean = float(v.mean()) if n else math.nan
+    std = float(v.std(ddof=1)) if n >= 2 else math.nan
+    return mean, std, n, ci_halfwidth(std, n, confidence)
+
+
+def summarise(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per cell (CELL_KEYS): mean, sample std, n seeds and t-based CI half-width of mIoU, plus
+    aAcc and mAcc means and the list of seeds. One row per cell, in paper order.
+
+    Columns: CELL_KEYS + [n, mIoU_mean, mIoU_std, mIoU_ci95, mIoU_ci_low, mIoU_ci_high,
+    aAcc_mean, mAcc_mean, seeds]. ``mIoU_ci95`` is NaN for a single seed.
+    """
+    cols = [*CELL_KEYS, "n", "mIoU_mean", "mIoU_std", "mIoU_ci95", "mIoU_ci_low",
+            "mIoU_ci_high", "aAcc_mean", "mAcc_mean", "seeds"]
+    if runs.empty:
+        return pd.DataFrame(columns=cols)
+    out = []
+    for key, g in runs.groupby(CELL_KEYS, sort=False, dropna=False):
+        mean, std, n, ci = _mean_std_ci(g["mIoU"], CONFIDENCE)
+        out.append({
+            **dict(zip(CELL_KEYS, key)),
+            "n": n,
+            "mIoU_mean": mean,
+            "mIoU_std": std,
+            "mIoU_ci95": ci,
+            "mIoU_ci_low": mean - ci,
+            "mIoU_ci_high": mean + ci,
+            "aAcc_mean": float(g["aAcc"].mean()),
+            "mAcc_mean": float(g["mAcc"].mean()),
+            "seeds": ";".join(str(s) for s in sorted(g["seed"].astype(int))),
+        })
+    return sort_rows(pd.DataFrame(out, columns=cols)).reset_index(drop=True)
+
+
+def paired_differences(runs: pd.DataFrame) -> pd.DataFrame:
+    """The paper's comparisons as paired differences over matched seeds.
+
+    For DDeP - 21K and DeP - none, and for every (sigma, formulation, target) setting of the
+    denoising arm, seeds are matched on (dataset, label_fraction, n_labelled, preset, seed) and
+    the per-seed mIoU difference is summarised: mean, sample std, n pairs, t CI half-width and
+    bounds, and the number of seeds where the difference is > 0. Settings with no matching
+    baseline seed are omitted (missing_runs reports the gap).
+    """
+    cols = [*PAIR_KEYS, "comparison", "arm", "baseline", "sigma", "formulation", "target",
+            "n_pairs", "mean_diff", "std_diff", "ci95", "ci_low", "ci_high", "n_positive",
+            "seeds"]
+    if runs.empty:
+        return pd.DataFrame(columns=cols)
+    out = []
+    for (arm, base), label in COMPARISONS.items():
+        treat = runs[runs["arm"] == arm]
+        ctrl = runs[runs["arm"] == base][[*PAIR_KEYS, "seed", "mIoU"]]
+        if treat.empty or ctrl.empty:
+            continue
+        merged = treat.merge(ctrl, on=[*PAIR_KEYS, "seed"], suffixes=("", "_base"))
+        setting = [*PAIR_KEYS, "sigma", "formulation", "target"]
+        for key, g in merged.groupby(setting, sort=False, dropna=False):
+            diff = g["mIoU"] - g["mIoU_base"]
+            mean, std, n, ci = _mean_std_ci(diff, CONFIDENCE)
+            rec = dict(zip(setting, key))
+            out.append({
+                **{k: rec[k] for k in PAIR_KEYS},
+                "comparison": label,
+                "arm": arm,
+                "baseline": base,
+                "sigma": rec["sigma"],
+                "formulation": rec["formulation"],
+                "target": rec["target"],
+                "n_pairs": n,
+                "mean_diff": mean,
+                "std_diff": std,
+                "ci95": ci,
+                "ci_low": mean - ci,
+                "ci_high": mean + ci,
+                "n_positive": int((diff > 0).sum()),
+                "seeds": ";".join(str(s) for s in sorted(g["seed"].astype(int))),
+            })
+    if not out:
+        return pd.DataFrame(columns=cols)
+    return sort_rows(pd.DataFrame(out, columns=cols)).reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Missing runs
+# ---------------------------------------------------------------------------------------------
+
+
+def _norm(v: object) -> str:
+    """Canonical string for matching identities from JSON, CSV or Python (0 == "0" == 0.0)."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return ""
+    if isinstance(v, (float, np.floating)) and float(v).is_integer():
+        return str(int(v))
+    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+        return str(int(v))
+    return str(v).strip()
+
+
+def missing_runs(expected: pd.DataFrame | Sequence[dict], runs: pd.DataFrame) -> pd.DataFrame:
+    """Rows of `expected` (run identities) that have no matching run in `runs`.
+
+    Matching uses the identity columns (RUN_KEYS) that `expected` has, so the workflow may pass
+    a partial identity (e.g. without n_labelled). Arms match case-insensitively and sigma labels
+    by value ("U0.2-0.3" matches "U(0.2,0.3)", "0.20" matches "0.2"). Returns the
+    missing rows of `expected` with their original columns, in paper order.
+    """
+    exp = expected.copy() if isinstance(expected, pd.DataFrame) else pd.DataFrame(list(expected))
+    keys = [k for k in RUN_KEYS if k in exp.columns]
+    if exp.empty:
+        return exp
+    if not keys:
+        raise ValueError(f"expected runs have none of the identity columns {RUN_KEYS}")
+
+    def ident(df: pd.DataFrame) -> pd.Series:
+        parts = []
+        for k in keys:
+            s = df[k].map(_norm)
+            if k == "arm":
+                s = s.str.lower()
+            elif k == "sigma":  # the workflow may name settings by slug ("U0.2-0.3")
+                s = s.map(canonical_sigma)
+            parts.append(s)
+        return pd.Series(list(zip(*parts)), index=df.index) if parts else pd.Series(dtype=object)
+
+    have = set(ident(runs)) if not runs.empty else set()
+    mask = ~ident(exp).isin(have)
+    return sort_rows(exp[mask]).reset_index(drop=True)
+
+
+def read_expected(path: str | os.PathLike) -> pd.DataFrame:
+    """Read expected run identities from a .csv or .json (list of objects) file."""
+    path = Path(path)
+    if path.suffix.lower() == ".json":
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+        if not isinstance(data, list):
+            raise ValueError(f"{path}: expected a JSON list of run identities")
+        return pd.DataFrame(data)
+    # All columns as strings: identities are labels, and missing_runs normalises numbers.
+    return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing everything
+# ---------------------------------------------------------------------------------------------
+
+
+def _write_csv(df: pd.DataFrame, path: Path) -> Path:
+    return atomic_write_text(path, df.to_csv(index=False))
+
+
+def _describe_missing(missing: pd.DataFrame, limit: int = 20) -> list[str]:
+    lines = []
+    for _, r in missing.head(limit).iterrows():
+        lines.append("  - " + ", ".join(f"{k}={r[k]}" for k in missing.columns))
+    if len(missing) > limit:
+        lines.append(f"  ... and {len(missing) - limit} more (see missing.csv)")
+    return lines
+
+
+def write_results(
+    json_paths: Iterable[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    expected: pd.DataFrame | Sequence[dict] | None = None,
+    default_sigma: str | None = None,
+    quiet: bool = False,
+) -> str:
+    """Load runs and write ``runs.csv``, ``summary.csv``, ``paired.csv``, ``missing.csv`` (when
+    `expected` is given) and ``tables/`` under `out_dir`, each atomically. Prints (unless
+    `quiet`) and returns a short human summary that lists missing runs."""
+    from .tables import write_tables  # local import: tables imports this module
+
+    out = Path(out_dir)
+    runs = load_runs(json_paths)
+    summary = summarise(runs)
+    paired = paired_differences(runs)
+    _write_csv(runs, out / "runs.csv")
+    _write_csv(summary, out / "summary.csv")
+    _write_csv(paired, out / "paired.csv")
+
+    lines = [
+        (f"aggregated {len(runs)} run(s) into {len(summary)} cell(s) "
+         f"over {runs['dataset'].nunique() if len(runs) else 0} dataset(s) -> {out}"),
+        f"paired comparisons: {len(paired)} setting(s)",
+    ]
+    if expected is not None:
+        exp = expected if isinstance(expected, pd.DataFrame) else pd.DataFrame(list(expected))
+        missing = missing_runs(exp, runs)
+        _write_csv(missing, out / "missing.csv")
+        if missing.empty:
+            lines.append(f"missing: none (all {len(exp)} expected runs present)")
+        else:
+            lines.append(f"missing: {len(missing)} of {len(exp)} expected run(s):")
+            lines += _describe_missing(missing)
+    else:
+        # A stale missing.csv from an earlier call would be misleading.
+        (out / "missing.csv").unlink(missing_ok=True)
+
+    table_files, notes = write_tables(summary, out / "tables", default_sigma=default_sigma)
+    lines.append(f"tables: {len(table_files)} file(s) in {out / 'tables'}")
+    lines += [f"  note: {n}" for n in notes]
+    text = "\n".join(lines)
+    if not quiet:
+        print(text)
+    return text

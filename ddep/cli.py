@@ -1,0 +1,218 @@
+"""``ddep``: one subcommand per workflow step, each a thin layer over the library."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from mmengine.config import DictAction
+
+EXIT_USAGE, EXIT_FAILED = 2, 1
+
+
+def _job_args(p: argparse.ArgumentParser, stage: str) -> None:
+    g = p.add_argument_group("job")
+    g.add_argument("--work-dir", type=Path, required=True,
+                   help="checkpoints and logs; a restarted job resumes from here")
+    g.add_argument("--preset", default="tiny", help="model preset: tiny | r50_vit_b16")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--schedule", default=None,
+                   help=f"row of ddep.train.schedules for the {stage} stage (default: the dataset)")
+    g.add_argument("--iters", type=int, help="override the schedule's max_iters")
+    g.add_argument("--batch-size", type=int, help="override the schedule's batch size")
+    g.add_argument("--lr", type=float, help="override the schedule's learning rate")
+    g.add_argument("--checkpoint-interval", type=int, help="iterations between checkpoints")
+    g.add_argument("--num-workers", type=int, help="dataloader workers")
+    if stage == "finetune":
+        g.add_argument("--encoder-lr-mult", type=float, help="LR factor for a pretrained encoder")
+    h = p.add_argument_group("hardware")
+    h.add_argument("--amp", choices=("none", "bf16", "fp16"), default="none",
+                   help="mixed precision autocast (GPU)")
+    h.add_argument("--launcher", choices=("none", "pytorch", "slurm"), default="none",
+                   help="distributed launcher: 'pytorch' under torchrun for multi-GPU DDP")
+    h.add_argument("--pin-memory", action="store_true")
+    p.add_argument("--cfg-options", nargs="+", action=DictAction, default={},
+                   help="override any key of the composed mmengine config, e.g. "
+                        "optim_wrapper.optimizer.weight_decay=0.05")
+
+
+def _options_and_schedule(args: argparse.Namespace, stage: str, dataset: str):
+    from ddep.train.jobs import JobOptions
+    from ddep.train.schedules import get_schedule
+    opts = JobOptions(work_dir=args.work_dir, preset=args.preset, seed=args.seed, amp=args.amp,
+                      launcher=args.launcher, pin_memory=args.pin_memory,
+                      cfg_options=dict(args.cfg_options or {}))
+    sched = get_schedule(args.schedule or dataset, stage).override(
+        max_iters=args.iters, batch_size=args.batch_size, lr=args.lr,
+        checkpoint_interval=args.checkpoint_interval, num_workers=args.num_workers,
+        encoder_lr_mult=getattr(args, "encoder_lr_mult", None))
+    if args.launcher != "none":
+        from mmengine.dist import init_dist
+        init_dist(args.launcher)
+    return opts, sched
+
+
+# --- data ----------------------------------------------------------------------------------
+
+def cmd_generate_builtin(args: argparse.Namespace) -> None:
+    from ddep.data import generate_builtin
+    generate_builtin(args.root, seed=args.seed, n_train=args.n_train, n_val=args.n_val,
+                     n_unlabelled=args.n_unlabelled, n_cls_train=args.n_cls_train,
+                     n_cls_val=args.n_cls_val, height=args.height, width=args.width)
+    print(f"built-in dataset ready in {args.root}")
+
+
+def cmd_preview(args: argparse.Namespace) -> None:
+    from ddep.data import write_preview_grid
+    write_preview_grid(args.root, args.out, n=args.n)
+    print(f"wrote {args.out}")
+
+
+def cmd_split(args: argparse.Namespace) -> None:
+    from ddep.data import check_dataset, list_train_stems, select_split, write_split
+    check_dataset(args.dataset, args.data_root)
+    stems = select_split(list_train_stems(args.dataset, args.data_root), args.dataset,
+                         args.fraction, args.seed)
+    write_split(args.out, stems)
+    print(f"{args.dataset} {args.fraction} seed {args.seed}: {len(stems)} images -> {args.out}")
+
+
+# --- training ------------------------------------------------------------------------------
+
+def cmd_pretrain_supervised(args: argparse.Namespace) -> None:
+    from ddep.train.jobs import pretrain_supervised
+    opts, sched = _options_and_schedule(args, "supervised", "builtin")
+    r = pretrain_supervised(args.data_root, args.out, opts, sched)
+    print(f"supervised encoder -> {args.out}: held-out accuracy {r['accuracy']:.3f} "
+          f"(majority {r['majority_accuracy']:.3f}), {r['iterations']} iterations")
+
+
+def cmd_pretrain_denoise(args: argparse.Namespace) -> None:
+    from ddep.data import check_dataset, get_dataset_def
+    from ddep.noise import NoiseConfig
+    from ddep.train.jobs import pretrain_denoise
+    noise = NoiseConfig(sigma=args.sigma[0] if len(args.sigma) == 1 else tuple(args.sigma),
+                        formulation=args.formulation, target=args.target, loss=args.loss)
+    spec = get_dataset_def(args.dataset)
+    unlabelled = args.unlabelled
+    if unlabelled is None:  # the target dataset's own train images, labels unused
+        if args.data_root is None:
+            raise ValueError("pass --data-root (its train images are used) or --unlabelled DIR")
+        check_dataset(args.dataset, args.data_root, splits=("train",))
+        unlabelled = Path(args.data_root) / spec.splits["train"].img_path
+    opts, sched = _options_and_schedule(args, "denoise", args.dataset)
+    m = pretrain_denoise(args.arm, spec.crop_size, spec.train_scale, spec.ratio_range, unlabelled, noise,
+                         args.out, opts, sched, dataset=args.dataset,
+                         encoder_weights=args.encoder_weights,
+                         noise_conditioning=args.noise_conditioning)
+    print(f"{args.arm} sigma={noise.label} -> {args.out}: final loss {m['final_loss']:.4f}, "
+          f"{m['iterations']} iterations in {m['wall_time_s']:.0f} s")
+
+
+def cmd_finetune(args: argparse.Namespace) -> None:
+    from ddep.configs import seg_test_pipeline, seg_train_pipeline
+    from ddep.data import check_dataset, dataset_cfg, get_dataset_def
+    from ddep.train.jobs import finetune
+    check_dataset(args.dataset, args.data_root)
+    spec = get_dataset_def(args.dataset)
+    train = dataset_cfg(args.dataset, args.data_root, "train", ann_file=str(args.split),
+                        pipeline=seg_train_pipeline(spec.crop_size, spec.train_scale, spec.ratio_range))
+    val = dataset_cfg(args.dataset, args.data_root, "val", pipeline=seg_test_pipeline(spec.test_scale))
+    opts, sched = _options_and_schedule(args, "finetune", args.dataset)
+    r = finetune(args.arm, args.dataset, spec.num_classes, spec.crop_size, train, val, args.split,
+                 args.label_fraction or args.split.stem, args.out, opts, sched,
+                 init_from=args.init_from, encoder_weights=args.encoder_weights)
+    print(f"{args.arm} {r['label_fraction']} ({r['n_labelled']} images) seed {args.seed}: "
+          f"mIoU {r['mIoU']:.2f} -> {args.out}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from ddep.noise import NoiseConfig
+    parser = argparse.ArgumentParser(
+        prog="ddep", description="Decoder denoising pretraining benchmark: one subcommand per "
+                                 "workflow step (the Snakefile calls these).")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("generate-builtin", help="generate the built-in street-scene dataset")
+    p.add_argument("--root", type=Path, required=True)
+    p.add_argument("--seed", type=int, default=0)
+    for name, default in (("n-train", 500), ("n-val", 100), ("n-unlabelled", 2000),
+                          ("n-cls-train", 2000), ("n-cls-val", 200), ("height", 64), ("width", 128)):
+        p.add_argument(f"--{name}", type=int, default=default)
+    p.set_defaults(func=cmd_generate_builtin)
+
+    p = sub.add_parser("preview", help="PNG grid of built-in images and their label maps")
+    p.add_argument("--root", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--n", type=int, default=8)
+    p.set_defaults(func=cmd_preview)
+
+    p = sub.add_parser("split", help="label-fraction split file (mmseg ann_file)")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--data-root", type=Path, required=True)
+    p.add_argument("--fraction", required=True, help="1/30, 0.05 or an image count such as 100")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(func=cmd_split)
+
+    p = sub.add_parser("pretrain-supervised",
+                       help="supervised encoder on the built-in classification data (21K stand-in)")
+    p.add_argument("--data-root", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True, help="timm-format .safetensors")
+    _job_args(p, "supervised")
+    p.set_defaults(func=cmd_pretrain_supervised)
+
+    p = sub.add_parser("pretrain-denoise", help="denoising pretraining: DeP or DDeP")
+    p.add_argument("--arm", choices=("dep", "ddep"), required=True)
+    p.add_argument("--dataset", required=True, help="sets crop size and schedule")
+    p.add_argument("--data-root", type=Path, help="dataset root (its train images are the default "
+                                                  "unlabelled source)")
+    p.add_argument("--unlabelled", type=Path, help="any folder of images instead (e.g. ImageNet train)")
+    p.add_argument("--sigma", type=float, nargs="+", default=[NoiseConfig.sigma],
+                   help="fixed noise level, or two values a b for U[a, b]")
+    p.add_argument("--formulation", choices=("unscaled", "scaled"), default="unscaled")
+    p.add_argument("--target", choices=("eps", "x"), default="eps")
+    p.add_argument("--loss", choices=("l2", "l1"), default="l2")
+    p.add_argument("--noise-conditioning", action="store_true", help="condition the decoder on sigma")
+    p.add_argument("--encoder-weights", help="ddep: timm-format supervised encoder to freeze")
+    p.add_argument("--out", type=Path, required=True, help="weights-only checkpoint (.pth)")
+    _job_args(p, "denoise")
+    p.set_defaults(func=cmd_pretrain_denoise)
+
+    p = sub.add_parser("finetune", help="fine-tune the whole network, evaluate, write the run JSON")
+    p.add_argument("--arm", choices=("none", "21k", "dep", "ddep"), required=True)
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--data-root", type=Path, required=True)
+    p.add_argument("--split", type=Path, required=True, help="label-fraction split file")
+    p.add_argument("--label-fraction", help="label for tables, e.g. 1/30 (default: split file name)")
+    p.add_argument("--init-from", help="dep/ddep: denoising checkpoint")
+    p.add_argument("--encoder-weights", help="21k: timm-format supervised encoder")
+    p.add_argument("--out", type=Path, required=True, help="per-run JSON")
+    _job_args(p, "finetune")
+    p.set_defaults(func=cmd_finetune)
+
+    from ddep.analysis.cli import add_analysis_commands
+    add_analysis_commands(sub)  # aggregate, figures
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from ddep.models.weights import CheckpointError
+    from ddep.train.components import NonFiniteLossError
+    try:
+        rc = args.func(args)
+    except NonFiniteLossError as e:
+        print(f"ddep {args.command}: stopped: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    except (ValueError, FileNotFoundError, CheckpointError) as e:
+        if os.environ.get("DDEP_DEBUG"):
+            raise
+        print(f"ddep {args.command}: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    return rc or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""Preview grid of built-in images next to their colourised label maps."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ddep.data.builtin import BUILTIN_PALETTE, IGNORE_INDEX
+
+
+def colorize(label: np.ndarray) -> np.ndarray:
+    """HxW class ids -> HxWx3 palette colours (ignore index in white)."""
+    lut = np.full((256, 3), 255, np.uint8)
+    lut[: len(BUILTIN_PALETTE)] = BUILTIN_PALETTE
+    lut[IGNORE_INDEX] = 255
+    return lut[label]
+
+
+def write_preview_grid(root: str | os.PathLike, out_png: str | os.PathLike, n: int = 8,
+                       split: str = "train", scale: int = 2) -> Path:
+    """Write a PNG with ``n`` rows of (image | label colours) from ``root``'s ``split``."""
+    root, out_png = Path(root), Path(out_png)
+    names = sorted(p.name for p in (root / "ann_dir" / split).glob("*.png"))[:n]
+    if not names:
+        raise FileNotFoundError(f"no label maps under {root / 'ann_dir' / split}")
+    rows = []
+    for name in names:
+        img = np.asarray(Image.open(root / "img_dir" / split / name).convert("RGB"))
+        lab = colorize(np.asarray(Image.open(root / "ann_dir" / split / name)))
+        gap = np.full((img.shape[0], 2, 3), 255, np.uint8)
+        rows.append(np.concatenate([img, gap, lab], 1))
+        rows.append(np.full((2, rows[-1].shape[1], 3), 255, np.uint8))
+    grid = np.concatenate(rows[:-1], 0)
+    grid = grid.repeat(scale, 0).repeat(scale, 1)
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_png.with_name(f".{out_png.name}.{os.getpid()}.tmp")
+    Image.fromarray(grid).save(tmp, format="PNG")
+    os.replace(tmp, out_png)
+    return out_png

@@ -1,0 +1,104 @@
+"""Label-fraction splits as MMSeg ``ann_file`` lists (one image stem per line).
+
+A split depends only on (dataset name, fraction, seed, the set of stems): stems are ordered by
+``sha256(f"{dataset}:{seed}:{stem}")`` and the first ``n`` are taken, so splits are identical on
+every machine and Python version, need no global RNG, and are nested across fractions per seed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from collections.abc import Iterable
+from fractions import Fraction
+from pathlib import Path
+
+
+def parse_fraction(x: str | float | int | Fraction) -> Fraction | int:
+    """Parse a label budget: ``"1/8"``, ``"0.05"``, ``0.05`` -> Fraction; ``100``/``"100"`` -> int.
+
+    An ``int`` (or a string of digits) is an image count; anything with ``/`` or ``.`` (and any
+    float) is a fraction in (0, 1]. ``"all"``/``"full"`` means the whole set.
+    """
+    if isinstance(x, bool):
+        raise ValueError(f"invalid label fraction {x!r}")
+    if isinstance(x, int):
+        if x < 1:
+            raise ValueError(f"image count must be >= 1, got {x}")
+        return x
+    if isinstance(x, str):
+        s = x.strip().lower()
+        if s in ("all", "full"):
+            return Fraction(1)
+        if s.isdigit():
+            return parse_fraction(int(s))
+        try:
+            frac = Fraction(s)
+        except (ValueError, ZeroDivisionError):
+            raise ValueError(f"invalid label fraction {x!r}") from None
+    elif isinstance(x, Fraction):
+        frac = x
+    elif isinstance(x, float):
+        frac = Fraction(repr(x))  # the decimal the user wrote: 0.05 -> 1/20 exactly
+    else:
+        raise ValueError(f"invalid label fraction {x!r}")
+    if not 0 < frac <= 1:
+        raise ValueError(f"label fraction must be in (0, 1], got {x!r}")
+    return frac
+
+
+def split_size(fraction: str | float | int | Fraction, n_total: int) -> int:
+    """Number of labelled images for a fraction of ``n_total`` (or a count, capped at n_total).
+
+    Fractions round *up* (exact rational arithmetic): this reproduces the counts used in the
+    semi-supervised Cityscapes literature, 2975 -> 100/186/372/744/1488 for 1/30..1/2 (round-half
+    would give 99 for 1/30).
+    """
+    f = parse_fraction(fraction)
+    if isinstance(f, int):
+        if f > n_total:
+            raise ValueError(f"asked for {f} labelled images but only {n_total} exist")
+        return f
+    return max(1, min(n_total, math.ceil(f * n_total)))
+
+
+def _rank(dataset: str, seed: int, stem: str) -> str:
+    return hashlib.sha256(f"{dataset}:{seed}:{stem}".encode()).hexdigest()
+
+
+def select_split(stems: Iterable[str], dataset: str, fraction: str | float | int | Fraction,
+                 seed: int) -> list[str]:
+    """The labelled subset for (dataset, fraction, seed), returned sorted by stem."""
+    pool = sorted(set(stems))
+    if not pool:
+        raise ValueError(f"no training images to split for dataset {dataset!r}")
+    n = split_size(fraction, len(pool))
+    order = sorted(pool, key=lambda s: (_rank(dataset, seed, s), s))
+    return sorted(order[:n])
+
+
+def write_split(path: str | os.PathLike, stems: Iterable[str]) -> Path:
+    """Write stems one per line (MMSeg ``ann_file``), atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text("".join(f"{s}\n" for s in stems))
+    os.replace(tmp, path)
+    return path
+
+
+def list_train_stems(name: str, data_root: str | os.PathLike) -> list[str]:
+    """All training-image stems of a dataset (relative to its image prefix, suffix removed)."""
+    from ddep.data.datasets import get_dataset_def  # the one table of dataset definitions
+
+    d = get_dataset_def(name)
+    split = d.splits["train"]
+    root = Path(data_root)
+    if split.ann_file:
+        lines = (root / split.ann_file).read_text().splitlines()
+        return sorted({ln.strip() for ln in lines if ln.strip()})
+    img_dir = root / split.img_path
+    stems = [str(p.relative_to(img_dir).as_posix())[: -len(d.img_suffix)]
+             for p in img_dir.rglob(f"*{d.img_suffix}") if p.is_file()]
+    return sorted(stems)

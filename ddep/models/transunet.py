@@ -1,0 +1,219 @@
+"""TransUNet (Chen et al. 2021) as MMSegmentation modules.
+
+* :class:`TransUNetEncoder` — timm's ResNetV2 + ViT hybrid (``VisionTransformer`` with
+  ``HybridEmbed``), returning the CNN skip features at strides 2, 4, 8 and the transformer
+  tokens reshaped to a stride-16 map (class token dropped).
+* :class:`TransUNetHead` — the cascaded upsampler: a 3x3 conv on the tokens, then four
+  (upsample x2, concat skip, two conv-norm-relu) blocks, then the final projection
+  ``conv_seg`` (a separately named layer, replaced between pretraining and fine-tuning).
+
+Presets: ``r50_vit_b16`` is exactly timm's ``vit_base_r50_s16_224`` encoder (the paper's);
+``tiny`` has the same structure with small widths and depth, for CPU runs.
+"""
+from __future__ import annotations
+
+import math
+from functools import partial
+from typing import Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmcv.cnn import ConvModule
+from mmengine.logging import print_log
+from mmengine.model import BaseModule
+from mmseg.models.decode_heads.decode_head import BaseDecodeHead
+from mmseg.models.segmentors import EncoderDecoder
+from mmseg.registry import MODELS
+from timm.layers import GroupNormAct, StdConv2dSame
+from timm.layers.hybrid_embed import HybridEmbed
+from timm.models.resnetv2 import ResNetV2
+from timm.models.vision_transformer import VisionTransformer
+
+PRESETS: dict[str, dict] = {
+    # The paper's R50-ViT-B/16: ResNetV2 stages (3, 4, 9) then ViT-B (12 x 768, 12 heads).
+    "r50_vit_b16": dict(
+        encoder=dict(resnet_layers=(3, 4, 9), resnet_channels=(256, 512, 1024), stem_channels=64,
+                     norm_groups=32, embed_dim=768, depth=12, num_heads=12),
+        decoder=dict(head_channels=512, decoder_channels=(256, 128, 64, 16)),
+    ),
+    # Same classes, ~100x fewer FLOPs: for laptops and CI.
+    "tiny": dict(
+        encoder=dict(resnet_layers=(1, 1, 1), resnet_channels=(64, 128, 256), stem_channels=32,
+                     norm_groups=8, embed_dim=192, depth=4, num_heads=3),
+        decoder=dict(head_channels=128, decoder_channels=(64, 32, 16, 16)),
+    ),
+}
+
+STRIDES = (2, 4, 8, 16)
+
+
+def get_preset(name: str) -> dict:
+    """Encoder and decoder arguments of a preset; a clear error for an unknown name."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown model preset {name!r}; choose one of {sorted(PRESETS)}")
+    return PRESETS[name]
+
+
+def build_hybrid_vit(resnet_layers: Sequence[int], resnet_channels: Sequence[int],
+                     stem_channels: int, norm_groups: int, embed_dim: int, depth: int,
+                     num_heads: int, img_size: int | Sequence[int] = 224) -> VisionTransformer:
+    """timm's ResNetV2 + ViT hybrid, built the way ``timm.create_model('vit_base_r50_s16_224')``
+    builds it (same module names, so timm checkpoints load), with ``dynamic_img_size`` so any
+    input divisible by 16 works."""
+    cnn = ResNetV2(
+        layers=tuple(resnet_layers), channels=tuple(resnet_channels), stem_chs=stem_channels,
+        num_classes=0, global_pool="", preact=False, stem_type="same",
+        conv_layer=partial(StdConv2dSame, eps=1e-8),
+        norm_layer=partial(GroupNormAct, num_groups=norm_groups))
+    return VisionTransformer(
+        img_size=img_size, patch_size=1, embed_dim=embed_dim, depth=depth, num_heads=num_heads,
+        num_classes=0, dynamic_img_size=True, embed_layer=partial(HybridEmbed, backbone=cnn))
+
+
+@MODELS.register_module()
+class TransUNetEncoder(BaseModule):
+    """ResNetV2 + ViT hybrid encoder returning ``[s2, s4, s8, tokens16]`` (NCHW maps).
+
+    Args:
+        preset: name in :data:`PRESETS`.
+        img_size: training crop size; the position embedding is stored at this grid and
+            resampled on the fly for other sizes.
+        pretrained: a timm-format checkpoint (``.pth``/``.safetensors`` file, or a timm hub
+            name such as ``vit_base_r50_s16_224.orig_in21k`` found in the local HF cache),
+            loaded by :meth:`init_weights`.
+    """
+
+    def __init__(self, preset: str = "r50_vit_b16", img_size: int | Sequence[int] = 224,
+                 pretrained: str | None = None, init_cfg: dict | None = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.arch = get_preset(preset)["encoder"]
+        self.vit = build_hybrid_vit(img_size=img_size, **self.arch)
+        self.pretrained = pretrained
+        stem = self.arch["stem_channels"]
+        self.out_channels = (stem, *self.arch["resnet_channels"][:2], self.arch["embed_dim"])
+
+    def init_weights(self) -> None:
+        # timm already initialised the modules at construction; only load a checkpoint here.
+        if self.pretrained:
+            from ddep.models.weights import load_timm_encoder
+            load_timm_encoder(self.vit, self.pretrained)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        n, _, h, w = x.shape
+        if h % 16 or w % 16:
+            raise ValueError(f"TransUNet input size must be divisible by 16, got {h}x{w}")
+        embed = self.vit.patch_embed
+        # timm's ResNetV2 feature indices: 0 = stem (stride 2, before pooling), 1.. = stages.
+        cnn_out, skips = embed.backbone.forward_intermediates(x, indices=(0, 1, 2))
+        tokens = embed.proj(cnn_out).permute(0, 2, 3, 1)  # NHWC, as dynamic pos-embed expects
+        t = self.vit._pos_embed(tokens)
+        t = self.vit.norm_pre(self.vit.patch_drop(t))
+        t = self.vit.norm(self.vit.blocks(t))
+        t = t[:, self.vit.num_prefix_tokens:]
+        tokens16 = t.transpose(1, 2).reshape(n, -1, h // 16, w // 16)
+        return [*skips, tokens16]
+
+
+class DecoderBlock(nn.Module):
+    """Upsample x2, concatenate the skip feature (if any), two conv-norm-relu."""
+
+    def __init__(self, in_channels: int, skip_channels: int, out_channels: int,
+                 norm_cfg: dict, act_cfg: dict) -> None:
+        super().__init__()
+        conv = partial(ConvModule, kernel_size=3, padding=1, norm_cfg=norm_cfg, act_cfg=act_cfg)
+        self.conv1 = conv(in_channels + skip_channels, out_channels)
+        self.conv2 = conv(out_channels, out_channels)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor | None) -> torch.Tensor:
+        size = skip.shape[-2:] if skip is not None else tuple(2 * s for s in x.shape[-2:])
+        x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+        if skip is not None:
+            x = torch.cat([x, skip], dim=1)
+        return self.conv2(self.conv1(x))
+
+
+class NoiseLevelEmbedding(nn.Module):
+    """Sinusoidal features of log(sigma) -> MLP -> one bias per decoder channel (ablation only)."""
+
+    def __init__(self, out_features: int, num_frequencies: int = 16, hidden: int = 128) -> None:
+        super().__init__()
+        self.register_buffer("freqs", torch.exp(torch.linspace(0, math.log(1000), num_frequencies)),
+                             persistent=False)
+        self.mlp = nn.Sequential(nn.Linear(2 * num_frequencies, hidden), nn.SiLU(),
+                                 nn.Linear(hidden, out_features))
+
+    def forward(self, sigma: torch.Tensor) -> torch.Tensor:
+        angle = torch.log(sigma.clamp_min(1e-4))[:, None] * self.freqs[None]
+        return self.mlp(torch.cat([angle.sin(), angle.cos()], dim=1))
+
+
+@MODELS.register_module()
+class TransUNetHead(BaseDecodeHead):
+    """TransUNet's cascaded upsampler.
+
+    Args:
+        in_channels: channels of ``[s2, s4, s8, tokens16]`` from the encoder.
+        head_channels: output of the 3x3 conv on the tokens (512 in TransUNet).
+        decoder_channels: outputs of the four upsampling blocks (256, 128, 64, 16).
+        noise_conditioning: add a sigma embedding to every block (denoising ablation only).
+        **kwargs: :class:`BaseDecodeHead` arguments (``num_classes``, ``norm_cfg``, loss, ...).
+    """
+
+    def __init__(self, in_channels: Sequence[int], head_channels: int = 512,
+                 decoder_channels: Sequence[int] = (256, 128, 64, 16),
+                 noise_conditioning: bool = False, **kwargs) -> None:
+        kwargs.setdefault("dropout_ratio", 0.0)
+        super().__init__(in_channels=list(in_channels), channels=decoder_channels[-1],
+                         in_index=list(range(len(in_channels))),
+                         input_transform="multiple_select", **kwargs)
+        skip_channels = (*reversed(self.in_channels[:3]), 0)  # s8, s4, s2, none
+        self.conv_more = ConvModule(self.in_channels[3], head_channels, 3, padding=1,
+                                    norm_cfg=self.norm_cfg, act_cfg=self.act_cfg)
+        ins = (head_channels, *decoder_channels[:-1])
+        self.blocks = nn.ModuleList(
+            DecoderBlock(i, s, o, self.norm_cfg, self.act_cfg)
+            for i, s, o in zip(ins, skip_channels, decoder_channels))
+        self.noise_embed = NoiseLevelEmbedding(sum(decoder_channels)) if noise_conditioning else None
+        # The final projection: 3x3 as in TransUNet's SegmentationHead (BaseDecodeHead's is 1x1).
+        self.conv_seg = nn.Conv2d(self.channels, self.out_channels, kernel_size=3, padding=1)
+
+    def forward(self, inputs: Sequence[torch.Tensor],
+                noise_level: torch.Tensor | None = None) -> torch.Tensor:
+        s2, s4, s8, tokens = self._transform_inputs(inputs)
+        biases: Sequence[torch.Tensor | None] = [None] * len(self.blocks)
+        if self.noise_embed is not None:
+            if noise_level is None:
+                raise ValueError("this head is noise-conditioned: pass noise_level")
+            sizes = [b.conv2.conv.out_channels for b in self.blocks]
+            biases = self.noise_embed(noise_level).split(sizes, dim=1)
+        x = self.conv_more(tokens)
+        for block, skip, bias in zip(self.blocks, (s8, s4, s2, None), biases):
+            x = block(x, skip)
+            if bias is not None:
+                x = x + bias[:, :, None, None].to(x.dtype)
+        return self.cls_seg(x)
+
+
+@MODELS.register_module()
+class TransUNetSegmentor(EncoderDecoder):
+    """mmseg's EncoderDecoder that can start from a denoising-pretrained checkpoint.
+
+    Args:
+        init_from: a weights checkpoint of a :class:`DenoisingPretrainer` (or any model with
+            the same ``backbone``/``decode_head`` names). Everything but the final projection
+            is loaded in :meth:`init_weights`, before any resume, so resuming wins.
+    """
+
+    final_projection = "decode_head.conv_seg"
+
+    def __init__(self, *args, init_from: str | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.init_from = init_from
+
+    def init_weights(self) -> None:
+        super().init_weights()
+        if self.init_from:
+            from ddep.models.weights import transfer_weights
+            report = transfer_weights(self, self.init_from)
+            print_log(f"initialised from {self.init_from}: {report.summary()}", logger="current")

@@ -1,0 +1,128 @@
+"""Checkpoint I/O: timm-format encoder weights, pretraining -> fine-tuning transfer, export."""
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+from timm.models.vision_transformer import VisionTransformer, checkpoint_filter_fn
+
+HUB_HINT = ("download it on a machine with internet access, e.g. "
+            "`huggingface-cli download timm/vit_base_r50_s16_224.orig_in21k` (then copy "
+            "~/.cache/huggingface), or pass the path of a .safetensors/.pth file")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing or does not fit the model."""
+
+
+def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+        return load_file(str(path))
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    for key in ("state_dict", "model", "module"):
+        if isinstance(ckpt, dict) and isinstance(ckpt.get(key), dict):
+            ckpt = ckpt[key]
+    return ckpt
+
+
+def resolve_checkpoint(source: str | os.PathLike) -> Path:
+    """A local file, or a timm hub name (``vit_base_r50_s16_224.orig_in21k``) found in the
+    local Hugging Face cache. Never downloads."""
+    path = Path(os.path.expanduser(str(source)))
+    if path.is_file():
+        return path
+    if path.suffix in (".pth", ".pt", ".bin", ".safetensors") or os.sep in str(source):
+        raise CheckpointError(f"checkpoint file not found: {path}")
+    from huggingface_hub import try_to_load_from_cache
+    repo = source if str(source).startswith("timm/") else f"timm/{source}"
+    for filename in ("model.safetensors", "pytorch_model.bin"):
+        cached = try_to_load_from_cache(repo_id=str(repo), filename=filename)
+        if isinstance(cached, str):
+            return Path(cached)
+    raise CheckpointError(f"timm weights {repo!r} are not in the local Hugging Face cache "
+                          f"({os.environ.get('HF_HOME', '~/.cache/huggingface')}); {HUB_HINT}")
+
+
+def load_timm_encoder(vit: VisionTransformer, source: str | os.PathLike) -> None:
+    """Load timm-format hybrid ViT weights (e.g. ``vit_base_r50_s16_224.orig_in21k``) into
+    ``vit``, resampling the position embedding to the model's grid. Classifier weights are
+    ignored; any other missing, unexpected or mis-shaped key is an error."""
+    path = resolve_checkpoint(source)
+    state = {k: v for k, v in _read_state_dict(path).items() if not k.startswith("head.")}
+    state = checkpoint_filter_fn(state, vit)  # timm's own converter: pos-embed resampling etc.
+    own = vit.state_dict()
+    bad = [f"{k}: {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+           for k, v in state.items() if k in own and v.shape != own[k].shape]
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    if bad or missing or unexpected:
+        raise CheckpointError(
+            f"{path} does not fit this encoder (wrong preset?): "
+            f"missing={missing[:5]} unexpected={unexpected[:5]} shape mismatches={bad[:5]}")
+    vit.load_state_dict(state)
+
+
+@dataclass
+class TransferReport:
+    loaded: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # in the checkpoint, not taken
+    missing: list[str] = field(default_factory=list)  # in the model, left as initialised
+
+    def summary(self) -> str:
+        def heads(keys: list[str]) -> str:
+            return ", ".join(sorted({k.rsplit(".", 1)[0] for k in keys})) or "-"
+        return (f"loaded {len(self.loaded)} tensors; skipped {len(self.skipped)} "
+                f"({heads(self.skipped)}); missing {len(self.missing)} ({heads(self.missing)})")
+
+
+def transfer_weights(model: nn.Module, source: str | os.PathLike) -> TransferReport:
+    """Load every tensor of a pretraining checkpoint except the final projection.
+
+    The final projection is named by the model (``model.final_projection``); tensors absent
+    from the model (e.g. the noise-level embedding) or with another shape are skipped."""
+    path = Path(source)
+    if not path.is_file():
+        raise CheckpointError(f"pretrained checkpoint not found: {path}")
+    state = _read_state_dict(path)
+    projection = model.final_projection + "."
+    own = model.state_dict()
+    report = TransferReport()
+    take = {}
+    for key, value in state.items():
+        if key.startswith(projection) or key not in own or own[key].shape != value.shape:
+            report.skipped.append(key)
+        else:
+            take[key] = value
+            report.loaded.append(key)
+    report.missing = sorted(set(own) - set(take))
+    model.load_state_dict(take, strict=False)
+    return report
+
+
+def save_atomic(obj: object, path: str | os.PathLike) -> None:
+    """torch.save to a temporary file next to ``path``, then rename: never a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import save_file
+            save_file({k: v.contiguous() for k, v in obj.items()}, tmp)  # type: ignore[union-attr]
+        else:
+            torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def export_weights(model: nn.Module, path: str | os.PathLike, meta: dict | None = None) -> None:
+    """Weights-only checkpoint (no optimizer state), as used downstream."""
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    save_atomic({"state_dict": state, "meta": meta or {}}, path)

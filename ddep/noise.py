@@ -1,0 +1,112 @@
+"""The denoising objective: the only place noise is added to images.
+
+Pixel space: images are normalised to [-1, 1] (mean = std = 127.5, as in DDPM and the paper)
+by the model's data preprocessor *before* they reach this module, so ``sigma`` is measured in
+units of half the 8-bit range: sigma = 0.2 is a noise std of about 25 grey levels.
+
+Two corruptions, both driven by the same noise level ``sigma``:
+
+* ``unscaled``:  x_noisy = x + sigma * eps
+* ``scaled``:    x_noisy = sqrt(gamma) * x + sqrt(1 - gamma) * eps,  gamma = 1 / (1 + sigma^2)
+
+so the scaled form is the unscaled one divided by sqrt(1 + sigma^2): the same signal-to-noise
+ratio, but variance preserving (unit-variance x stays unit variance). The network predicts
+``eps`` (default) or the clean ``x``; the loss is the mean squared (or absolute) error.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal, NamedTuple
+
+import torch
+
+Formulation = Literal["unscaled", "scaled"]
+Target = Literal["eps", "x"]
+LossKind = Literal["l2", "l1"]
+
+
+@dataclass(frozen=True)
+class NoiseConfig:
+    """One denoising setting.
+
+    Args:
+        sigma: a fixed noise level, or an interval ``(a, b)`` from which each sample's level
+            is drawn uniformly.
+        formulation: ``"unscaled"`` (x + sigma*eps) or ``"scaled"`` (variance preserving).
+        target: what the network predicts, ``"eps"`` or ``"x"``.
+        loss: ``"l2"`` (paper) or ``"l1"``.
+    """
+
+    sigma: float | tuple[float, float] = 0.2
+    formulation: Formulation = "unscaled"
+    target: Target = "eps"
+    loss: LossKind = "l2"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.sigma, (list, tuple)):
+            if len(self.sigma) != 2:
+                raise ValueError(f"noise sigma interval must be [a, b], got {list(self.sigma)}")
+            a, b = (float(v) for v in self.sigma)
+            if not 0 <= a <= b:
+                raise ValueError(f"noise sigma interval [a, b] needs 0 <= a <= b, got [{a}, {b}]")
+            object.__setattr__(self, "sigma", (a, b))
+        else:
+            if not (float(self.sigma) >= 0 and math.isfinite(float(self.sigma))):
+                raise ValueError(f"noise sigma must be a finite number >= 0, got {self.sigma}")
+            object.__setattr__(self, "sigma", float(self.sigma))
+        for key, value, allowed in (("formulation", self.formulation, ("unscaled", "scaled")),
+                                    ("target", self.target, ("eps", "x")),
+                                    ("loss", self.loss, ("l2", "l1"))):
+            if value not in allowed:
+                raise ValueError(f"noise {key} must be one of {allowed}, got {value!r}")
+
+    @property
+    def label(self) -> str:
+        """Short name of the sigma setting used in file names and tables: '0.2' or 'U(0.2,0.3)'."""
+        if isinstance(self.sigma, tuple):
+            return f"U({self.sigma[0]:g},{self.sigma[1]:g})"
+        return f"{self.sigma:g}"
+
+
+class NoisyBatch(NamedTuple):
+    noisy: torch.Tensor   # network input
+    target: torch.Tensor  # what the network should predict
+    sigma: torch.Tensor   # (N,) noise level of each sample, for optional conditioning
+
+
+def sample_sigma(cfg: NoiseConfig, batch_size: int, device: torch.device | str = "cpu",
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+    """Noise level per sample: the fixed value, or U[a, b] draws."""
+    if isinstance(cfg.sigma, tuple):
+        a, b = cfg.sigma
+        u = torch.rand(batch_size, generator=generator, device=device)
+        return a + (b - a) * u
+    return torch.full((batch_size,), cfg.sigma, device=device)
+
+
+def corrupt(x: torch.Tensor, sigma: torch.Tensor, eps: torch.Tensor,
+            formulation: Formulation = "unscaled") -> torch.Tensor:
+    """Apply the corruption with per-sample ``sigma`` (shape (N,)) and noise ``eps`` (shape of x)."""
+    s = sigma.to(x.dtype).view(-1, *([1] * (x.dim() - 1)))
+    if formulation == "unscaled":
+        return x + s * eps
+    if formulation == "scaled":
+        gamma = 1.0 / (1.0 + s * s)
+        return gamma.sqrt() * x + (1.0 - gamma).sqrt() * eps
+    raise ValueError(f"unknown noise formulation {formulation!r}")
+
+
+def make_noisy_batch(x: torch.Tensor, cfg: NoiseConfig,
+                     generator: torch.Generator | None = None) -> NoisyBatch:
+    """Corrupt a batch of [-1, 1] images and return (input, target, sigma)."""
+    sigma = sample_sigma(cfg, x.shape[0], x.device, generator)
+    eps = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    noisy = corrupt(x, sigma, eps, cfg.formulation)
+    return NoisyBatch(noisy, eps if cfg.target == "eps" else x, sigma)
+
+
+def denoising_loss(pred: torch.Tensor, target: torch.Tensor, kind: LossKind = "l2") -> torch.Tensor:
+    """Mean squared (``l2``) or absolute (``l1``) error over all pixels and channels."""
+    diff = pred.float() - target.float()
+    return diff.pow(2).mean() if kind == "l2" else diff.abs().mean()

@@ -1,0 +1,285 @@
+"""The training jobs. Each composes one MMSegmentation config (dataset x preset x schedule x
+arm), trains it with an mmengine ``Runner`` (resuming from its work dir) and writes its one
+output atomically."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from mmengine.config import Config
+from mmengine.dist import is_main_process
+from mmengine.model import is_model_wrapper
+from mmengine.runner import Runner
+
+from ddep.configs import (DATA_PREPROCESSOR, classification_pipeline, denoiser_cfg,
+                          image_train_pipeline, seg_test_pipeline, seg_train_pipeline, segmentor_cfg)
+from ddep.noise import NoiseConfig
+from ddep.train.schedules import Schedule
+
+ARMS = ("none", "21k", "dep", "ddep")
+DENOISING_ARMS = ("dep", "ddep")
+RUNTIME_BASE = Path(__file__).resolve().parent.parent / "configs" / "runtime.py"
+
+
+@dataclass
+class JobOptions:
+    """What every job shares: where it works, its seed, model size and hardware settings."""
+    work_dir: Path
+    preset: str = "tiny"
+    seed: int = 0
+    amp: str = "none"          # none | bf16 | fp16 (CUDA autocast)
+    launcher: str = "none"     # none | pytorch (torchrun) | slurm
+    pin_memory: bool = False
+    cfg_options: dict = field(default_factory=dict)
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def write_json(path: str | os.PathLike, obj: dict) -> None:
+    """Atomic, strict JSON (NaN becomes null)."""
+    def clean(v):
+        if isinstance(v, float) and v != v:
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        return v
+    _atomic_write_text(Path(path), json.dumps(clean(obj), indent=2, allow_nan=False) + "\n")
+
+
+def _optim_wrapper(opts: JobOptions, sched: Schedule, **extra) -> dict:
+    wrapper = dict(type="OptimWrapper", optimizer=dict(
+        type="AdamW", lr=sched.lr, betas=(0.9, 0.999), weight_decay=sched.weight_decay), **extra)
+    if opts.amp != "none":
+        wrapper.update(type="AmpOptimWrapper", dtype="bfloat16" if opts.amp == "bf16" else "float16")
+    return wrapper
+
+
+def _param_scheduler(sched: Schedule) -> list[dict]:
+    poly = dict(type="PolyLR", eta_min=0.0, power=1.0, begin=sched.warmup_iters,
+                end=sched.max_iters, by_epoch=False)
+    if not sched.warmup_iters:
+        return [poly]
+    return [dict(type="LinearLR", start_factor=1e-3, by_epoch=False, begin=0,
+                 end=sched.warmup_iters), poly]
+
+
+def build_config(opts: JobOptions, sched: Schedule, model: dict, train_dataset: dict,
+                 optim_wrapper: dict | None = None, val_dataset: dict | None = None,
+                 val_evaluator: dict | None = None) -> Config:
+    """A complete mmengine config for one job, on top of mmseg's default runtime."""
+    cfg = Config.fromfile(str(RUNTIME_BASE))
+    loader = dict(num_workers=sched.num_workers, persistent_workers=sched.num_workers > 0,
+                  pin_memory=opts.pin_memory)
+    cfg.merge_from_dict(dict(
+        work_dir=str(opts.work_dir), launcher=opts.launcher,
+        randomness=dict(seed=opts.seed, deterministic=False),
+        model=model,
+        train_dataloader=dict(batch_size=sched.batch_size, sampler=dict(type="InfiniteSampler", shuffle=True),
+                              dataset=train_dataset, **loader),
+        # validation runs once, after training (see finetune), never mid-training
+        train_cfg=dict(type="IterBasedTrainLoop", max_iters=sched.max_iters,
+                       val_interval=sched.max_iters + 1),
+        optim_wrapper=optim_wrapper or _optim_wrapper(opts, sched),
+        param_scheduler=_param_scheduler(sched),
+        default_hooks=dict(
+            timer=dict(type="IterTimerHook"),
+            logger=dict(type="LoggerHook", interval=sched.log_interval, log_metric_by_epoch=False),
+            param_scheduler=dict(type="ParamSchedulerHook"),
+            checkpoint=dict(type="CheckpointHook", by_epoch=False, interval=sched.checkpoint_interval,
+                            max_keep_ckpts=1, save_last=True),
+            sampler_seed=dict(type="DistSamplerSeedHook")),
+        custom_hooks=[dict(type="FiniteLossHook")],
+    ))
+    if val_dataset is not None:
+        cfg.merge_from_dict(dict(
+            val_dataloader=dict(batch_size=1, sampler=dict(type="DefaultSampler", shuffle=False),
+                                dataset=val_dataset, **loader),
+            val_cfg=dict(type="ValLoop"), val_evaluator=val_evaluator))
+    if opts.cfg_options:
+        cfg.merge_from_dict(opts.cfg_options)
+    return cfg
+
+
+def config_hash(cfg: Config) -> str:
+    """Hash of the resolved config, without where it ran."""
+    d = cfg.to_dict()
+    for key in ("work_dir", "launcher"):
+        d.pop(key, None)
+    return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def provenance() -> dict:
+    import mmcv
+    import mmengine
+    import mmseg
+    import timm
+    import torch
+
+    import ddep
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(ddep.__file__).parent,
+                                capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return dict(git_commit=commit or "unknown", versions=dict(
+        ddep=ddep.__version__, torch=torch.__version__, mmcv=mmcv.__version__,
+        mmengine=mmengine.__version__, mmseg=mmseg.__version__, timm=timm.__version__))
+
+
+def _train(cfg: Config) -> Runner:
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    return runner
+
+
+def _bare(model):
+    return model.module if is_model_wrapper(model) else model
+
+
+def _norm_cfg(opts: JobOptions) -> dict:
+    return dict(type="SyncBN" if opts.launcher != "none" else "BN", requires_grad=True)
+
+
+# --- supervised encoder (the built-in ImageNet-21k stand-in) -------------------------------
+
+def pretrain_supervised(data_root: Path, out: Path, opts: JobOptions, sched: Schedule) -> dict:
+    """Train the encoder as a grid-presence classifier on the built-in classification data and
+    save it in timm format (``.safetensors``), so 21K and DDeP take the timm loading path."""
+    meta_path = Path(data_root) / "meta.json"
+    if not meta_path.is_file():
+        raise FileNotFoundError(f"{meta_path} not found: generate the built-in dataset first "
+                                f"(`ddep generate-builtin --root {data_root}`)")
+    meta = json.loads(meta_path.read_text())
+    size = (meta["params"]["height"], meta["params"]["width"])
+    cls = Path(data_root) / "cls"
+    model = dict(type="GridPresenceClassifier", num_classes=len(meta["classes"]), grid=meta["grid"],
+                 data_preprocessor=DATA_PREPROCESSOR,
+                 backbone=dict(type="TransUNetEncoder", preset=opts.preset, img_size=size))
+    data = [dict(type="MultiLabelImageDataset", ann_file=str(cls / f"{s}.json"),
+                 data_prefix=dict(img_path=str(cls / s)), pipeline=classification_pipeline())
+            for s in ("train", "val")]
+    cfg = build_config(opts, sched, model, data[0], val_dataset=data[1],
+                       val_evaluator=dict(type="MultiLabelAccuracy"))
+    start = time.time()
+    runner = _train(cfg)
+    metrics = runner.val()
+    result = dict(stage="supervised", preset=opts.preset, iterations=runner.iter,
+                  wall_time_s=round(time.time() - start, 2), config_hash=config_hash(cfg),
+                  **{k.split("/")[-1]: float(v) for k, v in metrics.items()}, **provenance())
+    if is_main_process():
+        from ddep.models.weights import save_atomic
+        vit = _bare(runner.model).backbone.vit
+        save_atomic({k: v.detach().cpu() for k, v in vit.state_dict().items()}, out)
+        write_json(Path(out).with_suffix(".json"), result)
+    return result
+
+
+# --- denoising pretraining (DeP / DDeP) ---------------------------------------------------
+
+def pretrain_denoise(arm: str, crop_size: tuple[int, int], scale: tuple[int, int],
+                     ratio_range: tuple[float, float], unlabelled_dir: Path, noise: NoiseConfig,
+                     out: Path, opts: JobOptions, sched: Schedule, dataset: str,
+                     encoder_weights: str | None = None, noise_conditioning: bool = False) -> dict:
+    """Pretrain with the denoising objective and write a weights-only checkpoint whose meta
+    records the arm and noise setting (fine-tuning reads its identity from there)."""
+    if arm not in DENOISING_ARMS:
+        raise ValueError(f"denoising arm must be one of {DENOISING_ARMS}, got {arm!r}")
+    if arm == "ddep" and not encoder_weights:
+        raise ValueError("arm 'ddep' freezes a supervised encoder: pass --encoder-weights "
+                         "(the timm-format checkpoint from `ddep pretrain-supervised` or in21k)")
+    if arm == "dep" and encoder_weights:
+        raise ValueError("arm 'dep' pretrains the whole U-Net from random init: "
+                         "drop --encoder-weights (or use arm 'ddep')")
+    unlabelled_dir = Path(unlabelled_dir)
+    if not unlabelled_dir.is_dir():
+        raise FileNotFoundError(f"unlabelled image folder not found: {unlabelled_dir}")
+    model = denoiser_cfg(opts.preset, crop_size, noise=asdict(noise), freeze_encoder=arm == "ddep",
+                         noise_conditioning=noise_conditioning, pretrained=encoder_weights,
+                         norm_cfg=_norm_cfg(opts))
+    data = dict(type="UnlabelledImageDataset", data_root=str(unlabelled_dir),
+                pipeline=image_train_pipeline(crop_size, scale, ratio_range))
+    wrapper = _optim_wrapper(opts, sched, constructor="TrainableOnlyOptimWrapperConstructor")
+    cfg = build_config(opts, sched, model, data, optim_wrapper=wrapper)
+    start = time.time()
+    runner = _train(cfg)
+    loss = runner.message_hub.get_scalar("train/loss")
+    meta = dict(stage="denoise", arm=arm, dataset=dataset, sigma=noise.label,
+                formulation=noise.formulation, target=noise.target, loss=noise.loss,
+                noise_conditioning=noise_conditioning, preset=opts.preset,
+                iterations=runner.iter, final_loss=float(loss.mean(50)) if loss else None,
+                wall_time_s=round(time.time() - start, 2), config_hash=config_hash(cfg),
+                encoder_weights=str(encoder_weights) if encoder_weights else None, **provenance())
+    if is_main_process():
+        from ddep.models.weights import export_weights
+        export_weights(_bare(runner.model), out, meta=meta)
+    return meta
+
+
+# --- fine-tuning + evaluation -------------------------------------------------------------
+
+def read_checkpoint_meta(path: str | os.PathLike) -> dict:
+    import torch
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"pretrained checkpoint not found: {path}")
+    return torch.load(path, map_location="cpu", weights_only=True).get("meta", {})
+
+
+def finetune(arm: str, dataset: str, num_classes: int, crop_size: tuple[int, int],
+             train_dataset: dict, val_dataset: dict, split_file: Path, label_fraction: str,
+             out: Path, opts: JobOptions, sched: Schedule, init_from: str | None = None,
+             encoder_weights: str | None = None) -> dict:
+    """Fine-tune the whole network on a labelled split, evaluate on the full val split with
+    mmseg's IoU metric and write the run's JSON (identity + metrics + provenance)."""
+    if arm not in ARMS:
+        raise ValueError(f"arm must be one of {ARMS}, got {arm!r}")
+    needs = {"none": (), "21k": ("encoder_weights",), "dep": ("init_from",), "ddep": ("init_from",)}
+    what = {"init_from": "a denoising checkpoint", "encoder_weights": "a timm-format supervised encoder"}
+    for name, value in (("init_from", init_from), ("encoder_weights", encoder_weights)):
+        flag = "--" + name.replace("_", "-")
+        if name in needs[arm] and not value:
+            raise ValueError(f"arm {arm!r} needs {flag} ({what[name]})")
+        if name not in needs[arm] and value:
+            raise ValueError(f"arm {arm!r} takes no {flag}")
+    split_file = Path(split_file)
+    if not split_file.is_file():
+        raise FileNotFoundError(f"split file not found: {split_file} (make it with `ddep split`)")
+    n_labelled = sum(1 for line in split_file.read_text().splitlines() if line.strip())
+    pre = read_checkpoint_meta(init_from) if init_from else {}
+    if pre and pre.get("arm") not in (None, arm):
+        raise ValueError(f"{init_from} was pretrained with arm {pre.get('arm')!r}, not {arm!r}")
+    model = segmentor_cfg(opts.preset, num_classes, crop_size, norm_cfg=_norm_cfg(opts),
+                          pretrained=encoder_weights, init_from=init_from)
+    extra = {}
+    if arm != "none" and sched.encoder_lr_mult != 1.0:
+        extra["paramwise_cfg"] = dict(custom_keys={"backbone": dict(lr_mult=sched.encoder_lr_mult)})
+    cfg = build_config(opts, sched, model, train_dataset, optim_wrapper=_optim_wrapper(opts, sched, **extra),
+                       val_dataset=val_dataset, val_evaluator=dict(type="PerClassIoUMetric", iou_metrics=["mIoU"]))
+    start = time.time()
+    runner = _train(cfg)
+    metrics = runner.val()
+    per_class = {k[len("IoU."):]: v for k, v in metrics.items() if k.startswith("IoU.")}
+    result = dict(
+        dataset=dataset, label_fraction=str(label_fraction), n_labelled=n_labelled, arm=arm,
+        sigma=pre.get("sigma", "-"), formulation=pre.get("formulation", "-"),
+        target=pre.get("target", "-"), noise_conditioning=pre.get("noise_conditioning", False),
+        seed=opts.seed, preset=opts.preset,
+        mIoU=float(metrics["mIoU"]), aAcc=float(metrics["aAcc"]), mAcc=float(metrics["mAcc"]),
+        per_class_iou=per_class, iterations=runner.iter, wall_time_s=round(time.time() - start, 2),
+        config_hash=config_hash(cfg), split_file=str(split_file),
+        pretrained=str(init_from or encoder_weights or ""), **provenance())
+    if is_main_process():
+        write_json(out, result)
+    return result

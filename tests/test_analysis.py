@@ -1,0 +1,323 @@
+"""Fast tests of ddep.analysis on synthetic per-run JSONs (no training, no GPU)."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ddep.analysis import (
+    RunFileError,
+    load_runs,
+    main,
+    missing_runs,
+    paired_differences,
+    summarise,
+    t_critical,
+    write_results,
+)
+from ddep.analysis.aggregate import read_csv
+
+T2 = 4.302652729749  # t_{0.975, 2}
+
+# mIoU per (arm, sigma, label_fraction) for seeds 0, 1, 2. DDeP at sigma 0.2 is best everywhere.
+MIOU = {
+    ("none", "-", "1/30"): [30.0, 31.0, 35.0],
+    ("none", "-", "1/4"): [50.0, 52.0, 51.0],
+    ("21k", "-", "1/30"): [40.0, 42.0, 44.0],
+    ("21k", "-", "1/4"): [60.0, 61.0, 62.0],
+    ("dep", "0.2", "1/30"): [33.0, 30.0, 36.0],
+    ("dep", "0.2", "1/4"): [55.0, 56.0, 57.0],
+    ("dep", "0.05", "1/30"): [31.0, 32.0, 33.0],
+    ("dep", "U(0.1,0.3)", "1/30"): [34.0, 34.0, 34.0],
+    ("ddep", "0.2", "1/30"): [45.0, 43.0, 48.0],
+    ("ddep", "0.2", "1/4"): [65.0, 66.0, 67.0],
+    ("ddep", "0.05", "1/30"): [41.0, 42.0, 43.0],
+    ("ddep", "U(0.1,0.3)", "1/30"): [44.0, 44.0, 44.0],
+}
+N_LABELLED = {"1/30": 10, "1/4": 75}
+
+
+def run_record(arm: str, sigma: str, lf: str, seed: int, miou: float, **extra) -> dict:
+    den = arm in ("dep", "ddep")
+    rec = {
+        "dataset": "toy", "label_fraction": lf, "n_labelled": N_LABELLED[lf], "arm": arm,
+        "sigma": sigma, "formulation": "unscaled" if den else "-", "target": "eps" if den else "-",
+        "seed": seed, "preset": "tiny", "mIoU": miou, "aAcc": 80.0 + seed, "mAcc": 50.0,
+        "per_class_iou": {"sky": miou + 10, "road": miou - 10},
+        "iterations": 300, "wall_time_s": 1.5, "config_hash": "ab12cd34", "git_commit": "abc123",
+        "versions": {"torch": "2.14.1"},
+    }
+    rec.update(extra)
+    return rec
+
+
+def write_json(path: Path, rec: dict) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(rec))
+    return path
+
+
+@pytest.fixture()
+def run_files(tmp_path: Path) -> list[Path]:
+    """One JSON per run, at varying depths under tmp_path/runs."""
+    files = []
+    for (arm, sigma, lf), vals in MIOU.items():
+        for seed, v in enumerate(vals):
+            sub = tmp_path / "runs" / arm / lf.replace("/", "_") / (sigma if seed else "")
+            name = f"{sigma.replace('(', '').replace(')', '').replace(',', '-')}_s{seed}.json"
+            files.append(write_json(sub / name, run_record(arm, sigma, lf, seed, v)))
+    return files
+
+
+# --- statistics ---------------------------------------------------------------------------
+
+
+def test_t_critical_matches_tables() -> None:
+    # Two-sided 95% values from standard t tables.
+    for df, want in [(1, 12.706), (2, 4.303), (3, 3.182), (4, 2.776), (9, 2.262), (29, 2.045),
+                     (120, 1.980)]:
+        assert t_critical(df) == pytest.approx(want, abs=5e-4)
+    assert t_critical(2) == pytest.approx(T2, abs=1e-9)
+    assert t_critical(10**6) == pytest.approx(1.959966, abs=1e-5)
+    assert math.isnan(t_critical(0))
+
+
+# --- loading ------------------------------------------------------------------------------
+
+
+def test_load_runs_tidy_rows(run_files: list[Path]) -> None:
+    runs = load_runs(run_files)
+    assert len(runs) == sum(len(v) for v in MIOU.values()) == 36
+    assert list(runs.columns[:9]) == ["dataset", "label_fraction", "n_labelled", "arm", "sigma",
+                                      "formulation", "target", "preset", "seed"]
+    assert {"mIoU", "aAcc", "mAcc", "iou_sky", "iou_road", "json_path", "version_torch"} <= set(
+        runs.columns)
+    # Paper order: arms none, 21k, dep, ddep.
+    assert list(dict.fromkeys(runs["arm"])) == ["none", "21k", "dep", "ddep"]
+    row = runs[(runs.arm == "ddep") & (runs.sigma == "0.2") & (runs.label_fraction == "1/30")
+               & (runs.seed == 2)].iloc[0]
+    assert row["mIoU"] == 48.0 and row["iou_sky"] == 58.0
+    assert Path(row["json_path"]).is_file()
+
+
+def test_malformed_json_names_the_file(tmp_path: Path, run_files: list[Path]) -> None:
+    bad = tmp_path / "runs" / "deep" / "bad.json"
+    bad.parent.mkdir(parents=True)
+    bad.write_text('{"dataset": "toy", "mIoU": ')  # truncated, as from a killed job
+    with pytest.raises(RunFileError, match="bad.json"):
+        load_runs([*run_files, bad])
+    no_miou = run_record("none", "-", "1/30", 7, 1.0)
+    del no_miou["mIoU"]
+    path = write_json(tmp_path / "no_miou.json", no_miou)
+    with pytest.raises(RunFileError, match=r"no_miou\.json.*mIoU"):
+        load_runs([path])
+    frac = write_json(tmp_path / "pct.json", run_record("none", "-", "1/30", 8, 140.0))
+    with pytest.raises(RunFileError, match=r"pct\.json"):
+        load_runs([frac])
+
+
+def test_duplicate_run_is_an_error(tmp_path: Path) -> None:
+    a = write_json(tmp_path / "a.json", run_record("none", "-", "1/30", 0, 30.0))
+    b = write_json(tmp_path / "sub" / "b.json", run_record("none", "-", "1/30", 0, 31.0))
+    with pytest.raises(ValueError, match="duplicate"):
+        load_runs([a, b])
+
+
+# --- summary and paired differences -------------------------------------------------------
+
+
+def test_summary_mean_std_ci(run_files: list[Path]) -> None:
+    summary = summarise(load_runs(run_files))
+    assert len(summary) == len(MIOU)
+    cell = summary[(summary.arm == "21k") & (summary.label_fraction == "1/30")].iloc[0]
+    # seeds [40, 42, 44]: mean 42, sample std 2, CI half-width t_{0.975,2} * 2 / sqrt(3)
+    assert cell["n"] == 3
+    assert cell["mIoU_mean"] == pytest.approx(42.0)
+    assert cell["mIoU_std"] == pytest.approx(2.0)
+    assert cell["mIoU_ci95"] == pytest.approx(2 * T2 / math.sqrt(3))
+    assert cell["mIoU_ci_low"] == pytest.approx(42.0 - 2 * T2 / math.sqrt(3))
+    assert cell["aAcc_mean"] == pytest.approx(81.0)
+    assert cell["seeds"] == "0;1;2"
+    assert cell["sigma"] == "-" and cell["n_labelled"] == 10
+
+
+def test_single_seed_has_no_interval(tmp_path: Path) -> None:
+    runs = load_runs([write_json(tmp_path / "a.json", run_record("none", "-", "1/30", 0, 30.0))])
+    cell = summarise(runs).iloc[0]
+    assert cell["n"] == 1 and cell["mIoU_mean"] == 30.0
+    assert math.isnan(cell["mIoU_std"]) and math.isnan(cell["mIoU_ci95"])
+
+
+def test_paired_differences(run_files: list[Path]) -> None:
+    paired = paired_differences(load_runs(run_files))
+    assert set(paired["comparison"]) == {"DDeP - 21K", "DeP - none"}
+    # One row per (sigma setting, fraction) of each denoising arm: 4 settings each.
+    assert len(paired) == 8
+    row = paired[(paired.comparison == "DDeP - 21K") & (paired.sigma == "0.2")
+                 & (paired.label_fraction == "1/30")].iloc[0]
+    diffs = [45 - 40, 43 - 42, 48 - 44]  # matched by seed
+    sd = statistics.stdev(diffs)
+    assert row["n_pairs"] == 3 and row["n_positive"] == 3
+    assert row["mean_diff"] == pytest.approx(statistics.mean(diffs))
+    assert row["std_diff"] == pytest.approx(sd)
+    assert row["ci95"] == pytest.approx(T2 * sd / math.sqrt(3))
+    dep = paired[(paired.comparison == "DeP - none") & (paired.sigma == "0.2")
+                 & (paired.label_fraction == "1/30")].iloc[0]
+    assert dep["mean_diff"] == pytest.approx(1.0)  # diffs [3, -1, 1]
+    assert dep["n_positive"] == 2
+
+
+def test_paired_uses_only_matching_seeds(tmp_path: Path) -> None:
+    files = [write_json(tmp_path / f"b{s}.json", run_record("21k", "-", "1/30", s, 40.0 + s))
+             for s in (0, 1)]
+    files += [write_json(tmp_path / f"d{s}.json", run_record("ddep", "0.2", "1/30", s, 50.0))
+              for s in (1, 2)]
+    paired = paired_differences(load_runs(files))
+    assert len(paired) == 1
+    assert paired.iloc[0]["n_pairs"] == 1 and paired.iloc[0]["mean_diff"] == pytest.approx(9.0)
+
+
+# --- missing runs and writing -------------------------------------------------------------
+
+
+def test_missing_runs(run_files: list[Path]) -> None:
+    runs = load_runs(run_files)
+    expected = [
+        {"dataset": "toy", "label_fraction": "1/30", "arm": "21k", "sigma": "-", "seed": 0},
+        {"dataset": "toy", "label_fraction": "1/30", "arm": "21k", "sigma": "-", "seed": 3},
+        {"dataset": "toy", "label_fraction": "1/8", "arm": "ddep", "sigma": "0.2", "seed": 0},
+    ]
+    missing = missing_runs(expected, runs)
+    assert len(missing) == 2
+    assert set(zip(missing["label_fraction"], missing["seed"])) == {("1/30", 3), ("1/8", 0)}
+    # Identities read from a CSV are strings ("0"); they still match integer seeds.
+    as_csv = pd.DataFrame(expected).astype(str)
+    assert len(missing_runs(as_csv, runs)) == 2
+    # The workflow names interval settings by file-name slug; they match by value.
+    slug = [{"dataset": "toy", "label_fraction": "1/30", "arm": "DDeP", "sigma": s, "seed": 0}
+            for s in ("U0.1-0.3", "0.20", "U0.4-0.5")]
+    assert missing_runs(slug, runs)["sigma"].tolist() == ["U0.4-0.5"]
+
+
+def test_write_results_partial_grid(tmp_path: Path, run_files: list[Path]) -> None:
+    out = tmp_path / "results"
+    expected = [{**{k: r[k] for k in ("dataset", "label_fraction", "n_labelled", "arm", "sigma",
+                                       "formulation", "target", "preset")}, "seed": s}
+                for r in [run_record("ddep", "0.2", "1/30", 0, 0.0)] for s in range(5)]
+    text = write_results(run_files, out, expected=expected, default_sigma="0.2", quiet=True)
+    for name in ("runs.csv", "summary.csv", "paired.csv", "missing.csv"):
+        assert (out / name).is_file(), name
+    assert len(read_csv(out / "runs.csv")) == 36
+    missing = read_csv(out / "missing.csv")
+    assert sorted(missing["seed"]) == [3, 4]
+    assert "missing: 2 of 5" in text and "seed=3" in text
+    summary = read_csv(out / "summary.csv")
+    assert summary.loc[summary.arm == "none", "sigma"].eq("-").all()  # "-" is not read as NaN
+    assert not list(out.rglob("*.tmp"))  # atomic writes leave no temp files
+    # Permissions follow the umask like a plain open(), not mkstemp's 0600.
+    from ddep.analysis.common import _umask
+    assert (out / "summary.csv").stat().st_mode & 0o777 == 0o666 & ~_umask()
+
+
+# --- tables -------------------------------------------------------------------------------
+
+
+def test_tables_bold_best_and_order(tmp_path: Path, run_files: list[Path]) -> None:
+    out = tmp_path / "results"
+    write_results(run_files, out, default_sigma="0.2", quiet=True)
+    tables = out / "tables"
+    md = (tables / "toy_label_efficiency.md").read_text()
+    tex = (tables / "toy_label_efficiency.tex").read_text()
+    rows = [line for line in md.splitlines() if line.startswith("| ")]
+    assert "1/30 (10)" in rows[0] and rows[0].index("1/30") < rows[0].index("1/4")
+    assert [r.split("|")[1].strip() for r in rows[1:]] == [
+        "Random init", "Supervised (21K)", "DeP", "DDeP"]
+    ci = 2 * T2 / math.sqrt(3)
+    assert f"| Supervised (21K) | 42.0 ± {ci:.1f} |" in md
+    # DDeP at sigma 0.2 is best in both columns: bold in Markdown and LaTeX.
+    assert rows[4].count("**") == 4 and "**45.3 ± " in rows[4]
+    assert r"\textbf{45.3 $\pm$" in tex and r"\toprule" in tex and r"\bottomrule" in tex
+    # Only the default sigma appears in the label-efficiency table (DDeP 0.05 would be 42.0).
+    assert sum(r.startswith("| DDeP") for r in rows) == 1
+
+    sig = (tables / "toy_sigma.md").read_text()
+    labels = [line.split("|")[1].strip() for line in sig.splitlines()[4:] if line.startswith("| ")]
+    assert labels == ["0.05", "0.2", "U(0.1,0.3)"]  # fixed ascending, then intervals
+    assert "DeP 1/30 (10)" in sig and "DDeP 1/4 (75)" in sig
+    assert "**45.3 ±" in sig
+    assert r"\multicolumn{2}{c}{DDeP}" in (tables / "toy_sigma.tex").read_text()
+
+
+# --- figures ------------------------------------------------------------------------------
+
+
+def test_figures_png_pdf(tmp_path: Path, run_files: list[Path]) -> None:
+    from ddep.analysis.figures import write_figures
+
+    results, figs = tmp_path / "results", tmp_path / "figures"
+    write_results(run_files, results, quiet=True)
+    files, notes = write_figures(results, figs, default_sigma="0.2", quiet=True)
+    assert not notes
+    for kind in ("label_efficiency", "sigma"):
+        png, pdf = figs / f"toy_{kind}.png", figs / f"toy_{kind}.pdf"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+        assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 1000
+    assert len(files) == 4
+
+
+def test_figures_skip_without_denoising_data(tmp_path: Path) -> None:
+    from ddep.analysis.figures import write_figures
+
+    files = [write_json(tmp_path / f"r{s}.json", run_record("none", "-", "1/30", s, 30.0 + s))
+             for s in range(2)]
+    write_results(files, tmp_path / "results", quiet=True)
+    written, notes = write_figures(tmp_path / "results", tmp_path / "figs", quiet=True)
+    assert [p.name for p in written] == ["toy_label_efficiency.png", "toy_label_efficiency.pdf"]
+    assert any("sigma" in n for n in notes)
+
+
+# --- command line -------------------------------------------------------------------------
+
+
+def test_public_names_resolve() -> None:
+    import ddep.analysis
+
+    for name in ddep.analysis.__all__:
+        assert callable(getattr(ddep.analysis, name)), name
+
+
+def test_mount_on_project_parser(tmp_path: Path, run_files: list[Path]) -> None:
+    import argparse
+
+    from ddep.analysis import add_analysis_commands
+
+    parser = argparse.ArgumentParser(prog="ddep")
+    add_analysis_commands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["aggregate", "--runs", *map(str, run_files[:3]),
+                              "--out", str(tmp_path / "r")])
+    assert args.func(args) == 0 and (tmp_path / "r" / "summary.csv").is_file()
+    # Bad input raises ValueError, which the project CLI maps to its usage exit code.
+    args = parser.parse_args(["aggregate", "--runs-glob", str(tmp_path / "none" / "*.json")])
+    with pytest.raises(ValueError, match="no run files"):
+        args.func(args)
+
+
+def test_cli_aggregate_and_figures(tmp_path: Path, run_files: list[Path], capsys) -> None:
+    exp = tmp_path / "expected.csv"
+    pd.DataFrame([{"dataset": "toy", "label_fraction": "1/30", "arm": "none", "sigma": "-",
+                   "seed": 9}]).to_csv(exp, index=False)
+    results = tmp_path / "results"
+    rc = main(["aggregate", "--runs-glob", str(tmp_path / "runs" / "**" / "*.json"),
+               "--out", str(results), "--expected", str(exp), "--default-sigma", "0.2"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "aggregated 36 run(s)" in out and "missing: 1 of 1" in out
+    assert main(["figures", "--results", str(results), "--out", str(tmp_path / "figs")]) == 0
+    assert (tmp_path / "figs" / "toy_sigma.png").is_file()
+    assert main(["aggregate", "--runs-glob", str(tmp_path / "nothing" / "*.json"),
+                 "--out", str(results)]) == 1

@@ -1,0 +1,148 @@
+"""TransUNet structure, timm weight loading, DDeP freezing and checkpoint transfer."""
+import pytest
+import torch
+from mmengine.optim import build_optim_wrapper
+from mmseg.registry import MODELS
+
+import ddep.models  # noqa: F401  (registers the modules)
+from ddep.models import CheckpointError, export_weights, load_timm_encoder
+
+
+def seg_model(preset, num_classes=2, img_size=224, **kw):
+    from ddep.configs import segmentor_cfg
+    return MODELS.build(segmentor_cfg(preset, num_classes, img_size, **kw))
+
+
+def denoiser(preset="tiny", img_size=64, **kw):
+    from ddep.configs import denoiser_cfg
+    return MODELS.build(denoiser_cfg(preset, img_size, **kw))
+
+
+def n_params(module):
+    return sum(p.numel() for p in module.parameters())
+
+
+def test_r50_vit_b16_matches_official_transunet_size_and_shapes():
+    model = seg_model("r50_vit_b16", num_classes=2).eval()
+    # official TransUNet R50-ViT-B_16: 105.28M parameters
+    assert n_params(model) == pytest.approx(105.28e6, rel=0.005)
+    x = torch.zeros(1, 3, 224, 224)
+    with torch.no_grad():
+        feats = model.backbone(x)
+        out = model.decode_head(feats)
+    assert [tuple(f.shape[1:]) for f in feats] == [(64, 112, 112), (256, 56, 56), (512, 28, 28), (768, 14, 14)]
+    assert tuple(out.shape) == (1, 2, 224, 224)
+
+
+@pytest.mark.parametrize("size", [(64, 128), (96, 160), (128, 128)])
+def test_tiny_works_at_any_size_divisible_by_16(size):
+    model = seg_model("tiny", num_classes=7, img_size=(64, 128)).eval()
+    x = torch.randn(2, 3, *size)
+    with torch.no_grad():
+        feats = model.backbone(x)
+        out = model.decode_head(feats)
+    h, w = size
+    assert [tuple(f.shape[2:]) for f in feats] == [(h // 2, w // 2), (h // 4, w // 4), (h // 8, w // 8), (h // 16, w // 16)]
+    assert tuple(out.shape) == (2, 7, h, w)
+    with pytest.raises(ValueError, match="divisible by 16"):
+        model.backbone(torch.zeros(1, 3, 65, 128))
+
+
+@pytest.fixture(scope="module")
+def timm_r50_checkpoints(tmp_path_factory):
+    """A random-weight timm vit_base_r50_s16_224 checkpoint in both file formats (no download)."""
+    import timm
+    from safetensors.torch import save_file
+    ref = timm.create_model("vit_base_r50_s16_224", pretrained=False, num_classes=0)
+    state = ref.state_dict()
+    d = tmp_path_factory.mktemp("timm")
+    save_file(state, str(d / "model.safetensors"))
+    torch.save({"state_dict": state}, d / "model.pth")
+    return state, d
+
+
+@pytest.mark.parametrize("fmt", ["safetensors", "pth"])
+@pytest.mark.parametrize("img_size", [224, (256, 512)])
+def test_timm_checkpoint_loads_into_encoder(timm_r50_checkpoints, fmt, img_size):
+    state, d = timm_r50_checkpoints
+    from ddep.models import TransUNetEncoder
+    enc = TransUNetEncoder("r50_vit_b16", img_size=img_size, pretrained=str(d / f"model.{fmt}"))
+    enc.init_weights()  # raises on any missing / unexpected / mis-shaped key
+    own = enc.vit.state_dict()
+    assert set(own) == set(state)
+    for key in ("patch_embed.backbone.stem.conv.weight", "blocks.11.mlp.fc2.weight", "norm.bias"):
+        assert torch.equal(own[key], state[key])
+    if img_size == 224:
+        assert torch.equal(own["pos_embed"], state["pos_embed"])
+    else:
+        assert own["pos_embed"].shape == (1, 1 + 16 * 32, 768)  # resampled to the new grid
+
+
+def test_missing_or_unfit_checkpoint_gives_clear_error(tmp_path, monkeypatch, timm_r50_checkpoints):
+    from ddep.models import TransUNetEncoder
+    with pytest.raises(CheckpointError, match="not found: .*nope.pth"):
+        TransUNetEncoder("tiny", pretrained=str(tmp_path / "nope.pth")).init_weights()
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    with pytest.raises(CheckpointError, match="not in the local Hugging Face cache"):
+        TransUNetEncoder("tiny", pretrained="vit_base_r50_s16_224.orig_in21k").init_weights()
+    _, d = timm_r50_checkpoints
+    with pytest.raises(CheckpointError, match="wrong preset"):
+        load_timm_encoder(TransUNetEncoder("tiny").vit, d / "model.safetensors")
+
+
+def _batch(n=4, size=64, seed=0):
+    from mmseg.structures import SegDataSample
+    g = torch.Generator().manual_seed(seed)
+    return {"inputs": [(torch.rand(3, size, size, generator=g) * 255).to(torch.uint8) for _ in range(n)],
+            "data_samples": [SegDataSample(metainfo=dict(img_shape=(size, size))) for _ in range(n)]}
+
+
+def test_ddep_freezes_the_encoder_bit_for_bit():
+    torch.manual_seed(0)
+    model = denoiser(freeze_encoder=True)
+    enc_before = {k: v.clone() for k, v in model.backbone.state_dict().items()}
+    dec_before = {k: v.clone() for k, v in model.decode_head.state_dict().items()}
+    wrapper = build_optim_wrapper(model, dict(
+        constructor="TrainableOnlyOptimWrapperConstructor",
+        optimizer=dict(type="AdamW", lr=1e-2, weight_decay=0.05)))
+    in_optimizer = {id(p) for g in wrapper.optimizer.param_groups for p in g["params"]}
+    assert not in_optimizer & {id(p) for p in model.backbone.parameters()}
+    assert in_optimizer == {id(p) for p in model.decode_head.parameters()}
+    model.train()
+    for step in range(3):
+        model.train_step(_batch(seed=step), wrapper)
+    enc_after = model.backbone.state_dict()
+    assert all(torch.equal(enc_before[k], enc_after[k]) for k in enc_before)
+    dec_after = model.decode_head.state_dict()
+    assert any(not torch.equal(dec_before[k], dec_after[k]) for k in dec_before)
+
+
+def test_dep_trains_the_encoder_too():
+    torch.manual_seed(0)
+    model = denoiser(freeze_encoder=False, noise=dict(sigma=(0.1, 0.3)), noise_conditioning=True)
+    before = {k: v.clone() for k, v in model.backbone.state_dict().items()}
+    wrapper = build_optim_wrapper(model, dict(optimizer=dict(type="AdamW", lr=1e-2)))
+    model.train()
+    losses = [model.train_step(_batch(seed=s), wrapper)["loss"].item() for s in range(3)]
+    assert all(torch.isfinite(torch.tensor(losses)))
+    assert any(not torch.equal(before[k], v) for k, v in model.backbone.state_dict().items())
+
+
+def test_transfer_loads_everything_but_the_final_projection(tmp_path):
+    torch.manual_seed(0)
+    pre = denoiser(noise_conditioning=True)
+    export_weights(pre, tmp_path / "dep.pth", meta={"arm": "dep"})
+    seg = seg_model("tiny", num_classes=5, img_size=64, init_from=str(tmp_path / "dep.pth"))
+    fresh_projection = seg.decode_head.conv_seg.weight.clone()
+    from ddep.models import transfer_weights
+    report = transfer_weights(seg, tmp_path / "dep.pth")
+    src, dst = pre.state_dict(), seg.state_dict()
+    assert set(report.missing) == {"decode_head.conv_seg.weight", "decode_head.conv_seg.bias"}
+    assert {k for k in report.skipped if not k.startswith("decode_head.noise_embed.")} == set(report.missing)
+    assert set(report.loaded) == set(dst) - set(report.missing)
+    assert all(torch.equal(src[k], dst[k]) for k in report.loaded)
+    assert torch.equal(seg.decode_head.conv_seg.weight, fresh_projection)
+    assert "skipped" in report.summary()
+    seg2 = seg_model("tiny", num_classes=5, img_size=64, init_from=str(tmp_path / "dep.pth"))
+    seg2.init_weights()  # the path the runner takes
+    assert torch.equal(seg2.backbone.vit.blocks[0].attn.qkv.weight, pre.backbone.vit.blocks[0].attn.qkv.weight)

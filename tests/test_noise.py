@@ -1,0 +1,78 @@
+"""Closed-form checks of the denoising objective."""
+import math
+
+import pytest
+import torch
+
+from ddep.noise import NoiseConfig, corrupt, denoising_loss, make_noisy_batch, sample_sigma
+
+
+def _images(n=64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(n, 3, 32, 32, generator=g) * 2 - 1  # [-1, 1], the documented pixel space
+
+
+@pytest.mark.parametrize("formulation", ["unscaled", "scaled"])
+def test_sigma_zero_leaves_images_unchanged(formulation):
+    x = _images()
+    batch = make_noisy_batch(x, NoiseConfig(sigma=0.0, formulation=formulation))
+    assert torch.equal(batch.noisy, x)
+
+
+@pytest.mark.parametrize("sigma", [0.05, 0.2, 0.8])
+def test_unscaled_noise_has_std_sigma(sigma):
+    x = _images(256)
+    batch = make_noisy_batch(x, NoiseConfig(sigma=sigma), torch.Generator().manual_seed(1))
+    std = (batch.noisy - x).std().item()
+    assert abs(std - sigma) < 0.01 * sigma
+    assert torch.allclose((batch.noisy - x) / sigma, batch.target, atol=1e-5)  # target is eps
+
+
+@pytest.mark.parametrize("sigma", [0.2, 1.0, 3.0])
+def test_scaled_form_preserves_unit_variance(sigma):
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(512, 3, 16, 16, generator=g)
+    batch = make_noisy_batch(x, NoiseConfig(sigma=sigma, formulation="scaled"), g)
+    assert abs(batch.noisy.var().item() - 1.0) < 0.01
+    # same signal-to-noise ratio as the unscaled form, divided by sqrt(1 + sigma^2)
+    unscaled = corrupt(x, batch.sigma, batch.target, "unscaled")
+    assert torch.allclose(batch.noisy, unscaled / math.sqrt(1 + sigma**2), atol=1e-5)
+
+
+def test_uniform_sigma_is_drawn_per_sample_in_the_interval():
+    s = sample_sigma(NoiseConfig(sigma=(0.2, 0.3)), 10_000, generator=torch.Generator().manual_seed(3))
+    assert s.min() >= 0.2 and s.max() <= 0.3
+    assert abs(s.mean().item() - 0.25) < 0.002
+    assert len(torch.unique(s)) > 9000
+
+
+@pytest.mark.parametrize("target", ["eps", "x"])
+@pytest.mark.parametrize("loss", ["l2", "l1"])
+def test_oracle_predictor_has_zero_loss(target, loss):
+    x = _images()
+    cfg = NoiseConfig(sigma=(0.1, 0.5), target=target, loss=loss)
+    batch = make_noisy_batch(x, cfg)
+    oracle = batch.target if target == "eps" else x
+    assert denoising_loss(oracle, batch.target, loss).item() == 0.0
+    assert denoising_loss(torch.zeros_like(x), batch.target, loss).item() > 0.1
+
+
+def test_l2_loss_value():
+    assert denoising_loss(torch.ones(2, 3), torch.zeros(2, 3)).item() == 1.0
+    assert denoising_loss(torch.full((4,), 2.0), torch.zeros(4), "l1").item() == 2.0
+
+
+@pytest.mark.parametrize("kwargs, key", [
+    (dict(sigma=(0.3, 0.2)), "a <= b"),
+    (dict(sigma=-0.1), ">= 0"),
+    (dict(formulation="vp"), "formulation"),
+    (dict(target="noise"), "target"),
+])
+def test_bad_settings_are_named(kwargs, key):
+    with pytest.raises(ValueError, match=key):
+        NoiseConfig(**kwargs)
+
+
+def test_labels():
+    assert NoiseConfig(sigma=0.2).label == "0.2"
+    assert NoiseConfig(sigma=[0.2, 0.3]).label == "U(0.2,0.3)"

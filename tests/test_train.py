@@ -1,0 +1,170 @@
+"""The training jobs through the real CLI, mmengine Runner and mmseg datasets (tiny preset)."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+pytestmark = pytest.mark.slow
+FAST = ["--iters", "12", "--checkpoint-interval", "4", "--batch-size", "4"]
+
+
+def ddep(*args, check=True, **kw):
+    proc = subprocess.run([sys.executable, "-m", "ddep.cli", *map(str, args)], capture_output=True,
+                          text=True, **kw)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"ddep {args[0]} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("builtin")
+    ddep("generate-builtin", "--root", root, "--n-train", 24, "--n-val", 6, "--n-unlabelled", 24,
+         "--n-cls-train", 24, "--n-cls-val", 8)
+    split = root / "split_8.txt"
+    ddep("split", "--dataset", "builtin", "--data-root", root, "--fraction", 8, "--out", split)
+    return root, split
+
+
+@pytest.fixture(scope="module")
+def supervised(data, tmp_path_factory):
+    root, _ = data
+    out = tmp_path_factory.mktemp("sup") / "encoder.safetensors"
+    ddep("pretrain-supervised", "--data-root", root, "--out", out,
+         "--work-dir", out.parent / "work", *FAST)
+    return out
+
+
+def finetune(data, tmp, *extra, arm="none", name="run", check=True, seed=0):
+    root, split = data
+    return ddep("finetune", "--arm", arm, "--dataset", "builtin", "--data-root", root,
+                "--split", split, "--label-fraction", "8", "--seed", seed, "--out", tmp / f"{name}.json",
+                "--work-dir", tmp / f"work_{name}", *FAST, *extra, check=check)
+
+
+def metrics(path):
+    r = json.loads(Path(path).read_text())
+    return {k: r[k] for k in ("mIoU", "aAcc", "mAcc", "per_class_iou", "iterations", "n_labelled",
+                              "config_hash")}
+
+
+def test_supervised_encoder_is_saved_in_timm_format(supervised):
+    from safetensors.torch import load_file
+    keys = set(load_file(str(supervised)))
+    assert "patch_embed.backbone.stem.conv.weight" in keys and "pos_embed" in keys
+    report = json.loads(supervised.with_suffix(".json").read_text())
+    assert 0 <= report["accuracy"] <= 1 and report["iterations"] == 12
+
+
+def test_finetune_writes_the_run_json_and_is_deterministic(data, tmp_path):
+    finetune(data, tmp_path, name="a")
+    finetune(data, tmp_path, name="b")
+    run = json.loads((tmp_path / "a.json").read_text())
+    for key in ("dataset", "label_fraction", "n_labelled", "arm", "sigma", "seed", "mIoU", "aAcc",
+                "mAcc", "per_class_iou", "iterations", "wall_time_s", "config_hash", "versions",
+                "git_commit"):
+        assert key in run, key
+    assert run["n_labelled"] == 8 and run["iterations"] == 12 and run["arm"] == "none"
+    assert len(run["per_class_iou"]) == 9
+    assert metrics(tmp_path / "a.json") == metrics(tmp_path / "b.json")
+
+
+def test_killed_finetune_resumes_and_matches_the_uninterrupted_run(data, tmp_path):
+    root, split = data
+
+    def command(name):
+        return [sys.executable, "-m", "ddep.cli", "finetune", "--arm", "none", "--dataset", "builtin",
+                "--data-root", str(root), "--split", str(split), "--label-fraction", "8",
+                "--out", str(tmp_path / f"{name}.json"), "--work-dir", str(tmp_path / f"work_{name}"),
+                "--iters", "40", "--checkpoint-interval", "4", "--batch-size", "4"]
+
+    proc = subprocess.Popen(command("killed"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    work = tmp_path / "work_killed"
+    deadline = time.time() + 300
+    while not (work / "last_checkpoint").exists() or "iter_4." in (work / "last_checkpoint").read_text():
+        assert proc.poll() is None, "job ended before it could be killed"
+        assert time.time() < deadline
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)  # a real kill -9, mid-training
+    proc.wait()
+    assert not (tmp_path / "killed.json").exists()
+    killed_at = int((work / "last_checkpoint").read_text().strip().split("iter_")[-1][:-4])
+    assert 4 < killed_at < 40
+    resumed = subprocess.run(command("killed"), capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    log = "".join(p.read_text() for p in work.rglob("*.log"))
+    assert f"Advance dataloader {killed_at} steps" in log  # resumed, not restarted
+    subprocess.run(command("full"), check=True, capture_output=True)
+    assert metrics(tmp_path / "killed.json") == metrics(tmp_path / "full.json")
+
+
+def test_ddep_keeps_the_supervised_encoder_and_finetune_loads_all_but_the_projection(
+        data, supervised, tmp_path):
+    from safetensors.torch import load_file
+    root, _ = data
+    out = tmp_path / "ddep.pth"
+    ddep("pretrain-denoise", "--arm", "ddep", "--dataset", "builtin", "--data-root", root,
+         "--sigma", "0.2", "0.4", "--encoder-weights", supervised, "--out", out,
+         "--work-dir", tmp_path / "work_ddep", *FAST)
+    ckpt = torch.load(out, weights_only=True)
+    assert ckpt["meta"]["arm"] == "ddep" and ckpt["meta"]["sigma"] == "U(0.2,0.4)"
+    state, encoder = ckpt["state_dict"], load_file(str(supervised))
+    assert all(torch.equal(state[f"backbone.vit.{k}"], v) for k, v in encoder.items())
+    assert not any("optimizer" in k for k in ckpt)  # weights only
+
+    finetune(data, tmp_path, "--init-from", out, arm="ddep", name="ft")
+    run = json.loads((tmp_path / "ft.json").read_text())
+    assert run["arm"] == "ddep" and run["sigma"] == "U(0.2,0.4)"
+    log = "".join(p.read_text() for p in (tmp_path / "work_ft").rglob("*.log"))
+    line = next(l for l in log.splitlines() if "initialised from" in l)
+    n_loaded = sum(1 for k in state if not k.startswith("decode_head.conv_seg."))
+    assert f"loaded {n_loaded} tensors; skipped 2 (decode_head.conv_seg)" in line
+    assert "missing 2 (decode_head.conv_seg)" in line
+
+
+def test_dep_pretraining_and_21k_finetune(data, supervised, tmp_path):
+    root, _ = data
+    out = tmp_path / "dep.pth"
+    ddep("pretrain-denoise", "--arm", "dep", "--dataset", "builtin", "--data-root", root,
+         "--formulation", "scaled", "--target", "x", "--out", out, "--work-dir", tmp_path / "w", *FAST)
+    meta = torch.load(out, weights_only=True)["meta"]
+    assert (meta["arm"], meta["sigma"], meta["formulation"], meta["target"]) == ("dep", "0.2", "scaled", "x")
+    finetune(data, tmp_path, "--encoder-weights", supervised, arm="21k", name="sup")
+    assert json.loads((tmp_path / "sup.json").read_text())["arm"] == "21k"
+
+
+def test_nan_loss_stops_the_job_without_metrics(data, tmp_path):
+    proc = finetune(data, tmp_path, "--lr", "1e30", name="nan", check=False)
+    assert proc.returncode == 1
+    assert "loss is nan" in proc.stderr or "loss is inf" in proc.stderr
+    assert not (tmp_path / "nan.json").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--arm", "ddep", "--sigma", "0.3", "0.2"], "a <= b"),
+    (["--arm", "ddep"], "needs a supervised encoder|--encoder-weights"),
+    (["--arm", "dep", "--encoder-weights", "x.safetensors"], "drop --encoder-weights"),
+])
+def test_bad_denoise_arguments_give_one_clear_error(data, tmp_path, args, message):
+    import re
+    root, _ = data
+    proc = ddep("pretrain-denoise", "--dataset", "builtin", "--data-root", root, *args,
+                "--out", tmp_path / "x.pth", "--work-dir", tmp_path / "w", check=False)
+    assert proc.returncode == 2
+    assert re.search(message, proc.stderr), proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_bad_finetune_arguments_give_one_clear_error(data, tmp_path):
+    proc = finetune(data, tmp_path, arm="ddep", name="x", check=False)
+    assert proc.returncode == 2 and "needs --init-from" in proc.stderr
+    proc = finetune(data, tmp_path, "--init-from", tmp_path / "missing.pth", arm="dep", name="x", check=False)
+    assert proc.returncode == 2 and "missing.pth" in proc.stderr
+    proc = ddep("finetune", "--arm", "best", check=False)
+    assert proc.returncode == 2 and "invalid choice: 'best'" in proc.stderr

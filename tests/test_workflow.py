@@ -1,0 +1,128 @@
+"""The Snakemake DAG: job counts of the paper grid, schema errors, the smoke grid end to end."""
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def snakemake(workdir, *args, check=True, timeout=1800):
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", *map(str, args)],
+                          cwd=workdir, capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {args} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+    return proc
+
+
+def workspace(tmp_path):
+    """A copy of the workflow and configs, so runs never touch the repository's results/."""
+    for name in ("workflow", "config"):
+        shutil.copytree(REPO / name, tmp_path / name)
+    return tmp_path
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """Snakemake's 'Job stats' table: rule -> count."""
+    table = output[output.index("Job stats:"):]
+    counts = {}
+    for line in table.splitlines()[3:]:
+        m = re.fullmatch(r"(\w+)\s+(\d+)", line.strip())
+        if not m:
+            break
+        counts[m.group(1)] = int(m.group(2))
+    return counts
+
+
+def expected_counts(cfg: dict) -> dict[str, int]:
+    """The job counts implied by the sweep definition, computed independently of the workflow."""
+    sweep = cfg["sigma_sweep"]
+    sigmas = [str(s) for s in sweep["fixed"] + sweep["uniform"]]
+    default = str(cfg["denoising"]["sigma"])
+    finetunes, denoise, splits = set(), set(), set()
+    for ds, d in cfg["datasets"].items():
+        for f in d["fractions"]:
+            for arm in cfg["arms"]:
+                sigma = default if arm in ("dep", "ddep") else "-"
+                finetunes |= {(ds, f, arm, sigma, s) for s in cfg["seeds"]}
+                if sigma != "-":
+                    denoise.add((ds, arm, sigma))
+            splits |= {(ds, f, s) for s in cfg["seeds"]}
+        for f in sweep["fractions"]:
+            for arm in sweep["arms"]:
+                finetunes |= {(ds, f, arm, sg, s) for sg in sigmas for s in sweep["seeds"]}
+                denoise |= {(ds, arm, sg) for sg in sigmas}
+            splits |= {(ds, f, s) for s in sweep["seeds"]}
+    counts = dict(finetune=len(finetunes), pretrain_denoise=len(denoise), split=len(splits),
+                  aggregate=1, figures=1, plan=1, all=1)
+    trained_encoders = [ds for ds, d in cfg["datasets"].items() if not d.get("encoder_weights")]
+    if trained_encoders:
+        counts["pretrain_supervised"] = len(trained_encoders)
+    return counts
+
+
+def test_paper_grid_dry_run_lists_every_job_once_with_shared_pretraining(tmp_path):
+    ws = workspace(tmp_path)
+    cfg = yaml.safe_load((ws / "config/paper.yaml").read_text())
+    start = time.time()
+    proc = snakemake(ws, "-n", "--configfile", "config/paper.yaml")
+    assert time.time() - start < 30
+    counts = job_counts(proc.stdout)
+    assert counts == expected_counts(cfg)
+    # sanity: 3 datasets; Cityscapes 5 fractions, the others 4; x 4 arms x 3 seeds
+    assert counts["finetune"] >= (5 + 4 + 4) * 4 * 3
+    assert counts["pretrain_denoise"] == 3 * 2 * 10  # per dataset x arm x sigma setting, never per fraction/seed
+
+
+def test_default_config_job_counts(tmp_path):
+    ws = workspace(tmp_path)
+    cfg = yaml.safe_load((ws / "config/config.yaml").read_text())
+    counts = job_counts(snakemake(ws, "-n").stdout)
+    assert counts == {**expected_counts(cfg), "generate_builtin": 1}
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("denoising.sigma", -0.5, "denoising"),
+    ("arms", ["none", "imagenet"], "arms"),
+    ("datasets.builtin.fractions", ["1/0"], "fractions"),
+])
+def test_a_bad_config_value_gets_the_schema_error_naming_the_key(tmp_path, key, value, message):
+    ws = workspace(tmp_path)
+    cfg = yaml.safe_load((ws / "config/config.yaml").read_text())
+    node = cfg
+    *parents, leaf = key.split(".")
+    for k in parents:
+        node = node[k]
+    node[leaf] = value
+    (ws / "config/config.yaml").write_text(yaml.safe_dump(cfg))
+    proc = snakemake(ws, "-n", check=False)
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "Error validating config file" in out and message in out, out[-2000:]
+
+
+@pytest.mark.slow
+def test_smoke_grid_end_to_end_and_rerun_of_exactly_the_missing_run(tmp_path):
+    ws = workspace(tmp_path)
+    cfg = yaml.safe_load((ws / "config/smoke.yaml").read_text())
+    snakemake(ws, "--configfile", "config/smoke.yaml")
+    import pandas as pd
+    runs = pd.read_csv(ws / "results/runs.csv", keep_default_na=False)
+    assert len(runs) == expected_counts(cfg)["finetune"]
+    assert set(runs.arm) == {"none", "21k", "dep", "ddep"}
+    for f in ("summary.csv", "paired.csv", "tables/builtin_label_efficiency.md"):
+        assert (ws / "results" / f).stat().st_size > 0
+    for f in ("builtin_label_efficiency.png", "builtin_sigma.pdf"):
+        assert (ws / "figures" / f).stat().st_size > 0
+
+    victim = next((ws / "results/runs").rglob("seed0.json"))
+    victim.unlink()
+    counts = job_counts(snakemake(ws, "-n", "--configfile", "config/smoke.yaml").stdout)
+    assert counts == {"finetune": 1, "aggregate": 1, "figures": 1, "all": 1}
+    snakemake(ws, "--configfile", "config/smoke.yaml")
+    assert victim.exists()

@@ -1,0 +1,43 @@
+def finetune_inputs(wc):
+    inputs = {"data": dataset_ready(wc),
+              "split": f"resources/splits/{wc.dataset}/{wc.fraction}_seed{wc.seed}.txt"}
+    if wc.run == "21k":
+        inputs["encoder"] = supervised_encoder_input(wc)
+    elif wc.run != "none":
+        inputs["pretrained"] = f"resources/weights/{wc.dataset}/{wc.run}.pth"
+    return inputs
+
+
+def pretrained_args(wc):
+    if wc.run == "21k":
+        return f"--encoder-weights {supervised_encoder(wc)}"
+    if wc.run != "none":
+        return f"--init-from resources/weights/{wc.dataset}/{wc.run}.pth"
+    return ""
+
+
+rule finetune:
+    input:
+        unpack(finetune_inputs),
+    output:
+        "results/runs/{dataset}/{fraction}/{run}/seed{seed}.json",
+    wildcard_constraints:
+        seed=r"\d+",
+    params:
+        root=lambda wc: dataset(wc)["root"],
+        arm=lambda wc: wc.run.split("_s")[0],
+        fraction=lambda wc: wc.fraction.replace("_", "/"),
+        pretrained=pretrained_args,
+        ddep=ddep("finetune"),
+        args=job_args("finetune", "finetune"),
+    threads: config.get("threads", 1)
+    resources:
+        **resources("finetune"),
+    log:
+        "logs/finetune/{dataset}/{fraction}/{run}/seed{seed}.log",
+    shell:
+        "OMP_NUM_THREADS={threads} {params.ddep} finetune --arm {params.arm} "
+        "--dataset {wildcards.dataset} --data-root {params.root} --split {input.split} "
+        "--label-fraction {params.fraction} --seed {wildcards.seed} {params.pretrained} "
+        "--out {output} --work-dir work/finetune/{wildcards.dataset}/{wildcards.fraction}/"
+        "{wildcards.run}/seed{wildcards.seed} {params.args} > {log} 2>&1"

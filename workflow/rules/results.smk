@@ -1,0 +1,49 @@
+rule plan:
+    output:
+        "results/expected.csv",
+    params:
+        runs=lambda wc: FINETUNES.assign(sigma=FINETUNES.sigma.map(lambda s: s if s == "-" else sigma_label(s)))[
+            ["dataset", "label_fraction", "arm", "sigma", "seed"]].to_csv(index=False),
+    run:
+        from ddep.analysis.common import atomic_write_text
+
+        atomic_write_text(output[0], params.runs)
+
+
+rule aggregate:
+    input:
+        runs=FINETUNES.json,
+        expected="results/expected.csv",
+    output:
+        RESULT_TABLES,
+        [report(t, category="Tables", caption="../report/tables.rst") for t in TABLES if t.endswith(".md")],
+        [t for t in TABLES if t.endswith(".tex")],
+    params:
+        sigma=sigma_label(sigma_slug(config["denoising"]["sigma"])),
+    log:
+        "logs/aggregate.log",
+    shell:
+        "ddep aggregate --runs {input.runs} --expected {input.expected} --out results "
+        "--default-sigma '{params.sigma}' 2>&1 | tee {log}"
+
+
+rule figures:
+    input:
+        "results/summary.csv",
+    output:
+        [report(f, category="Figures", caption="../report/figures.rst") for f in FIGURES if f.endswith(".png")],
+        [f for f in FIGURES if f.endswith(".pdf")],
+    params:
+        sigma=sigma_label(sigma_slug(config["denoising"]["sigma"])),
+    log:
+        "logs/figures.log",
+    shell:
+        "ddep figures --results results --out figures --default-sigma '{params.sigma}' > {log} 2>&1"
+
+
+# `snakemake replot`: redraw figures/ from results/*.csv alone (no training, no aggregation).
+rule replot:
+    params:
+        sigma=sigma_label(sigma_slug(config["denoising"]["sigma"])),
+    shell:
+        "ddep figures --results results --out figures --default-sigma '{params.sigma}'"
