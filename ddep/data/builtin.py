@@ -73,14 +73,17 @@ def _color(rng: np.random.Generator, cls: int) -> np.ndarray:
 def _value_noise(rng: np.random.Generator, u: np.ndarray, v: np.ndarray, freq: float) -> np.ndarray:
     """Bilinear value noise in [-1, 1] evaluated at scene coords (u, v) (rotates with the scene)."""
     n = 24
-    lattice = rng.uniform(-1, 1, (n + 1, n + 1)).astype(np.float32)
+    lattice = rng.uniform(-1, 1, (n + 1) * (n + 1)).astype(np.float32)
     fu, fv = (u * freq) % n, (v * freq) % n
     iu = np.minimum(fu.astype(np.int32), n - 1)  # float32 % can round up to n
     iv = np.minimum(fv.astype(np.int32), n - 1)
     du, dv = fu - iu, fv - iv
-    a = lattice[iv, iu] * (1 - du) + lattice[iv, iu + 1] * du
-    b = lattice[iv + 1, iu] * (1 - du) + lattice[iv + 1, iu + 1] * du
-    return a * (1 - dv) + b * dv
+    idx = iv * (n + 1) + iu
+    a = lattice.take(idx)
+    a += (lattice.take(idx + 1) - a) * du
+    b = lattice.take(idx + n + 1)
+    b += (lattice.take(idx + n + 2) - b) * du
+    return a + (b - a) * dv
 
 
 class _Canvas:
@@ -92,7 +95,7 @@ class _Canvas:
 
     def paint(self, mask: np.ndarray, cls: int, color: np.ndarray, shade: np.ndarray | float = 1.0
               ) -> None:
-        if not mask.any():  # (empty windows still consume the same random draws)
+        if not mask.any():
             return
         self.label[mask] = cls
         pix = color[None, :] * (shade[mask][:, None] if isinstance(shade, np.ndarray) else shade)
@@ -200,12 +203,11 @@ def _render(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, np.nd
         cols = _colors(rng, BUILDING, nseg)
         wcol = _color(rng, SKY) * rng.uniform(0.3, 0.9)
         shade = 1.0 + 0.08 * grain + (0.15 if side > 0 else -0.1)
-        m = wall
-        if m.any():
-            cv.label[m] = BUILDING
-            pix = cols[k[m]] * shade[m][:, None]
-            pix[win[m]] = wcol
-            cv.img[m] = pix
+        if wall.any():
+            cv.label[wall] = BUILDING
+            pix = cols[k[wall]] * shade[wall][:, None]
+            pix[win[wall]] = wcol
+            cv.img[wall] = pix
 
     # Objects in world coordinates, drawn far to near.
     objs: list[tuple[float, str, float]] = []
@@ -244,6 +246,8 @@ def _render(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, np.nd
         bw, bh = extent[kind]
         pad = 2 * min_w
         sl = window(ox_ - bw * t - pad, ox_ + bw * t + pad, yb - bh * t - pad, yb + 0.1 * t + pad)
+        if sl[0].start == sl[0].stop or sl[1].start == sl[1].stop:
+            continue  # off screen
         full = cv
         cv = full.view(sl)
         gr, lf, gd = grain[sl], leaf[sl], ground[sl]

@@ -194,6 +194,21 @@ class TransUNetHead(BaseDecodeHead):
                 x = x + bias[:, :, None, None].to(x.dtype)
         return self.cls_seg(x)
 
+    def loss_by_feat(self, seg_logits: torch.Tensor, batch_data_samples) -> dict:
+        """mmseg's loss, without its resize (this head predicts at input resolution already) and
+        with a cheaper pixel accuracy (argmax instead of topk)."""
+        seg_label = self._stack_batch_gt(batch_data_samples)
+        if seg_logits.shape[-2:] != seg_label.shape[-2:] or isinstance(self.loss_decode, nn.ModuleList):
+            return super().loss_by_feat(seg_logits, batch_data_samples)
+        label = seg_label.squeeze(1)
+        loss = {self.loss_decode.loss_name: self.loss_decode(seg_logits, label,
+                                                             ignore_index=self.ignore_index)}
+        with torch.no_grad():
+            valid = label != self.ignore_index
+            correct = (seg_logits.argmax(1) == label) & valid
+            loss["acc_seg"] = correct.sum() * 100.0 / valid.sum().clamp_min(1)
+        return loss
+
 
 @MODELS.register_module()
 class TransUNetSegmentor(EncoderDecoder):

@@ -67,12 +67,12 @@ def _optim_wrapper(opts: JobOptions, sched: Schedule, **extra) -> dict:
 
 
 def _param_scheduler(sched: Schedule) -> list[dict]:
-    poly = dict(type="PolyLR", eta_min=0.0, power=1.0, begin=sched.warmup_iters,
-                end=sched.max_iters, by_epoch=False)
-    if not sched.warmup_iters:
+    """Linear warm-up, then polynomial (linear) decay to zero, as mmseg's schedules."""
+    warmup = min(sched.warmup_iters, sched.max_iters // 10)  # short runs keep most of their decay
+    poly = dict(type="PolyLR", eta_min=0.0, power=1.0, begin=warmup, end=sched.max_iters, by_epoch=False)
+    if not warmup:
         return [poly]
-    return [dict(type="LinearLR", start_factor=1e-3, by_epoch=False, begin=0,
-                 end=sched.warmup_iters), poly]
+    return [dict(type="LinearLR", start_factor=1e-3, by_epoch=False, begin=0, end=warmup), poly]
 
 
 def build_config(opts: JobOptions, sched: Schedule, model: dict, train_dataset: dict,
@@ -134,7 +134,7 @@ def provenance() -> dict:
     except (OSError, subprocess.SubprocessError):
         commit = ""
     return dict(git_commit=commit or "unknown", versions=dict(
-        ddep=ddep.__version__, torch=torch.__version__, mmcv=mmcv.__version__,
+        ddep=ddep.__version__, torch=str(torch.__version__), mmcv=mmcv.__version__,
         mmengine=mmengine.__version__, mmseg=mmseg.__version__, timm=timm.__version__))
 
 
@@ -165,7 +165,7 @@ def pretrain_supervised(data_root: Path, out: Path, opts: JobOptions, sched: Sch
     size = (meta["params"]["height"], meta["params"]["width"])
     cls = Path(data_root) / "cls"
     model = dict(type="GridPresenceClassifier", num_classes=len(meta["classes"]), grid=meta["grid"],
-                 data_preprocessor=DATA_PREPROCESSOR,
+                 data_preprocessor=dict(DATA_PREPROCESSOR, size=size),
                  backbone=dict(type="TransUNetEncoder", preset=opts.preset, img_size=size))
     data = [dict(type="MultiLabelImageDataset", ann_file=str(cls / f"{s}.json"),
                  data_prefix=dict(img_path=str(cls / s)), pipeline=classification_pipeline())
@@ -276,7 +276,7 @@ def finetune(arm: str, dataset: str, num_classes: int, crop_size: tuple[int, int
         sigma=pre.get("sigma", "-"), formulation=pre.get("formulation", "-"),
         target=pre.get("target", "-"), noise_conditioning=pre.get("noise_conditioning", False),
         seed=opts.seed, preset=opts.preset,
-        mIoU=float(metrics["mIoU"]), aAcc=float(metrics["aAcc"]), mAcc=float(metrics["mAcc"]),
+        **{k: round(float(metrics[k]), 2) for k in ("mIoU", "aAcc", "mAcc")},
         per_class_iou=per_class, iterations=runner.iter, wall_time_s=round(time.time() - start, 2),
         config_hash=config_hash(cfg), split_file=str(split_file),
         pretrained=str(init_from or encoder_weights or ""), **provenance())
