@@ -36,6 +36,7 @@ def job_counts(output: str) -> dict[str, int]:
         if not m:
             break
         counts[m.group(1)] = int(m.group(2))
+    counts.pop("total", None)
     return counts
 
 
