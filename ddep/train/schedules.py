@@ -33,9 +33,9 @@ _PAPER_DENOISE = Schedule(max_iters=100_000, batch_size=16, lr=1e-4, weight_deca
 
 SCHEDULES: dict[str, dict[str, Schedule]] = {
     "builtin": {
-        "supervised": Schedule(1500, 16, 1e-3, 0.05, 100, checkpoint_interval=250, **_CPU),
-        "denoise": Schedule(2500, 8, 1e-3, 0.05, 100, checkpoint_interval=250, **_CPU),
-        "finetune": Schedule(300, 8, 1e-3, 0.01, 30, encoder_lr_mult=0.1,
+        "supervised": Schedule(1000, 16, 1e-3, 0.05, 100, checkpoint_interval=250, **_CPU),
+        "denoise": Schedule(1500, 8, 1e-3, 0.05, 100, checkpoint_interval=250, **_CPU),
+        "finetune": Schedule(200, 8, 1e-3, 0.01, 20, encoder_lr_mult=0.1,
                              checkpoint_interval=100, **_CPU),
     },
     "cityscapes": {
