@@ -24,6 +24,8 @@ def _job_args(p: argparse.ArgumentParser, stage: str) -> None:
     g.add_argument("--lr", type=float, help="override the schedule's learning rate")
     g.add_argument("--checkpoint-interval", type=int, help="iterations between checkpoints")
     g.add_argument("--num-workers", type=int, help="dataloader workers")
+    g.add_argument("--keep-checkpoints", action="store_true",
+                   help="keep the resume checkpoints in --work-dir after the job succeeds")
     if stage == "finetune":
         g.add_argument("--encoder-lr-mult", type=float, help="LR factor for a pretrained encoder")
     h = p.add_argument_group("hardware")
@@ -42,6 +44,7 @@ def _options_and_schedule(args: argparse.Namespace, stage: str, dataset: str):
     from ddep.train.schedules import get_schedule
     opts = JobOptions(work_dir=args.work_dir, preset=args.preset, seed=args.seed, amp=args.amp,
                       launcher=args.launcher, pin_memory=args.pin_memory,
+                      keep_checkpoints=args.keep_checkpoints,
                       cfg_options=dict(args.cfg_options or {}))
     sched = get_schedule(args.schedule or dataset, stage).override(
         max_iters=args.iters, batch_size=args.batch_size, lr=args.lr,

@@ -73,6 +73,8 @@ def test_finetune_writes_the_run_json_and_is_deterministic(data, tmp_path):
     assert run["n_labelled"] == 8 and run["iterations"] == 12 and run["arm"] == "none"
     assert len(run["per_class_iou"]) == 9
     assert metrics(tmp_path / "a.json") == metrics(tmp_path / "b.json")
+    assert not list((tmp_path / "work_a").glob("*.pth"))  # resume checkpoints go once done
+    assert list((tmp_path / "work_a").rglob("*.log"))
 
 
 def test_killed_finetune_resumes_and_matches_the_uninterrupted_run(data, tmp_path):

@@ -36,6 +36,7 @@ class JobOptions:
     amp: str = "none"          # none | bf16 | fp16 (CUDA autocast)
     launcher: str = "none"     # none | pytorch (torchrun) | slurm
     pin_memory: bool = False
+    keep_checkpoints: bool = False  # else a finished job deletes its resume checkpoints
     cfg_options: dict = field(default_factory=dict)
 
 
@@ -144,6 +145,16 @@ def _train(cfg: Config) -> Runner:
     return runner
 
 
+def _finish(opts: JobOptions) -> None:
+    """After the output is written: drop the resume checkpoints (an R50 one with AdamW state is
+    over 1 GB), keep the logs."""
+    if opts.keep_checkpoints or not is_main_process():
+        return
+    for path in Path(opts.work_dir).glob("*.pth"):
+        path.unlink()
+    (Path(opts.work_dir) / "last_checkpoint").unlink(missing_ok=True)
+
+
 def _bare(model):
     return model.module if is_model_wrapper(model) else model
 
@@ -183,6 +194,7 @@ def pretrain_supervised(data_root: Path, out: Path, opts: JobOptions, sched: Sch
         vit = _bare(runner.model).backbone.vit
         save_atomic({k: v.detach().cpu() for k, v in vit.state_dict().items()}, out)
         write_json(Path(out).with_suffix(".json"), result)
+    _finish(opts)
     return result
 
 
@@ -214,7 +226,7 @@ def pretrain_denoise(arm: str, crop_size: tuple[int, int], scale: tuple[int, int
     cfg = build_config(opts, sched, model, data, optim_wrapper=wrapper)
     start = time.time()
     runner = _train(cfg)
-    loss = runner.message_hub.get_scalar("train/loss")
+    loss = runner.message_hub.log_scalars.get("train/loss")
     meta = dict(stage="denoise", arm=arm, dataset=dataset, sigma=noise.label,
                 formulation=noise.formulation, target=noise.target, loss=noise.loss,
                 noise_conditioning=noise_conditioning, preset=opts.preset,
@@ -224,6 +236,7 @@ def pretrain_denoise(arm: str, crop_size: tuple[int, int], scale: tuple[int, int
     if is_main_process():
         from ddep.models.weights import export_weights
         export_weights(_bare(runner.model), out, meta=meta)
+    _finish(opts)
     return meta
 
 
@@ -282,4 +295,5 @@ def finetune(arm: str, dataset: str, num_classes: int, crop_size: tuple[int, int
         pretrained=str(init_from or encoder_weights or ""), **provenance())
     if is_main_process():
         write_json(out, result)
+    _finish(opts)
     return result
