@@ -121,7 +121,7 @@ def test_smoke_grid_end_to_end_and_rerun_of_exactly_the_missing_run(tmp_path):
     for f in ("builtin_label_efficiency.png", "builtin_sigma.pdf"):
         assert (ws / "figures" / f).stat().st_size > 0
 
-    victim = next((ws / "results/runs").rglob("seed0.json"))
+    victim = next((ws / "resources/runs").rglob("seed0.json"))
     victim.unlink()
     counts = job_counts(snakemake(ws, "-n", "--configfile", "config/smoke.yaml").stdout)
     assert counts == {"finetune": 1, "aggregate": 1, "figures": 1, "all": 1}

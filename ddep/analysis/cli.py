@@ -16,7 +16,7 @@ import glob
 import sys
 from collections.abc import Sequence
 
-DEFAULT_RUNS_GLOB = "results/runs/**/*.json"
+DEFAULT_RUNS_GLOB = "resources/runs/**/*.json"
 
 
 def add_aggregate_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:

@@ -44,7 +44,7 @@ def _finetunes():
     jobs = jobs.drop_duplicates().reset_index(drop=True)
     jobs["fraction"] = jobs.label_fraction.map(fraction_slug)
     jobs["run"] = [run_name(a, s) for a, s in zip(jobs.arm, jobs.sigma)]
-    jobs["json"] = [f"results/runs/{r.dataset}/{r.fraction}/{r.run}/seed{r.seed}.json"
+    jobs["json"] = [f"resources/runs/{r.dataset}/{r.fraction}/{r.run}/seed{r.seed}.json"
                     for r in jobs.itertuples()]
     return jobs
 

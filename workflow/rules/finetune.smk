@@ -20,7 +20,7 @@ rule finetune:
     input:
         unpack(finetune_inputs),
     output:
-        "results/runs/{dataset}/{fraction}/{run}/seed{seed}.json",
+        "resources/runs/{dataset}/{fraction}/{run}/seed{seed}.json",
     wildcard_constraints:
         seed=r"\d+",
     params:
