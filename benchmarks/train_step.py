@@ -17,12 +17,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.optim import build_optim_wrapper
+from mmengine.structures import PixelData
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
-from mmengine.structures import PixelData
+from mmseg.utils import register_all_modules
 
 import ddep.models  # noqa: F401
-from mmseg.utils import register_all_modules
 from ddep.configs import segmentor_cfg
 from ddep.models.transunet import TransUNetEncoder, get_preset
 

@@ -220,7 +220,7 @@ def test_write_results_partial_grid(tmp_path: Path, run_files: list[Path]) -> No
     assert summary.loc[summary.arm == "none", "sigma"].eq("-").all()  # "-" is not read as NaN
     assert not list(out.rglob("*.tmp"))  # atomic writes leave no temp files
     # Permissions follow the umask like a plain open(), not mkstemp's 0600.
-    from ddep.analysis.common import _umask
+    from ddep.io import _umask
     assert (out / "summary.csv").stat().st_mode & 0o777 == 0o666 & ~_umask()
 
 

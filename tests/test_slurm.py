@@ -6,9 +6,9 @@ munge, slurmctld and slurmd):  DDEP_TEST_SLURM=1 python -m pytest tests/test_slu
 
 import os
 import re
+import shutil
 import subprocess
 import sys
-import shutil
 from pathlib import Path
 
 import pytest

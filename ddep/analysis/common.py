@@ -7,12 +7,11 @@ Kept free of pandas/matplotlib imports so it is cheap to import from anywhere.
 from __future__ import annotations
 
 import math
-import os
 import re
-import tempfile
 from fractions import Fraction
 from functools import lru_cache
-from pathlib import Path
+
+from ddep.io import atomic_write_bytes, atomic_write_text  # noqa: F401  (re-exported)
 
 # Paper order of the arms (Table rows / bar order). Arms are stored lower-case in runs.csv.
 ARM_ORDER: tuple[str, ...] = ("none", "21k", "dep", "ddep")
@@ -203,40 +202,3 @@ def ci_halfwidth(std: float, n: int, confidence: float = 0.95) -> float:
     return t_critical(int(n) - 1, confidence) * std / math.sqrt(n)
 
 
-# ---------------------------------------------------------------------------------------------
-# Atomic writes: write to a temporary file in the destination directory, then os.replace, so a
-# reader (or a Snakemake rule) never sees a half-written file.
-# ---------------------------------------------------------------------------------------------
-
-
-def _umask() -> int:
-    mask = os.umask(0)  # the only portable way to read it is to set it
-    os.umask(mask)
-    return mask
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write bytes to `path` atomically (temp file in the same directory + os.replace)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        # mkstemp creates the file 0600; give it the permissions a plain open() would.
-        os.fchmod(fd, 0o666 & ~_umask())
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write UTF-8 text to `path` atomically."""
-    return atomic_write_bytes(path, text.encode("utf-8"))

@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ddep.io import atomic_path, atomic_write_text
+
 BUILTIN_CLASSES: tuple[str, ...] = (
     "road", "sidewalk", "building", "pole", "vegetation", "terrain", "sky", "person", "car",
 )
@@ -364,15 +366,12 @@ def grid_presence(label: np.ndarray, grid: tuple[int, int], num_classes: int) ->
 
 
 def _save_png(arr: np.ndarray, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    Image.fromarray(arr).save(tmp, format="PNG", optimize=False, compress_level=1)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        Image.fromarray(arr).save(tmp, format="PNG", optimize=False, compress_level=1)
 
 
 def _write_json(obj: object, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=True) + "\n")
 
 
 _CHUNK = 100

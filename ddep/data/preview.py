@@ -9,6 +9,7 @@ import numpy as np
 from PIL import Image
 
 from ddep.data.builtin import BUILTIN_PALETTE, IGNORE_INDEX
+from ddep.io import atomic_path
 
 
 def colorize(label: np.ndarray) -> np.ndarray:
@@ -35,8 +36,6 @@ def write_preview_grid(root: str | os.PathLike, out_png: str | os.PathLike, n: i
         rows.append(np.full((2, rows[-1].shape[1], 3), 255, np.uint8))
     grid = np.concatenate(rows[:-1], 0)
     grid = grid.repeat(scale, 0).repeat(scale, 1)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_png.with_name(f".{out_png.name}.{os.getpid()}.tmp")
-    Image.fromarray(grid).save(tmp, format="PNG")
-    os.replace(tmp, out_png)
+    with atomic_path(out_png) as tmp:
+        Image.fromarray(grid).save(tmp, format="PNG")
     return out_png

@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from fractions import Fraction
 from pathlib import Path
 
+from ddep.io import atomic_write_text
+
 
 def parse_fraction(x: str | float | int | Fraction) -> Fraction | int:
     """Parse a label budget: ``"1/8"``, ``"0.05"``, ``0.05`` -> Fraction; ``100``/``"100"`` -> int.
@@ -80,12 +82,7 @@ def select_split(stems: Iterable[str], dataset: str, fraction: str | float | int
 
 def write_split(path: str | os.PathLike, stems: Iterable[str]) -> Path:
     """Write stems one per line (MMSeg ``ann_file``), atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text("".join(f"{s}\n" for s in stems))
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, "".join(f"{s}\n" for s in stems))
 
 
 def list_train_stems(name: str, data_root: str | os.PathLike) -> list[str]:

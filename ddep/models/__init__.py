@@ -2,10 +2,15 @@
 import ddep.compat  # noqa: F401  (mmengine checkpoint loading fix, before any runner loads)
 from ddep.models.classifier import GridPresenceClassifier
 from ddep.models.denoising import DenoisingPretrainer, TrainableOnlyOptimWrapperConstructor
-from ddep.models.transunet import (PRESETS, TransUNetEncoder, TransUNetHead, TransUNetSegmentor,
-                                   build_hybrid_vit, get_preset)
-from ddep.models.weights import (CheckpointError, TransferReport, export_weights,
-                                 load_timm_encoder, transfer_weights)
+from ddep.models.transunet import (
+                                   PRESETS,
+                                   TransUNetEncoder,
+                                   TransUNetHead,
+                                   TransUNetSegmentor,
+                                   build_hybrid_vit,
+                                   get_preset,
+)
+from ddep.models.weights import CheckpointError, TransferReport, export_weights, load_timm_encoder, transfer_weights
 
 __all__ = ["PRESETS", "CheckpointError", "DenoisingPretrainer", "GridPresenceClassifier", "TrainableOnlyOptimWrapperConstructor",
            "TransUNetEncoder", "TransUNetHead", "TransUNetSegmentor", "TransferReport",

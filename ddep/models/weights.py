@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 from timm.models.vision_transformer import VisionTransformer, checkpoint_filter_fn
+
+from ddep.io import atomic_path
 
 HUB_HINT = ("download it on a machine with internet access, e.g. "
             "`huggingface-cli download timm/vit_base_r50_s16_224.orig_in21k` (then copy "
@@ -106,20 +107,12 @@ def transfer_weights(model: nn.Module, source: str | os.PathLike) -> TransferRep
 
 def save_atomic(obj: object, path: str | os.PathLike) -> None:
     """torch.save to a temporary file next to ``path``, then rename: never a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        if path.suffix == ".safetensors":
+    with atomic_path(path) as tmp:
+        if Path(path).suffix == ".safetensors":
             from safetensors.torch import save_file
-            save_file({k: v.contiguous() for k, v in obj.items()}, tmp)  # type: ignore[union-attr]
+            save_file({k: v.contiguous() for k, v in obj.items()}, str(tmp))  # type: ignore[union-attr]
         else:
             torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def export_weights(model: nn.Module, path: str | os.PathLike, meta: dict | None = None) -> None:

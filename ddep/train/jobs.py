@@ -7,7 +7,6 @@ import hashlib
 import json
 import os
 import subprocess
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,8 +16,14 @@ from mmengine.dist import is_main_process
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
-from ddep.configs import (DATA_PREPROCESSOR, classification_pipeline, denoiser_cfg,
-                          image_train_pipeline, seg_test_pipeline, seg_train_pipeline, segmentor_cfg)
+from ddep.configs import (
+    DATA_PREPROCESSOR,
+    classification_pipeline,
+    denoiser_cfg,
+    image_train_pipeline,
+    segmentor_cfg,
+)
+from ddep.io import atomic_write_text
 from ddep.noise import NoiseConfig
 from ddep.train.schedules import Schedule
 
@@ -40,14 +45,6 @@ class JobOptions:
     cfg_options: dict = field(default_factory=dict)
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def write_json(path: str | os.PathLike, obj: dict) -> None:
     """Atomic, strict JSON (NaN becomes null)."""
     def clean(v):
@@ -56,7 +53,7 @@ def write_json(path: str | os.PathLike, obj: dict) -> None:
         if isinstance(v, dict):
             return {k: clean(x) for k, x in v.items()}
         return v
-    _atomic_write_text(Path(path), json.dumps(clean(obj), indent=2, allow_nan=False) + "\n")
+    atomic_write_text(path, json.dumps(clean(obj), indent=2, allow_nan=False) + "\n")
 
 
 def _optim_wrapper(opts: JobOptions, sched: Schedule, **extra) -> dict:
