@@ -35,8 +35,8 @@ SCHEDULES: dict[str, dict[str, Schedule]] = {
     "builtin": {
         "supervised": Schedule(1000, 16, 1e-3, 0.05, 100, checkpoint_interval=250, **_CPU),
         "denoise": Schedule(1500, 8, 1e-3, 0.05, 100, checkpoint_interval=250, **_CPU),
-        "finetune": Schedule(200, 8, 1e-3, 0.01, 20, encoder_lr_mult=0.1,
-                             checkpoint_interval=100, **_CPU),
+        "finetune": Schedule(120, 8, 1e-3, 0.01, 12, encoder_lr_mult=0.1,
+                             checkpoint_interval=40, **_CPU),
     },
     "cityscapes": {
         "denoise": _PAPER_DENOISE,

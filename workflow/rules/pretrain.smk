@@ -9,6 +9,7 @@ rule pretrain_supervised:
         ddep=ddep("pretrain_supervised"),
         args=job_args("pretrain_supervised", "supervised"),
     threads: config.get("threads", 1)
+    priority: 20  # the start of the longest chain: supervised -> DDeP -> fine-tunes
     resources:
         **resources("pretrain_supervised"),
     log:
@@ -51,6 +52,7 @@ rule pretrain_denoise:
         ddep=ddep("pretrain_denoise"),
         args=job_args("pretrain_denoise", "denoise"),
     threads: config.get("threads", 1)
+    priority: 10
     resources:
         **resources("pretrain_denoise"),
     log:
