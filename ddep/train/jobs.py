@@ -142,13 +142,14 @@ def _train(cfg: Config) -> Runner:
     return runner
 
 
-def _finish(opts: JobOptions) -> None:
+def _finish(opts: JobOptions, out: Path) -> None:
     """After the output is written: drop the resume checkpoints (an R50 one with AdamW state is
     over 1 GB), keep the logs."""
     if opts.keep_checkpoints or not is_main_process():
         return
-    for path in Path(opts.work_dir).glob("*.pth"):
-        path.unlink()
+    for path in Path(opts.work_dir).glob("iter_*.pth"):
+        if path.resolve() != Path(out).resolve():
+            path.unlink()
     (Path(opts.work_dir) / "last_checkpoint").unlink(missing_ok=True)
 
 
@@ -191,7 +192,7 @@ def pretrain_supervised(data_root: Path, out: Path, opts: JobOptions, sched: Sch
         vit = _bare(runner.model).backbone.vit
         save_atomic({k: v.detach().cpu() for k, v in vit.state_dict().items()}, out)
         write_json(Path(out).with_suffix(".json"), result)
-    _finish(opts)
+    _finish(opts, out)
     return result
 
 
@@ -233,7 +234,7 @@ def pretrain_denoise(arm: str, crop_size: tuple[int, int], scale: tuple[int, int
     if is_main_process():
         from ddep.models.weights import export_weights
         export_weights(_bare(runner.model), out, meta=meta)
-    _finish(opts)
+    _finish(opts, out)
     return meta
 
 
@@ -292,5 +293,5 @@ def finetune(arm: str, dataset: str, num_classes: int, crop_size: tuple[int, int
         pretrained=str(init_from or encoder_weights or ""), **provenance())
     if is_main_process():
         write_json(out, result)
-    _finish(opts)
+    _finish(opts, out)
     return result
