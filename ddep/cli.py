@@ -50,10 +50,7 @@ def _options_and_schedule(args: argparse.Namespace, stage: str, dataset: str):
         max_iters=args.iters, batch_size=args.batch_size, lr=args.lr,
         checkpoint_interval=args.checkpoint_interval, num_workers=args.num_workers,
         encoder_lr_mult=getattr(args, "encoder_lr_mult", None))
-    if args.launcher != "none":
-        from mmengine.dist import init_dist
-        init_dist(args.launcher)
-    return opts, sched
+    return opts, sched  # the Runner initialises torch.distributed for --launcher pytorch|slurm
 
 
 # --- data ----------------------------------------------------------------------------------
