@@ -106,5 +106,8 @@ def job_args(rule_name, stage):
 
 
 def sigma_label(slug):
-    """The label the run JSON carries: '0.2' or 'U(0.2,0.3)'."""
+    """The label the run JSON carries (ddep.noise.NoiseConfig.label): '0.2' or 'U(0.2,0.3)'."""
     return f"U({slug[1:].replace('-', ',')})" if slug.startswith("U") else slug
+
+
+DEFAULT_SIGMA_LABEL = sigma_label(sigma_slug(config["denoising"]["sigma"]))

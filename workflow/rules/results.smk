@@ -19,7 +19,7 @@ rule aggregate:
         [report(t, category="Tables", caption="../report/tables.rst") for t in TABLES if t.endswith(".md")],
         [t for t in TABLES if t.endswith(".tex")],
     params:
-        sigma=sigma_label(sigma_slug(config["denoising"]["sigma"])),
+        sigma=DEFAULT_SIGMA_LABEL,
     log:
         "logs/aggregate.log",
     shell:
@@ -34,7 +34,7 @@ rule figures:
         [report(f, category="Figures", caption="../report/figures.rst") for f in FIGURES if f.endswith(".png")],
         [f for f in FIGURES if f.endswith(".pdf")],
     params:
-        sigma=sigma_label(sigma_slug(config["denoising"]["sigma"])),
+        sigma=DEFAULT_SIGMA_LABEL,
     log:
         "logs/figures.log",
     shell:
@@ -44,6 +44,6 @@ rule figures:
 # `snakemake replot`: redraw figures/ from results/*.csv alone (no training, no aggregation).
 rule replot:
     params:
-        sigma=sigma_label(sigma_slug(config["denoising"]["sigma"])),
+        sigma=DEFAULT_SIGMA_LABEL,
     shell:
         "ddep figures --results results --out figures --default-sigma '{params.sigma}'"
