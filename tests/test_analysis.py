@@ -321,3 +321,150 @@ def test_cli_aggregate_and_figures(tmp_path: Path, run_files: list[Path], capsys
     assert (tmp_path / "figs" / "toy_sigma.png").is_file()
     assert main(["aggregate", "--runs-glob", str(tmp_path / "nothing" / "*.json"),
                  "--out", str(results)]) == 1
+
+
+# --- claims -------------------------------------------------------------------------------
+
+# Per (arm, sigma, label_fraction): mIoU of seeds 0, 1, 2 (fewer: only those seeds ran).
+# Built so that each verdict comes out of a known difference; 1/30 is the small fraction,
+# 1/4 the large one.
+CLAIM_MIOU = {
+    ("none", "-", "1/30"): [30.0, 31.0, 35.0],
+    ("21k", "-", "1/30"): [40.0, 42.0, 44.0],
+    ("dep", "0.2", "1/30"): [36.0, 37.0, 40.0],   # - none: 6, 6, 5; - 21k: -4, -5, -4
+    ("ddep", "0.2", "1/30"): [45.0, 40.0, 44.0],  # - 21k: 5, -2, 0 (21k is the best other arm)
+    ("ddep", "0.05", "1/30"): [99.0, 99.0, 99.0],  # neither the default nor an interval
+    ("dep", "U(0.1,0.3)", "1/30"): [30.0],        # one pair: no interval
+    ("ddep", "U(0.1,0.3)", "1/30"): [48.0, 42.0, 46.0],  # 0.2 - U: -3, -2, -2
+    ("none", "-", "1/4"): [50.0, 52.0, 51.0],
+    ("21k", "-", "1/4"): [60.0, 61.0, 63.0],
+    ("dep", "0.2", "1/4"): [55.0, 56.0, 57.0],    # 21k - dep: 5, 5, 6
+    ("ddep", "0.2", "1/4"): [65.0, 66.0, 69.0],   # - 21k: 5, 5, 6
+}
+# (claim_id, label_fraction, comparison) -> verdict, for every row the claims must have.
+CLAIM_VERDICTS = {
+    ("dep_gt_none", "1/30", "DeP - Random init"): "holds",
+    ("dep_gt_none", "1/4", "DeP - Random init"): "holds",  # 5, 4, 6: 5 ± 2.48
+    ("dep_gt_21k_small", "1/30", "DeP - Supervised (21K)"): "contradicted",
+    ("21k_gt_dep_large", "1/4", "Supervised (21K) - DeP"): "holds",
+    ("ddep_gt_21k", "1/30", "DDeP - Supervised (21K)"): "not shown",
+    ("ddep_gt_21k", "1/4", "DDeP - Supervised (21K)"): "holds",
+    ("ddep_best", "1/30", "DDeP - best of (Random init, Supervised (21K), DeP)"): "not shown",
+    ("ddep_best", "1/4", "DDeP - best of (Random init, Supervised (21K), DeP)"): "holds",
+    ("fixed_sigma_gt_interval", "1/30", "DeP: sigma 0.2 - U(0.1,0.3)"): "not shown (n < 2)",
+    ("fixed_sigma_gt_interval", "1/30", "DDeP: sigma 0.2 - U(0.1,0.3)"): "contradicted",
+}
+
+
+def claim_runs(miou: dict = CLAIM_MIOU, dataset: str = "toy") -> pd.DataFrame:
+    return pd.DataFrame([run_record(arm, sigma, lf, seed, v, dataset=dataset)
+                         for (arm, sigma, lf), vals in miou.items()
+                         for seed, v in enumerate(vals)])
+
+
+def claim_row(claims: pd.DataFrame, claim_id: str, fraction: str, n_min: int = 0) -> pd.Series:
+    """The one row of a claim at a fraction (with at least n_min pairs)."""
+    rows = claims[(claims["claim_id"] == claim_id) & (claims["label_fraction"] == fraction)
+                  & (claims["n_pairs"] >= n_min)]
+    assert len(rows) == 1, rows
+    return rows.iloc[0]
+
+
+def test_claim_verdict_rule() -> None:
+    from ddep.analysis.claims import verdict
+
+    assert verdict(3, 0.1, 2.0) == "holds"
+    assert verdict(3, -0.1, 2.0) == "not shown"
+    assert verdict(3, 0.0, 2.0) == "not shown"  # "above 0" is strict
+    assert verdict(3, -2.0, -0.1) == "contradicted"
+    assert verdict(1, math.nan, math.nan) == "not shown (n < 2)"
+    assert verdict(1, 1.0, 1.0) == "not shown (n < 2)"
+
+
+def test_claims_rows_and_verdicts() -> None:
+    from ddep.analysis.claims import claims_table
+
+    # A second dataset run at one fraction only: neither small nor large.
+    solo = {k: v for k, v in CLAIM_MIOU.items() if k[2] == "1/4"}
+    runs = pd.concat([claim_runs(), claim_runs(solo, dataset="solo")], ignore_index=True)
+    claims = claims_table(runs, "0.2")
+    toy = claims[claims["dataset"] == "toy"]
+    got = {(r.claim_id, r.label_fraction, r.comparison): r.verdict for r in toy.itertuples()}
+    assert got == CLAIM_VERDICTS
+    # Claims in paper order, then fractions (small to large).
+    assert toy["claim_id"].tolist() == [
+        "dep_gt_none", "dep_gt_none", "dep_gt_21k_small", "21k_gt_dep_large", "ddep_gt_21k",
+        "ddep_gt_21k", "ddep_best", "ddep_best", "fixed_sigma_gt_interval",
+        "fixed_sigma_gt_interval"]
+    assert set(claims.loc[claims["dataset"] == "solo", "claim_id"]) == {
+        "dep_gt_none", "ddep_gt_21k", "ddep_best"}
+    assert (toy["sigma"].isin(["0.2", "0.2 vs U(0.1,0.3)"])).all()  # sigma 0.05 is not used
+    single = toy[toy["verdict"] == "not shown (n < 2)"].iloc[0]
+    assert single["n_pairs"] == 1 and single["mean_diff"] == pytest.approx(36.0 - 30.0)
+    assert math.isnan(single["ci_low"]) and math.isnan(single["ci_high"])
+
+
+def test_claims_ci_matches_scipy_t_interval() -> None:
+    stats = pytest.importorskip("scipy.stats")
+    from ddep.analysis.claims import claims_table
+
+    claims = claims_table(claim_runs(), "0.2")
+    for claim_id, diffs in [("dep_gt_21k_small", [-4.0, -5.0, -4.0]),
+                            ("ddep_gt_21k", [5.0, -2.0, 0.0]),
+                            ("fixed_sigma_gt_interval", [-3.0, -2.0, -2.0])]:
+        row = claim_row(claims, claim_id, "1/30", n_min=2)
+        mean = statistics.mean(diffs)
+        low, high = stats.t.interval(0.95, df=len(diffs) - 1, loc=mean,
+                                     scale=statistics.stdev(diffs) / math.sqrt(len(diffs)))
+        assert row["n_pairs"] == len(diffs)
+        assert row["mean_diff"] == pytest.approx(mean)
+        assert (row["ci_low"], row["ci_high"]) == pytest.approx((low, high), rel=1e-9)
+
+
+def test_ddep_best_takes_the_best_other_arm_of_each_seed_where_all_four_ran() -> None:
+    from ddep.analysis.claims import claims_table
+
+    miou = dict(CLAIM_MIOU)
+    miou[("none", "-", "1/4")] = [64.0, 52.0, 51.0]  # random init beats 21K on seed 0
+    miou[("dep", "0.2", "1/4")] = [55.0, 56.0]       # no DeP seed 2
+    claims = claims_table(claim_runs(miou), "0.2")
+    best = claim_row(claims, "ddep_best", "1/4")
+    assert best["n_pairs"] == 2 and best["seeds"] == "0;1"
+    assert best["mean_diff"] == pytest.approx(((65 - 64) + (66 - 61)) / 2)
+    assert claim_row(claims, "ddep_gt_21k", "1/4")["n_pairs"] == 3
+
+
+def test_claims_without_their_runs_have_no_rows() -> None:
+    from ddep.analysis.claims import claims_table, render_claims_markdown
+
+    baselines = claim_runs({k: v for k, v in CLAIM_MIOU.items() if k[0] in ("none", "21k")})
+    assert claims_table(baselines, "0.2").empty
+    assert "No claim has paired runs." in render_claims_markdown(
+        claims_table(baselines, None), None)
+    # An interval default sigma: there is no fixed sigma to compare with the intervals.
+    interval_default = claims_table(claim_runs(), "U0.1-0.3")  # the workflow's slug
+    assert "fixed_sigma_gt_interval" not in set(interval_default["claim_id"])
+    assert (interval_default["sigma"] == "U(0.1,0.3)").all()
+
+
+def test_write_results_writes_claims_csv_and_markdown(tmp_path: Path) -> None:
+    files = [write_json(tmp_path / "runs" / f"{arm}_{sigma}_{lf.replace('/', '_')}_{seed}.json",
+                        run_record(arm, sigma, lf, seed, v))
+             for (arm, sigma, lf), vals in CLAIM_MIOU.items() for seed, v in enumerate(vals)]
+    out = tmp_path / "results"
+    text = write_results(files, out, default_sigma="0.2", quiet=True)
+    claims = read_csv(out / "claims.csv")
+    assert len(claims) == len(CLAIM_VERDICTS)
+    assert "claims: 10 row(s), 5 holds" in text
+    md = (out / "tables" / "claims.md").read_text()
+    assert md.startswith("**toy: claims of the paper**")
+    rows = [line for line in md.splitlines() if line.startswith("| ")]
+    assert rows[0].startswith("| claim | fraction (images) | comparison | n |")
+    assert len(rows) == 1 + len(claims)
+    half = T2 * statistics.stdev([-4.0, -5.0, -4.0]) / math.sqrt(3)
+    mean = -13.0 / 3
+    assert (f"| DeP > 21K at small fractions | 1/30 (10) | DeP - Supervised (21K) | 3 | "
+            f"{mean:+.2f} | [{mean - half:+.2f}, {mean + half:+.2f}] | contradicted |") in rows
+    assert ("| fixed sigma beats sigma drawn from an interval | 1/30 (10) | "
+            "DeP: sigma 0.2 - U(0.1,0.3) | 1 | +6.00 | – | not shown (n < 2) |") in rows
+    assert "DeP/DDeP at sigma = 0.2" in md and "(n < 2)" in md

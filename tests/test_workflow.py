@@ -116,8 +116,13 @@ def test_smoke_grid_end_to_end_and_rerun_of_exactly_the_missing_run(tmp_path):
     runs = pd.read_csv(ws / "results/runs.csv", keep_default_na=False)
     assert len(runs) == expected_counts(cfg)["finetune"]
     assert set(runs.arm) == {"none", "21k", "dep", "ddep"}
-    for f in ("summary.csv", "paired.csv", "tables/builtin_label_efficiency.md"):
+    for f in ("summary.csv", "paired.csv", "tables/builtin_label_efficiency.md",
+              "tables/claims.md"):
         assert (ws / "results" / f).stat().st_size > 0
+    # One seed: every claim has one pair; the sigma claim finds the interval run by its label.
+    claims = pd.read_csv(ws / "results/claims.csv", keep_default_na=False)
+    assert set(claims.verdict) == {"not shown (n < 2)"}
+    assert "DeP: sigma 0.2 - U(0.1,0.4)" in set(claims.comparison)
     for f in ("builtin_label_efficiency.png", "builtin_sigma.pdf"):
         assert (ws / "figures" / f).stat().st_size > 0
 

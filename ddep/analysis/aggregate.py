@@ -372,10 +372,13 @@ def write_results(
     default_sigma: str | None = None,
     quiet: bool = False,
 ) -> str:
-    """Load runs and write ``runs.csv``, ``summary.csv``, ``paired.csv``, ``missing.csv`` (when
-    `expected` is given) and ``tables/`` under `out_dir`, each atomically. Prints (unless
-    `quiet`) and returns a short human summary that lists missing runs."""
-    from .tables import write_tables  # local import: tables imports this module
+    """Load runs and write ``runs.csv``, ``summary.csv``, ``paired.csv``, ``claims.csv``,
+    ``missing.csv`` (when `expected` is given) and ``tables/`` (with ``claims.md``) under
+    `out_dir`, each atomically. Prints (unless `quiet`) and returns a short human summary that
+    lists missing runs."""
+    # Local imports: both modules import this one.
+    from .claims import write_claims
+    from .tables import choose_default_sigma, write_tables
 
     out = Path(out_dir)
     runs = load_runs(json_paths)
@@ -404,7 +407,14 @@ def write_results(
         (out / "missing.csv").unlink(missing_ok=True)
 
     table_files, notes = write_tables(summary, out / "tables", default_sigma=default_sigma)
+    # The claims compare DeP/DDeP at the sigma the label-efficiency table shows.
+    sigma = default_sigma if default_sigma is not None else choose_default_sigma(summary)
+    claims = write_claims(runs, out, sigma)
+    table_files.append(out / "tables" / "claims.md")
     lines.append(f"tables: {len(table_files)} file(s) in {out / 'tables'}")
+    verdicts = claims["verdict"].value_counts()
+    lines.append(f"claims: {len(claims)} row(s)"
+                 + "".join(f", {n} {v}" for v, n in verdicts.items()))
     lines += [f"  note: {n}" for n in notes]
     text = "\n".join(lines)
     if not quiet:

@@ -27,7 +27,7 @@ def add_aggregate_args(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     parser.add_argument("--runs", nargs="+", default=None, metavar="JSON",
                         help="explicit per-run JSON files (instead of --runs-glob)")
     parser.add_argument("--out", default="results",
-                        help="output directory for runs/summary/paired/missing CSVs and tables/ "
+                        help="output directory for runs/summary/paired/claims/missing CSVs and tables/ "
                              "(default: results)")
     parser.add_argument("--expected", default=None, metavar="CSV_OR_JSON",
                         help="expected run identities (columns from dataset, label_fraction, "
@@ -75,7 +75,8 @@ def figures_main(args: argparse.Namespace) -> int:
 
 def add_analysis_commands(subparsers: argparse._SubParsersAction) -> None:
     """Mount `aggregate` and `figures` on an existing subparsers object (sets ``func``)."""
-    p = subparsers.add_parser("aggregate", help="per-run JSONs -> runs/summary/paired CSVs, tables")
+    p = subparsers.add_parser("aggregate",
+                              help="per-run JSONs -> runs/summary/paired/claims CSVs, tables")
     add_aggregate_args(p)
     p.set_defaults(func=aggregate_main)
     p = subparsers.add_parser("figures", help="summary.csv -> PNG/PDF figures")

@@ -50,7 +50,8 @@ def _finetunes():
 
 
 FINETUNES = _finetunes()
-RESULT_TABLES = ["results/runs.csv", "results/summary.csv", "results/paired.csv"]
+RESULT_TABLES = ["results/runs.csv", "results/summary.csv", "results/paired.csv", "results/claims.csv"]
+CLAIMS_TABLE = "results/tables/claims.md"  # all datasets in one table, written with the CSVs
 _KINDS = ("label_efficiency", "sigma") if (config.get("sigma_sweep") or {}).get("fractions") else ("label_efficiency",)
 TABLES = [f"results/tables/{ds}_{kind}.{ext}" for ds in config["datasets"] for kind in _KINDS
           for ext in ("md", "tex")]

@@ -17,6 +17,7 @@ rule aggregate:
     output:
         RESULT_TABLES,
         [report(t, category="Tables", caption="../report/tables.rst") for t in TABLES if t.endswith(".md")],
+        report(CLAIMS_TABLE, category="Tables", caption="../report/claims.rst"),
         [t for t in TABLES if t.endswith(".tex")],
     params:
         sigma=DEFAULT_SIGMA_LABEL,
