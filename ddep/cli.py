@@ -9,6 +9,7 @@ from pathlib import Path
 from mmengine.config import DictAction
 
 EXIT_USAGE, EXIT_FAILED = 2, 1
+SCHEMA = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
 
 
 def _job_args(p: argparse.ArgumentParser, stage: str) -> None:
@@ -26,6 +27,9 @@ def _job_args(p: argparse.ArgumentParser, stage: str) -> None:
     g.add_argument("--num-workers", type=int, help="dataloader workers")
     g.add_argument("--keep-checkpoints", action="store_true",
                    help="keep the resume checkpoints in --work-dir after the job succeeds")
+    if stage in ("denoise", "finetune"):
+        g.add_argument("--crop-size", type=int, nargs=2, metavar=("H", "W"),
+                       help="training crop and sliding-window size (default: the dataset's)")
     if stage == "finetune":
         g.add_argument("--encoder-lr-mult", type=float, help="LR factor for a pretrained encoder")
     h = p.add_argument_group("hardware")
@@ -78,6 +82,27 @@ def cmd_split(args: argparse.Namespace) -> None:
     print(f"{args.dataset} {args.fraction} seed {args.seed}: {len(stems)} images -> {args.out}")
 
 
+def cmd_check(args: argparse.Namespace) -> None:
+    import yaml
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import update_config, validate
+
+    from ddep.preflight import preflight
+    config: dict = {}
+    for path in args.configfile:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"config file not found: {path}")
+        update_config(config, yaml.safe_load(Path(path).read_text()) or {})
+    try:
+        validate(config, str(args.schema))
+    except WorkflowError as e:
+        raise ValueError(str(e)) from None
+    preflight(config, models=True)
+    print(f"ok: {', '.join(args.configfile)}: {len(config['datasets'])} dataset(s), arms "
+          f"{config['arms']}, preset {config['preset']}: data, weights, fractions, crops and "
+          f"noise settings checked")
+
+
 # --- training ------------------------------------------------------------------------------
 
 def cmd_pretrain_supervised(args: argparse.Namespace) -> None:
@@ -102,7 +127,8 @@ def cmd_pretrain_denoise(args: argparse.Namespace) -> None:
         check_dataset(args.dataset, args.data_root, splits=("train",))
         unlabelled = Path(args.data_root) / spec.splits["train"].img_path
     opts, sched = _options_and_schedule(args, "denoise", args.dataset)
-    m = pretrain_denoise(args.arm, spec.crop_size, spec.train_scale, spec.ratio_range, unlabelled, noise,
+    crop = tuple(args.crop_size or spec.crop_size)
+    m = pretrain_denoise(args.arm, crop, spec.train_scale, spec.ratio_range, unlabelled, noise,
                          args.out, opts, sched, dataset=args.dataset,
                          encoder_weights=args.encoder_weights,
                          noise_conditioning=args.noise_conditioning)
@@ -112,17 +138,19 @@ def cmd_pretrain_denoise(args: argparse.Namespace) -> None:
 
 def cmd_finetune(args: argparse.Namespace) -> None:
     from ddep.configs import seg_test_pipeline, seg_train_pipeline
-    from ddep.data import check_dataset, dataset_cfg, get_dataset_def
+    from ddep.data import check_dataset, dataset_cfg, get_dataset_def, slide_stride
     from ddep.train.jobs import finetune
     check_dataset(args.dataset, args.data_root)
     spec = get_dataset_def(args.dataset)
+    crop = tuple(args.crop_size or spec.crop_size)
     train = dataset_cfg(args.dataset, args.data_root, "train", ann_file=str(args.split),
-                        pipeline=seg_train_pipeline(spec.crop_size, spec.train_scale, spec.ratio_range))
+                        pipeline=seg_train_pipeline(crop, spec.train_scale, spec.ratio_range))
     val = dataset_cfg(args.dataset, args.data_root, "val", pipeline=seg_test_pipeline(spec.test_scale))
     opts, sched = _options_and_schedule(args, "finetune", args.dataset)
-    r = finetune(args.arm, args.dataset, spec.num_classes, spec.crop_size, train, val, args.split,
+    r = finetune(args.arm, args.dataset, spec.num_classes, crop, train, val, args.split,
                  args.label_fraction or args.split.stem, args.out, opts, sched,
-                 init_from=args.init_from, encoder_weights=args.encoder_weights)
+                 init_from=args.init_from, encoder_weights=args.encoder_weights,
+                 test_stride=slide_stride(crop))
     print(f"{args.arm} {r['label_fraction']} ({r['n_labelled']} images) seed {args.seed}: "
           f"mIoU {r['mIoU']:.2f} -> {args.out}")
 
@@ -155,6 +183,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(func=cmd_split)
+
+    p = sub.add_parser("check", help="preflight a sweep config: datasets, weights, fractions, "
+                                     "unlabelled folders, presets and crops, noise settings")
+    p.add_argument("--configfile", nargs="+", required=True,
+                   help="sweep config(s), merged in order as Snakemake merges them")
+    p.add_argument("--schema", type=Path, default=SCHEMA, help="config schema")
+    p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("pretrain-supervised",
                        help="supervised encoder on the built-in classification data (21K stand-in)")
@@ -199,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from ddep.models.weights import CheckpointError
+    from ddep.preflight import CheckpointError
     from ddep.train.components import NonFiniteLossError
     try:
         rc = args.func(args)

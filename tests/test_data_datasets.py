@@ -1,4 +1,5 @@
-"""Dataset table, configs and loading through MMSeg on tiny fake trees in the real layouts."""
+"""Dataset table, configs and loading through MMSeg on tiny fake trees in the real layouts,
+with the real image sizes and label values (tests/fake_data.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from ddep.data import (
     BUILTIN_CLASSES,
@@ -19,58 +19,33 @@ from ddep.data import (
     write_split,
 )
 
-RAW = np.array([[0, 1, 2, 5], [7, 9, 18, 255]], np.uint8).repeat(4, 0).repeat(8, 1)  # 8x32
+from fake_data import (
+    ADE20K_LABELS,
+    ADE20K_SIZES,
+    CITYSCAPES_LABELS,
+    CITYSCAPES_SIZE,
+    MAKERS,
+    PASCAL_CONTEXT_LABELS,
+    PASCAL_CONTEXT_SIZES,
+    label_bands,
+)
+from fake_data import image as _image
+
+ON_DISK = {"cityscapes": (CITYSCAPES_LABELS, [CITYSCAPES_SIZE]),
+           "ade20k": (ADE20K_LABELS, ADE20K_SIZES),
+           "pascal_context59": (PASCAL_CONTEXT_LABELS, PASCAL_CONTEXT_SIZES)}
 
 
 @pytest.fixture(scope="module", autouse=True)
 def mmseg_scope():
+    import ddep.data.datasets  # noqa: F401  (registers ddep's dataset classes)
     from mmseg.utils import register_all_modules
 
     register_all_modules(init_default_scope=True)
 
 
 def _img(path: Path, h: int = 8, w: int = 32) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    arr = np.random.default_rng(0).integers(0, 255, (h, w, 3), dtype=np.uint8)
-    Image.fromarray(arr).save(path, quality=95) if path.suffix == ".jpg" else \
-        Image.fromarray(arr).save(path)
-
-
-def _lab(path: Path, arr: np.ndarray = RAW) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(arr).save(path)
-
-
-def make_cityscapes(root: Path) -> None:
-    for split, cities in (("train", ["aachen", "bochum"]), ("val", ["frankfurt"])):
-        for city in cities:
-            for i in range(2):
-                stem = f"{city}_{i:06d}_000019"
-                _img(root / "leftImg8bit" / split / city / f"{stem}_leftImg8bit.png")
-                _lab(root / "gtFine" / split / city / f"{stem}_gtFine_labelTrainIds.png")
-                _lab(root / "gtFine" / split / city / f"{stem}_gtFine_labelIds.png", RAW + 7)
-
-
-def make_ade20k(root: Path) -> None:
-    for split, tag in (("training", "train"), ("validation", "val")):
-        for i in (1, 2):
-            _img(root / "images" / split / f"ADE_{tag}_{i:08d}.jpg")
-            _lab(root / "annotations" / split / f"ADE_{tag}_{i:08d}.png")
-
-
-def make_pascal_context(root: Path) -> None:
-    names = {"train": ["2008_000002", "2008_000003"], "val": ["2008_000008"]}
-    for split, stems in names.items():
-        for stem in stems:
-            _img(root / "JPEGImages" / f"{stem}.jpg")
-            _lab(root / "SegmentationClassContext" / f"{stem}.png")
-        lst = root / "ImageSets" / "SegmentationContext" / f"{split}.txt"
-        lst.parent.mkdir(parents=True, exist_ok=True)
-        lst.write_text("".join(f"{s}\n" for s in stems))
-
-
-MAKERS = {"cityscapes": make_cityscapes, "ade20k": make_ade20k,
-          "pascal_context59": make_pascal_context}
+    _image(path, (w, h))
 
 
 def _load_pipeline(name: str) -> list[dict]:
@@ -97,26 +72,32 @@ def test_table_matches_paper_datasets():
 
 
 @pytest.mark.parametrize("name", sorted(MAKERS))
-def test_fake_tree_loads_with_correct_labels(name, tmp_path):
+def test_real_shape_tree_loads_with_correct_labels(name, tmp_path):
+    """Real layout, real image sizes, real label values: mmseg reads every image at its size
+    and maps the labels as the paper's evaluation expects (ignore values included)."""
     MAKERS[name](tmp_path)
     check_dataset(name, tmp_path)
-    expected = {"cityscapes": 4, "ade20k": 2, "pascal_context59": 2}[name]
-    ds = _build(dataset_cfg(name, tmp_path, "train", pipeline=_load_pipeline(name)))
-    assert len(ds) == expected
-    item = ds[0]
-    assert item["img"].shape == (8, 32, 3)
-    seg = item["gt_seg_map"]
-    if DATASET_DEFS[name].reduce_zero_label:  # raw 0 -> 255, raw k -> k - 1, 255 stays 255
-        want = np.where(RAW == 0, 255, np.where(RAW == 255, 255, RAW.astype(int) - 1))
-    else:  # Cityscapes labelTrainIds are used as they are
-        want = RAW
-    np.testing.assert_array_equal(seg, want)
-    val = _build(dataset_cfg(name, tmp_path, "val", pipeline=_load_pipeline(name)))
-    assert len(val) >= 1
+    values, sizes = ON_DISK[name]
+    for split in ("train", "val"):
+        ds = _build(dataset_cfg(name, tmp_path, split, pipeline=_load_pipeline(name)))
+        assert len(ds) == {"train": 4, "val": {"cityscapes": 1}.get(name, len(sizes))}[split]
+        shapes = set()
+        for item in ds:
+            h, w = item["img"].shape[:2]
+            shapes.add((w, h))
+            raw = label_bands((w, h), values)
+            if DATASET_DEFS[name].reduce_zero_label:  # raw 0 -> 255 (ignored), k -> k - 1
+                want = np.where(raw == 0, 255, raw.astype(int) - 1)
+            else:  # Cityscapes labelTrainIds are used as they are (255 = ignore)
+                want = raw
+            np.testing.assert_array_equal(item["gt_seg_map"], want)
+        if split == "val":
+            assert shapes == set(sizes)
+    assert int(want.max()) == 255 and int(want[want != 255].max()) == DATASET_DEFS[name].num_classes - 1
 
 
 def test_cityscapes_split_ann_file(tmp_path):
-    make_cityscapes(tmp_path)
+    MAKERS["cityscapes"](tmp_path)
     from ddep.data import list_train_stems
 
     stems = list_train_stems("cityscapes", tmp_path)
@@ -124,7 +105,7 @@ def test_cityscapes_split_ann_file(tmp_path):
     split = write_split(tmp_path / "split.txt", select_split(stems, "cityscapes", 2, 0))
     ds = _build(dataset_cfg("cityscapes", tmp_path, "train", ann_file=split,
                             pipeline=_load_pipeline("cityscapes")))
-    assert len(ds) == 2 and ds[1]["gt_seg_map"].shape == (8, 32)
+    assert len(ds) == 2 and ds[1]["gt_seg_map"].shape == (1024, 2048)
 
 
 def test_builtin_dataset_and_unlabelled_pool(tmp_path):

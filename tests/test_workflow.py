@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from fake_data import fake_paper_inputs
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -69,7 +71,10 @@ def expected_counts(cfg: dict) -> dict[str, int]:
 
 def test_paper_grid_dry_run_lists_every_job_once_with_shared_pretraining(tmp_path):
     ws = workspace(tmp_path)
-    cfg = yaml.safe_load((ws / "config/paper.yaml").read_text())
+    # the paper grid as it is; its inputs (datasets, ImageNet, in21k weights) faked, since the
+    # preflight checks them even in a dry run
+    cfg = fake_paper_inputs(yaml.safe_load((ws / "config/paper.yaml").read_text()), tmp_path)
+    (ws / "config/paper.yaml").write_text(yaml.safe_dump(cfg))
     start = time.time()
     proc = snakemake(ws, "-n", "--configfile", "config/paper.yaml")
     assert time.time() - start < 30
@@ -85,6 +90,22 @@ def test_default_config_job_counts(tmp_path):
     cfg = yaml.safe_load((ws / "config/config.yaml").read_text())
     counts = job_counts(snakemake(ws, "-n").stdout)
     assert counts == {**expected_counts(cfg), "generate_builtin": 1}
+
+
+def test_command_line_config_overrides_the_default_and_a_configfile(tmp_path):
+    """`--config key=value` works on top of config/config.yaml and on top of --configfile
+    (which replaces the default config rather than merging with it)."""
+    ws = workspace(tmp_path)
+    default = yaml.safe_load((ws / "config/config.yaml").read_text())
+    proc = snakemake(ws, "-n", "-p", "--config", "threads=2")
+    assert job_counts(proc.stdout) == {**expected_counts(default), "generate_builtin": 1}
+    assert "OMP_NUM_THREADS=2 ddep finetune" in proc.stdout
+    assert "OMP_NUM_THREADS=1" not in proc.stdout
+    smoke = yaml.safe_load((ws / "config/smoke.yaml").read_text())
+    proc = snakemake(ws, "-n", "-p", "--configfile", "config/smoke.yaml", "--config",
+                     "preset=r50_vit_b16")
+    assert job_counts(proc.stdout) == {**expected_counts(smoke), "generate_builtin": 1}
+    assert "--preset r50_vit_b16" in proc.stdout and "--preset tiny" not in proc.stdout
 
 
 @pytest.mark.parametrize("key, value, message", [

@@ -12,9 +12,9 @@ from fractions import Fraction
 from functools import lru_cache
 
 from ddep.io import atomic_write_bytes, atomic_write_text  # noqa: F401  (re-exported)
+from ddep.sweep import ARMS as ARM_ORDER  # noqa: F401  (paper order: table rows, bar order)
+from ddep.sweep import DENOISING_ARMS  # noqa: F401  (re-exported)
 
-# Paper order of the arms (Table rows / bar order). Arms are stored lower-case in runs.csv.
-ARM_ORDER: tuple[str, ...] = ("none", "21k", "dep", "ddep")
 ARM_DISPLAY: dict[str, str] = {
     "none": "Random init",
     "21k": "Supervised (21K)",
@@ -29,7 +29,6 @@ ARM_COLOURS: dict[str, str] = {
     "dep": "#E69F00",
     "ddep": "#009E73",
 }
-DENOISING_ARMS: tuple[str, ...] = ("dep", "ddep")
 # Sigma / formulation / target label used by arms without denoising pretraining.
 NO_SIGMA = "-"
 

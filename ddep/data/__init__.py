@@ -1,20 +1,11 @@
-"""Datasets: the built-in generator, paper dataset definitions, label splits, previews.
+"""Datasets: the built-in generator, the table of paper datasets, label splits, previews.
 
-Importing this package registers ``BuiltinStreetDataset`` and ``UnlabelledImageDataset`` in
-``mmseg.registry.DATASETS``.
+This package imports no torch or mmseg (the workflow's preflight uses it while Snakemake parses
+the Snakefile); the MMSeg dataset classes are registered by importing :mod:`ddep.data.datasets`
+(the jobs' ``custom_imports`` do).
 """
 
 from ddep.data.builtin import BUILTIN_CLASSES, BUILTIN_PALETTE, generate_builtin, render_image
-from ddep.data.datasets import (
-    DATASET_DEFS,
-    BuiltinStreetDataset,
-    DatasetDef,
-    DatasetNotFoundError,
-    UnlabelledImageDataset,
-    check_dataset,
-    dataset_cfg,
-    get_dataset_def,
-)
 from ddep.data.preview import write_preview_grid
 from ddep.data.splits import (
     list_train_stems,
@@ -23,10 +14,20 @@ from ddep.data.splits import (
     split_size,
     write_split,
 )
+from ddep.data.table import (
+    DATASET_DEFS,
+    DatasetDef,
+    DatasetNotFoundError,
+    check_dataset,
+    dataset_cfg,
+    find_images,
+    get_dataset_def,
+    slide_stride,
+)
 
 __all__ = [
-    "BUILTIN_CLASSES", "BUILTIN_PALETTE", "DATASET_DEFS", "BuiltinStreetDataset", "DatasetDef",
-    "DatasetNotFoundError", "UnlabelledImageDataset", "check_dataset", "dataset_cfg",
-    "generate_builtin", "get_dataset_def", "list_train_stems", "parse_fraction", "render_image",
-    "select_split", "split_size", "write_preview_grid", "write_split",
+    "BUILTIN_CLASSES", "BUILTIN_PALETTE", "DATASET_DEFS", "DatasetDef", "DatasetNotFoundError",
+    "check_dataset", "dataset_cfg", "find_images", "generate_builtin", "get_dataset_def",
+    "list_train_stems", "parse_fraction", "render_image", "select_split", "split_size",
+    "slide_stride", "write_preview_grid", "write_split",
 ]

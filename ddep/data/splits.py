@@ -87,7 +87,7 @@ def write_split(path: str | os.PathLike, stems: Iterable[str]) -> Path:
 
 def list_train_stems(name: str, data_root: str | os.PathLike) -> list[str]:
     """All training-image stems of a dataset (relative to its image prefix, suffix removed)."""
-    from ddep.data.datasets import get_dataset_def  # the one table of dataset definitions
+    from ddep.data.table import get_dataset_def  # the one table of dataset definitions
 
     d = get_dataset_def(name)
     split = d.splits["train"]

@@ -45,7 +45,7 @@ PRESETS: dict[str, dict] = {
     ),
 }
 
-STRIDES = (2, 4, 8, 16)
+TOKEN_STRIDE = 16  # input sizes must be multiples of this (the stride of the ViT tokens)
 
 
 def get_preset(name: str) -> dict:
@@ -101,8 +101,8 @@ class TransUNetEncoder(BaseModule):
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         n, _, h, w = x.shape
-        if h % 16 or w % 16:
-            raise ValueError(f"TransUNet input size must be divisible by 16, got {h}x{w}")
+        if h % TOKEN_STRIDE or w % TOKEN_STRIDE:
+            raise ValueError(f"TransUNet input size must be divisible by {TOKEN_STRIDE}, got {h}x{w}")
         embed = self.vit.patch_embed
         # timm's ResNetV2 feature indices: 0 = stem (stride 2, before pooling), 1.. = stages.
         cnn_out, skips = embed.backbone.forward_intermediates(x, indices=(0, 1, 2))
@@ -111,7 +111,7 @@ class TransUNetEncoder(BaseModule):
         t = self.vit.norm_pre(self.vit.patch_drop(t))
         t = self.vit.norm(self.vit.blocks(t))
         t = t[:, self.vit.num_prefix_tokens:]
-        tokens16 = t.transpose(1, 2).reshape(n, -1, h // 16, w // 16)
+        tokens16 = t.transpose(1, 2).reshape(n, -1, h // TOKEN_STRIDE, w // TOKEN_STRIDE)
         return [*skips, tokens16]
 
 

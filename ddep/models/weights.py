@@ -10,14 +10,7 @@ import torch.nn as nn
 from timm.models.vision_transformer import VisionTransformer, checkpoint_filter_fn
 
 from ddep.io import atomic_path
-
-HUB_HINT = ("download it on a machine with internet access, e.g. "
-            "`huggingface-cli download timm/vit_base_r50_s16_224.orig_in21k` (then copy "
-            "~/.cache/huggingface), or pass the path of a .safetensors/.pth file")
-
-
-class CheckpointError(ValueError):
-    """A checkpoint is missing or does not fit the model."""
+from ddep.preflight import CheckpointError, resolve_checkpoint
 
 
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -29,24 +22,6 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         if isinstance(ckpt, dict) and isinstance(ckpt.get(key), dict):
             ckpt = ckpt[key]
     return ckpt
-
-
-def resolve_checkpoint(source: str | os.PathLike) -> Path:
-    """A local file, or a timm hub name (``vit_base_r50_s16_224.orig_in21k``) found in the
-    local Hugging Face cache. Never downloads."""
-    path = Path(os.path.expanduser(str(source)))
-    if path.is_file():
-        return path
-    if path.suffix in (".pth", ".pt", ".bin", ".safetensors") or os.sep in str(source):
-        raise CheckpointError(f"checkpoint file not found: {path}")
-    from huggingface_hub import try_to_load_from_cache
-    repo = source if str(source).startswith("timm/") else f"timm/{source}"
-    for filename in ("model.safetensors", "pytorch_model.bin"):
-        cached = try_to_load_from_cache(repo_id=str(repo), filename=filename)
-        if isinstance(cached, str):
-            return Path(cached)
-    raise CheckpointError(f"timm weights {repo!r} are not in the local Hugging Face cache "
-                          f"({os.environ.get('HF_HOME', '~/.cache/huggingface')}); {HUB_HINT}")
 
 
 def load_timm_encoder(vit: VisionTransformer, source: str | os.PathLike) -> None:

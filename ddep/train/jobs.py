@@ -25,10 +25,9 @@ from ddep.configs import (
 )
 from ddep.io import atomic_write_text
 from ddep.noise import NoiseConfig
+from ddep.sweep import ARMS, DENOISING_ARMS
 from ddep.train.schedules import Schedule
 
-ARMS = ("none", "21k", "dep", "ddep")
-DENOISING_ARMS = ("dep", "ddep")
 RUNTIME_BASE = Path(__file__).resolve().parent.parent / "configs" / "runtime.py"
 
 
@@ -86,9 +85,10 @@ def build_config(opts: JobOptions, sched: Schedule, model: dict, train_dataset: 
         model=model,
         train_dataloader=dict(batch_size=sched.batch_size, sampler=dict(type="InfiniteSampler", shuffle=True),
                               dataset=train_dataset, **loader),
-        # validation runs once, after training (see finetune), never mid-training
+        # validation runs once, after training (runner.val() in the job), never inside the
+        # loop: mmengine's loop also validates at max_iters unless val_begin lies beyond it
         train_cfg=dict(type="IterBasedTrainLoop", max_iters=sched.max_iters,
-                       val_interval=sched.max_iters + 1),
+                       val_begin=sched.max_iters + 1, val_interval=sched.max_iters + 1),
         optim_wrapper=optim_wrapper or _optim_wrapper(opts, sched),
         param_scheduler=_param_scheduler(sched),
         default_hooks=dict(
@@ -105,9 +105,21 @@ def build_config(opts: JobOptions, sched: Schedule, model: dict, train_dataset: 
             val_dataloader=dict(batch_size=1, sampler=dict(type="DefaultSampler", shuffle=False),
                                 dataset=val_dataset, **loader),
             val_cfg=dict(type="ValLoop"), val_evaluator=val_evaluator))
+    if opts.launcher != "none" and not _cuda():
+        # DDP on CPU (gloo): tests and CPU-only clusters. mmengine's defaults assume one GPU
+        # per rank (NCCL, device_ids=[LOCAL_RANK]); _train initialises the process group.
+        cfg.merge_from_dict(dict(
+            env_cfg=dict(dist_cfg=dict(backend="gloo")),
+            model_wrapper_cfg=dict(type="MMDistributedDataParallel", device_ids=None,
+                                   broadcast_buffers=False)))
     if opts.cfg_options:
         cfg.merge_from_dict(opts.cfg_options)
     return cfg
+
+
+def _cuda() -> bool:
+    import torch
+    return torch.cuda.is_available()
 
 
 def config_hash(cfg: Config) -> str:
@@ -124,6 +136,7 @@ def provenance() -> dict:
     import mmseg
     import timm
     import torch
+    from mmengine.dist import get_world_size
 
     import ddep
     try:
@@ -131,12 +144,16 @@ def provenance() -> dict:
                                 capture_output=True, text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         commit = ""
-    return dict(git_commit=commit or "unknown", versions=dict(
+    return dict(git_commit=commit or "unknown", world_size=get_world_size(), versions=dict(
         ddep=ddep.__version__, torch=str(torch.__version__), mmcv=mmcv.__version__,
         mmengine=mmengine.__version__, mmseg=mmseg.__version__, timm=timm.__version__))
 
 
 def _train(cfg: Config) -> Runner:
+    if cfg.launcher == "pytorch" and not _cuda():
+        import torch.distributed as dist
+        if not dist.is_initialized():  # mmengine's init_dist calls torch.cuda.set_device
+            dist.init_process_group(backend="gloo")
     runner = Runner.from_cfg(cfg)
     runner.train()
     return runner
@@ -158,7 +175,9 @@ def _bare(model):
 
 
 def _norm_cfg(opts: JobOptions) -> dict:
-    return dict(type="SyncBN" if opts.launcher != "none" else "BN", requires_grad=True)
+    """SyncBN across GPUs under DDP; plain BN on one device or on CPUs (SyncBN needs CUDA)."""
+    sync = opts.launcher != "none" and _cuda()
+    return dict(type="SyncBN" if sync else "BN", requires_grad=True)
 
 
 # --- supervised encoder (the built-in ImageNet-21k stand-in) -------------------------------
@@ -230,7 +249,8 @@ def pretrain_denoise(arm: str, crop_size: tuple[int, int], scale: tuple[int, int
                 noise_conditioning=noise_conditioning, preset=opts.preset,
                 iterations=runner.iter, final_loss=float(loss.mean(50)) if loss else None,
                 wall_time_s=round(time.time() - start, 2), config_hash=config_hash(cfg),
-                encoder_weights=str(encoder_weights) if encoder_weights else None, **provenance())
+                encoder_weights=str(encoder_weights) if encoder_weights else None,
+                unlabelled=str(unlabelled_dir), **provenance())
     if is_main_process():
         from ddep.models.weights import export_weights
         export_weights(_bare(runner.model), out, meta=meta)
@@ -251,9 +271,12 @@ def read_checkpoint_meta(path: str | os.PathLike) -> dict:
 def finetune(arm: str, dataset: str, num_classes: int, crop_size: tuple[int, int],
              train_dataset: dict, val_dataset: dict, split_file: Path, label_fraction: str,
              out: Path, opts: JobOptions, sched: Schedule, init_from: str | None = None,
-             encoder_weights: str | None = None) -> dict:
+             encoder_weights: str | None = None,
+             test_stride: tuple[int, int] | None = None) -> dict:
     """Fine-tune the whole network on a labelled split, evaluate on the full val split with
-    mmseg's IoU metric and write the run's JSON (identity + metrics + provenance)."""
+    mmseg's IoU metric (sliding windows of ``crop_size`` at ``test_stride``; the prediction is
+    compared with the label map at its original resolution) and write the run's JSON
+    (identity + metrics + provenance)."""
     if arm not in ARMS:
         raise ValueError(f"arm must be one of {ARMS}, got {arm!r}")
     needs = {"none": (), "21k": ("encoder_weights",), "dep": ("init_from",), "ddep": ("init_from",)}
@@ -271,8 +294,8 @@ def finetune(arm: str, dataset: str, num_classes: int, crop_size: tuple[int, int
     pre = read_checkpoint_meta(init_from) if init_from else {}
     if pre and pre.get("arm") not in (None, arm):
         raise ValueError(f"{init_from} was pretrained with arm {pre.get('arm')!r}, not {arm!r}")
-    model = segmentor_cfg(opts.preset, num_classes, crop_size, norm_cfg=_norm_cfg(opts),
-                          pretrained=encoder_weights, init_from=init_from)
+    model = segmentor_cfg(opts.preset, num_classes, crop_size, test_stride=test_stride,
+                          norm_cfg=_norm_cfg(opts), pretrained=encoder_weights, init_from=init_from)
     extra = {}
     if arm != "none" and sched.encoder_lr_mult != 1.0:
         extra["paramwise_cfg"] = dict(custom_keys={"backbone": dict(lr_mult=sched.encoder_lr_mult)})

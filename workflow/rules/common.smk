@@ -3,7 +3,8 @@ import re
 
 import pandas as pd
 
-DENOISING_ARMS = ("dep", "ddep")
+from ddep.preflight import unlabelled_source
+from ddep.sweep import DENOISING_ARMS
 
 
 def sigma_slug(sigma):
@@ -97,6 +98,12 @@ def ddep(rule_name):
     """The command: `ddep`, or torchrun over `ddep.cli` when the rule asks for several GPUs."""
     gpus = int(resources(rule_name).get("gpu", 0) or 0)
     return f"torchrun --standalone --nproc_per_node {gpus} -m ddep.cli" if gpus > 1 else "ddep"
+
+
+def crop_args(wc):
+    """A dataset's `crop_size` override (training crop and sliding window), if it sets one."""
+    crop = dataset(wc).get("crop_size")
+    return f"--crop-size {crop[0]} {crop[1]}" if crop else ""
 
 
 def job_args(rule_name, stage):

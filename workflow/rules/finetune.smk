@@ -28,6 +28,7 @@ rule finetune:
         arm=lambda wc: wc.run.split("_s")[0],
         fraction=lambda wc: wc.fraction.replace("_", "/"),
         pretrained=pretrained_args,
+        crop=crop_args,
         ddep=ddep("finetune"),
         args=job_args("finetune", "finetune"),
     threads: config.get("threads", 1)
@@ -38,6 +39,6 @@ rule finetune:
     shell:
         "OMP_NUM_THREADS={threads} {params.ddep} finetune --arm {params.arm} "
         "--dataset {wildcards.dataset} --data-root {params.root} --split {input.split} "
-        "--label-fraction {params.fraction} --seed {wildcards.seed} {params.pretrained} "
+        "--label-fraction {params.fraction} --seed {wildcards.seed} {params.pretrained} {params.crop} "
         "--out {output} --work-dir work/finetune/{wildcards.dataset}/{wildcards.fraction}/"
         "{wildcards.run}/seed{wildcards.seed} {params.args} > {log} 2>&1"

@@ -32,8 +32,8 @@ def denoise_args(wc):
     args = [sigma_args(wc.sigma), f"--formulation {noise['formulation']}", f"--target {noise['target']}"]
     if noise.get("noise_conditioning"):
         args.append("--noise-conditioning")
-    if d.get("unlabelled"):
-        args.append(f"--unlabelled {d['unlabelled']}")
+    if unlabelled_source(d, wc.arm):
+        args.append(f"--unlabelled {unlabelled_source(d, wc.arm)}")
     if wc.arm == "ddep":
         args.append(f"--encoder-weights {supervised_encoder(wc)}")
     return " ".join(args)
@@ -49,6 +49,7 @@ rule pretrain_denoise:
     params:
         root=lambda wc: dataset(wc)["root"],
         noise=denoise_args,
+        crop=crop_args,
         ddep=ddep("pretrain_denoise"),
         args=job_args("pretrain_denoise", "denoise"),
     threads: config.get("threads", 1)
@@ -59,6 +60,7 @@ rule pretrain_denoise:
         "logs/pretrain/{dataset}/{arm}_s{sigma}.log",
     shell:
         "OMP_NUM_THREADS={threads} {params.ddep} pretrain-denoise --arm {wildcards.arm} "
-        "--dataset {wildcards.dataset} --data-root {params.root} {params.noise} --out {output} "
+        "--dataset {wildcards.dataset} --data-root {params.root} {params.noise} {params.crop} "
+        "--out {output} "
         "--work-dir work/pretrain/{wildcards.dataset}/{wildcards.arm}_s{wildcards.sigma} "
         "{params.args} > {log} 2>&1"

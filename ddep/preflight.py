@@ -1,0 +1,167 @@
+"""Preflight: a sweep config checked against the disk before any job runs.
+
+Every problem is collected (not just the first) and said in one line that names the config key
+and the path, and how to fix it. The Snakefile runs the file-system checks while it is parsed,
+so `snakemake -n` already reports them; `ddep check --configfile FILE` runs them and also checks
+the model side (presets, crop sizes, noise settings), which needs torch.
+
+This module imports no torch or mmseg. The jobs use the same functions to find their inputs.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from ddep.data.splits import list_train_stems, split_size
+from ddep.data.table import DatasetNotFoundError, check_dataset, find_images
+from ddep.sweep import DENOISING_ARMS, SUPERVISED_ARMS
+
+HUB_HINT = ("download it on a machine with internet access, e.g. "
+            "`huggingface-cli download timm/vit_base_r50_s16_224.orig_in21k` (then copy "
+            "~/.cache/huggingface), or pass the path of a .safetensors/.pth file")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing or does not fit the model."""
+
+
+class PreflightError(ValueError):
+    """One or more problems with a sweep config; the message lists every one."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__(f"{len(problems)} problem(s) found before any job ran:\n"
+                         + "\n".join(f"  - {p}" for p in problems))
+
+
+def resolve_checkpoint(source: str | os.PathLike) -> Path:
+    """A local file, or a timm hub name (``vit_base_r50_s16_224.orig_in21k``) found in the
+    local Hugging Face cache. Never downloads."""
+    path = Path(os.path.expanduser(str(source)))
+    if path.is_file():
+        return path
+    if path.suffix in (".pth", ".pt", ".bin", ".safetensors") or os.sep in str(source):
+        raise CheckpointError(f"checkpoint file not found: {path}")
+    from huggingface_hub import try_to_load_from_cache
+    repo = source if str(source).startswith("timm/") else f"timm/{source}"
+    for filename in ("model.safetensors", "pytorch_model.bin"):
+        cached = try_to_load_from_cache(repo_id=str(repo), filename=filename)
+        if isinstance(cached, str):
+            return Path(cached)
+    raise CheckpointError(f"timm weights {repo!r} are not in the local Hugging Face cache "
+                          f"({os.environ.get('HF_HOME', '~/.cache/huggingface')}); {HUB_HINT}")
+
+
+def check_unlabelled(folder: str | os.PathLike) -> None:
+    """An unlabelled-image folder exists and holds at least one image (flat or ImageNet-style)."""
+    if not Path(folder).is_dir():
+        raise DatasetNotFoundError(f"unlabelled image folder not found: {folder}")
+    if next(find_images(folder), None) is None:
+        raise DatasetNotFoundError(
+            f"no png/jpg/jpeg images under {folder} (a flat folder or an ImageNet-style tree "
+            f"of class folders, e.g. train/n01440764/n01440764_10026.JPEG)")
+
+
+def unlabelled_source(dataset: dict, arm: str) -> str | None:
+    """The unlabelled-image folder of ``arm`` in a dataset's config (None: its train images)."""
+    source = dataset.get("unlabelled")
+    return source.get(arm) if isinstance(source, dict) else source
+
+
+def _sweep(config: dict) -> dict:
+    sweep = config.get("sigma_sweep") or {}
+    return sweep if sweep.get("fractions") and sweep.get("arms") else {}
+
+
+def _sigmas(config: dict) -> list:
+    sweep = _sweep(config)
+    return [config["denoising"]["sigma"], *sweep.get("fixed", []), *sweep.get("uniform", [])]
+
+
+def _dataset_problems(name: str, d: dict, arms: set[str], fractions: Iterable[str]) -> list[str]:
+    problems, key = [], f"datasets.{name}"
+    if d.get("generate"):
+        return problems  # the workflow generates the built-in dataset itself
+    try:
+        check_dataset(name, d["root"])
+    except DatasetNotFoundError as e:
+        problems.append(f"{key}.root: {e}")
+    else:
+        stems = list_train_stems(name, d["root"])
+        for fraction in fractions:
+            try:
+                if split_size(fraction, len(stems)) < 1:
+                    raise ValueError("it selects no image")
+            except ValueError as e:
+                problems.append(f"{key}.fractions: {fraction!r} of the {len(stems)} train images "
+                                f"under {d['root']}: {e}")
+    for arm in sorted(arms & set(DENOISING_ARMS)):
+        folder = unlabelled_source(d, arm)
+        if folder is None:
+            continue
+        try:
+            check_unlabelled(folder)
+        except DatasetNotFoundError as e:
+            problems.append(f"{key}.unlabelled ({arm}): {e}; fix the path or set it to null "
+                            f"(the dataset's own train images)")
+    needs = sorted(arms & set(SUPERVISED_ARMS))
+    if needs and not d.get("encoder_weights"):
+        problems.append(f"{key}.encoder_weights: arms {needs} need a supervised encoder; set a "
+                        f"timm name (vit_base_r50_s16_224.orig_in21k) or a .safetensors/.pth file "
+                        f"(only the built-in dataset trains its own stand-in)")
+    elif needs:
+        try:
+            resolve_checkpoint(d["encoder_weights"])
+        except CheckpointError as e:
+            problems.append(f"{key}.encoder_weights (for arms {needs}): {e}")
+    return problems
+
+
+def _model_problems(config: dict) -> list[str]:
+    """Needs torch: presets, crop sizes and noise settings as the jobs will build them."""
+    from ddep.data.table import get_dataset_def
+    from ddep.models.transunet import PRESETS, TOKEN_STRIDE
+    from ddep.noise import NoiseConfig
+
+    problems = []
+    preset = config.get("preset")
+    if preset not in PRESETS:
+        problems.append(f"preset: {preset!r} is not a model preset; choose one of {sorted(PRESETS)}")
+    for name, d in config["datasets"].items():
+        crop = d.get("crop_size") or list(get_dataset_def(name).crop_size)
+        if any(c % TOKEN_STRIDE for c in crop):
+            problems.append(f"datasets.{name}.crop_size: {crop} cannot run: the {preset} "
+                            f"TransUNet needs multiples of {TOKEN_STRIDE} (its token stride), "
+                            f"e.g. {[max(TOKEN_STRIDE, c // TOKEN_STRIDE * TOKEN_STRIDE) for c in crop]}")
+    noise = config.get("denoising", {})
+    for sigma in _sigmas(config):
+        try:
+            NoiseConfig(sigma=tuple(sigma) if isinstance(sigma, list) else sigma,
+                        formulation=noise.get("formulation", "unscaled"),
+                        target=noise.get("target", "eps"))
+        except (ValueError, TypeError) as e:
+            problems.append(f"denoising / sigma_sweep: sigma {sigma!r}: {e}")
+    return problems
+
+
+def find_problems(config: dict, models: bool = False) -> list[str]:
+    """Every problem of a (schema-valid) sweep config, one line each; ``models`` adds the
+    checks that import torch. Relative paths are taken from the current directory, as the
+    workflow does."""
+    sweep = _sweep(config)
+    problems = []
+    for name, d in config["datasets"].items():
+        arms = set(config["arms"]) | set(sweep.get("arms", []))
+        fractions = dict.fromkeys(map(str, [*d["fractions"], *sweep.get("fractions", [])]))
+        problems += _dataset_problems(name, d, arms, fractions)
+    if models:
+        problems += _model_problems(config)
+    return problems
+
+
+def preflight(config: dict, models: bool = False) -> None:
+    """Raise :class:`PreflightError` listing every problem of ``config``."""
+    problems = find_problems(config, models=models)
+    if problems:
+        raise PreflightError(problems)

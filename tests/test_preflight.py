@@ -1,0 +1,92 @@
+"""The preflight: every problem of a sweep config is found before any job runs, one message each,
+naming the config key and the path and saying how to fix it."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from ddep.preflight import find_problems
+from fake_data import fake_paper_inputs
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def paper_config(tmp_path: Path) -> dict:
+    return fake_paper_inputs(yaml.safe_load((REPO / "config/paper.yaml").read_text()), tmp_path)
+
+
+def ddep_check(tmp_path: Path, cfg: dict) -> subprocess.CompletedProcess:
+    path = tmp_path / "check.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    env = dict(os.environ, HF_HOME=str(tmp_path / "hf"))  # an empty Hugging Face cache
+    return subprocess.run([sys.executable, "-m", "ddep.cli", "check", "--configfile", str(path)],
+                          capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_fake_paper_inputs_pass(tmp_path):
+    cfg = paper_config(tmp_path)
+    assert find_problems(cfg) == []
+    proc = ddep_check(tmp_path, cfg)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.startswith("ok: ") and "3 dataset(s)" in proc.stdout
+
+
+def test_every_file_system_problem_is_listed_with_its_key_and_path(tmp_path):
+    cfg = paper_config(tmp_path)
+    city, ade, pc = (cfg["datasets"][k] for k in ("cityscapes", "ade20k", "pascal_context59"))
+    shutil.rmtree(Path(city["root"]) / "gtFine")                  # malformed dataset root
+    ade["fractions"] = ["1/16", "500"]                             # more images than exist
+    empty = tmp_path / "empty_imagenet"
+    (empty / "n01440764").mkdir(parents=True)
+    pc["unlabelled"] = {"dep": None, "ddep": str(empty)}           # no images in the tree
+    pc["encoder_weights"] = str(tmp_path / "missing.safetensors")  # weights file not there
+    problems = find_problems(cfg)
+    assert len(problems) == 4, problems
+    by_key = {p.split(":")[0]: p for p in problems}
+    city_msg = by_key["datasets.cityscapes.root"]
+    assert str(Path(city["root"]) / "gtFine" / "train") in city_msg
+    assert "expected layout" in city_msg and "cityscapes.py" in city_msg
+    ade_msg = by_key["datasets.ade20k.fractions"]
+    assert "'500'" in ade_msg and "4 train images" in ade_msg
+    assert str(empty) in by_key["datasets.pascal_context59.unlabelled (ddep)"]
+    weights_msg = by_key["datasets.pascal_context59.encoder_weights (for arms ['21k', 'ddep'])"]
+    assert "missing.safetensors" in weights_msg
+
+
+def test_check_reports_weights_not_in_cache_a_crop_that_cannot_run_and_bad_noise(tmp_path):
+    cfg = paper_config(tmp_path)
+    cfg["datasets"]["ade20k"]["encoder_weights"] = "vit_base_r50_s16_224.orig_in21k"
+    cfg["datasets"]["cityscapes"]["crop_size"] = [500, 1000]       # not multiples of 16
+    cfg["sigma_sweep"]["uniform"] = [[0.5, 0.1]]                   # an interval [b, a]
+    cfg["sigma_sweep"]["fixed"] = [0.2, float("nan")]
+    proc = ddep_check(tmp_path, cfg)
+    assert proc.returncode == 2
+    err = proc.stderr
+    assert "4 problem(s) found before any job ran" in err, err[-3000:]
+    assert "datasets.cityscapes.crop_size: [500, 1000] cannot run" in err and "[496, 992]" in err
+    assert "datasets.ade20k.encoder_weights" in err and "not in the local Hugging Face cache" in err
+    assert "huggingface-cli download timm/vit_base_r50_s16_224.orig_in21k" in err
+    assert "sigma [0.5, 0.1]" in err and "0 <= a <= b" in err
+    assert "sigma nan" in err and "finite number" in err
+    assert "Traceback" not in err
+
+
+def test_a_dry_run_already_stops_on_a_missing_dataset(tmp_path):
+    for name in ("workflow", "config"):
+        shutil.copytree(REPO / name, tmp_path / name)
+    cfg = paper_config(tmp_path)
+    cfg["datasets"]["ade20k"]["root"] = str(tmp_path / "data" / "nowhere")
+    (tmp_path / "config/paper.yaml").write_text(yaml.safe_dump(cfg))
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile",
+                           "config/paper.yaml"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "1 problem(s) found before any job ran" in out, out[-3000:]
+    assert f"datasets.ade20k.root: ade20k: data root does not exist: {tmp_path}/data/nowhere" in out
+    assert "ADEChallengeData2016" in out  # how to prepare it
