@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # GPU check (< 5 minutes on one H100 once ddep's environment is installed): training-step
-# throughput of both presets at 512x1024 in bf16, the framework-overhead ratio on the GPU,
-# and peak GPU memory.   bash benchmarks/gpu_check.sh
+# throughput of both presets at 512x1024 in bf16 (img/s, counted FLOPs, TFLOP/s, MFU), the
+# framework-overhead ratio on the GPU, and peak GPU memory.   bash benchmarks/gpu_check.sh
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 py=${PYTHON:-python}

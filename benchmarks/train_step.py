@@ -2,7 +2,9 @@
 
 The plain model has the identical architecture (same timm encoder, the cascaded upsampler in
 bare torch.nn) and runs the same step: forward, cross-entropy, backward, AdamW. The ratio
-ours / plain is the framework overhead.
+ours / plain is the framework overhead. FLOPs per image are counted (torch.utils.flop_counter,
+forward + backward of one step), so achieved TFLOP/s and MFU follow from the step time; the
+peak is the GPU's dense tensor-core peak from PEAK_TFLOPS (or --peak-tflops).
 
     python benchmarks/train_step.py --preset tiny --size 128 128 --batch 8
     python benchmarks/train_step.py --preset r50_vit_b16 --size 512 1024 --batch 2 --amp bf16
@@ -56,6 +58,31 @@ class PlainTransUNet(nn.Module):
         return self.proj(x)
 
 
+# Peak TFLOP/s by GPU name (vendors' data sheets): bf16 dense tensor-core; "none" = plain FP32
+# (PyTorch's default matmul precision; cuDNN convolutions may use TF32 and beat it).
+PEAK_TFLOPS: dict[str, dict[str, float]] = {
+    "H200": {"bf16": 989.4, "none": 66.9},
+    "H100": {"bf16": 989.4, "none": 66.9},   # SXM; PCIe: 756 / 51
+    "A100": {"bf16": 312.0, "none": 19.5},
+    "L40S": {"bf16": 362.1, "none": 91.6},
+}
+
+
+def peak_tflops(device_name: str, amp: str) -> float | None:
+    for key, peaks in PEAK_TFLOPS.items():
+        if key in device_name:
+            return peaks[amp]
+    return None
+
+
+def counted_flops(step) -> int:
+    """FLOPs of one call of ``step`` (forward + backward), counted by PyTorch's flop counter."""
+    from torch.utils.flop_counter import FlopCounterMode
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return counter.get_total_flops()
+
+
 def timed(step, device: str, warmup: int, iters: int) -> list[float]:
     for _ in range(warmup):
         step()
@@ -82,6 +109,8 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--amp", choices=("none", "bf16"), default="none")
     ap.add_argument("--rounds", type=int, default=3, help="alternate ours/plain this many times")
+    ap.add_argument("--peak-tflops", type=float,
+                    help="the device's peak TFLOP/s for MFU (default: PEAK_TFLOPS by GPU name)")
     args = ap.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.manual_seed(0)
@@ -120,6 +149,7 @@ def main() -> None:
     def ours_step() -> None:
         ours.train_step(data, wrapper)
 
+    flops_per_image = counted_flops(ours_step) / n
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     t_ours, t_plain = [], []
@@ -130,8 +160,13 @@ def main() -> None:
     print(f"device={device} ({torch.cuda.get_device_name() if device == 'cuda' else torch.get_num_threads()} "
           f"{'' if device == 'cuda' else 'threads'}) preset={args.preset} size={h}x{w} batch={n} amp={args.amp} "
           f"params={n_ours / 1e6:.2f}M")
-    print(f"ours  (mmengine train_step): {mo * 1000:8.1f} ms/step  {n / mo:8.1f} img/s")
-    print(f"plain (PyTorch loop)       : {mp * 1000:8.1f} ms/step  {n / mp:8.1f} img/s")
+    peak = args.peak_tflops or (peak_tflops(torch.cuda.get_device_name(), args.amp)
+                                if device == "cuda" else None)
+    print(f"counted FLOPs per training image (forward + backward): {flops_per_image / 1e9:.1f} GFLOP")
+    for name, t in (("ours  (mmengine train_step)", mo), ("plain (PyTorch loop)       ", mp)):
+        tflops = flops_per_image * n / t / 1e12
+        mfu = f"MFU {100 * tflops / peak:5.1f}% of {peak:g}" if peak else "MFU n/a (pass --peak-tflops)"
+        print(f"{name}: {t * 1000:8.1f} ms/step  {n / t:8.1f} img/s  {tflops:8.3f} TFLOP/s  {mfu}")
     print(f"framework overhead ratio ours/plain = {mo / mp:.3f}")
     if device == "cuda":
         print(f"peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB")

@@ -102,6 +102,9 @@ def test_paper_config_end_to_end_on_real_shaped_datasets(tmp_path):
             tmp_path / "data" / name / DATASET_DEFS[name].splits["train"].img_path
     for f in ("summary.csv", "paired.csv"):
         assert len(pd.read_csv(tmp_path / "results" / f)) > 0
+    claims = pd.read_csv(tmp_path / "results/claims.csv")
+    assert set(claims.dataset) == set(PAPER_DATASETS)
+    assert (claims.n_pairs == 1).all() and (claims.verdict == "not shown (n < 2)").all()
     for name in PAPER_DATASETS:
         assert (tmp_path / f"results/tables/{name}_label_efficiency.md").read_text().strip()
         assert (tmp_path / f"figures/{name}_label_efficiency.png").stat().st_size > 10_000

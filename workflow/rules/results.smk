@@ -48,3 +48,18 @@ rule replot:
         sigma=DEFAULT_SIGMA_LABEL,
     shell:
         "ddep figures --results results --out figures --default-sigma '{params.sigma}'"
+
+
+# `snakemake estimate --configfile config/paper.yaml [--config gpu_model=H100]`: jobs, training
+# images and GPU-hours per rule before anything is submitted (nothing runs).
+rule estimate:
+    run:
+        from ddep.estimate import estimate, format_estimate
+
+        jobs = [dict(rule="finetune", dataset=ds) for ds in FINETUNES.dataset]
+        pretrained = FINETUNES[FINETUNES.arm.isin(DENOISING_ARMS)]
+        jobs += [dict(rule="pretrain_denoise", dataset=ds)
+                 for ds, _ in pretrained.groupby(["dataset", "run"]).groups]
+        jobs += [dict(rule="pretrain_supervised", dataset=ds)
+                 for ds, d in config["datasets"].items() if not d.get("encoder_weights")]
+        print(format_estimate(estimate(jobs, config, config["gpu_model"]), config["gpu_model"]))
