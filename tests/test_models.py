@@ -146,3 +146,24 @@ def test_transfer_loads_everything_but_the_final_projection(tmp_path):
     seg2 = seg_model("tiny", num_classes=5, img_size=64, init_from=str(tmp_path / "dep.pth"))
     seg2.init_weights()  # the path the runner takes
     assert torch.equal(seg2.backbone.vit.blocks[0].attn.qkv.weight, pre.backbone.vit.blocks[0].attn.qkv.weight)
+
+
+def test_vit_attention_runs_through_the_fused_sdpa_kernel(monkeypatch):
+    """timm's Attention uses F.scaled_dot_product_attention (flash / memory-efficient kernels on
+    a GPU) only when its fused_attn flag is on: every block of the encoder must take that path."""
+    import torch.nn.functional as F
+    calls = []
+    sdpa = F.scaled_dot_product_attention
+
+    def counting(*args, **kwargs):
+        calls.append(args[0].shape)
+        return sdpa(*args, **kwargs)
+
+    monkeypatch.setattr(F, "scaled_dot_product_attention", counting)
+    model = seg_model("tiny", num_classes=3, img_size=(64, 128)).eval()
+    assert all(block.attn.fused_attn for block in model.backbone.vit.blocks)
+    with torch.no_grad():
+        model.backbone(torch.zeros(1, 3, 64, 128))
+    depth = len(model.backbone.vit.blocks)
+    assert len(calls) == depth  # (batch, heads, 1 class token + 4x8 tokens, head dim)
+    assert all(tuple(s[:3]) == (1, 3, 33) for s in calls)
