@@ -1,0 +1,105 @@
+"""ddep's r50_vit_b16 TransUNet against the official TransUNet R50-ViT-B_16 (Chen et al. 2021),
+the same training step on the same machine in one run: forward, cross-entropy, backward, SGD.
+
+The official code is not part of ddep: check it out anywhere (it needs `pip install
+ml_collections scipy`) and pass its folder.
+
+    git clone https://github.com/Beckschen/TransUNet /tmp/TransUNet
+    python benchmarks/vs_official.py --official /tmp/TransUNet --threads 2
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+from mmengine.config import ConfigDict
+from mmengine.optim import build_optim_wrapper
+from mmengine.structures import PixelData
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+from mmseg.utils import register_all_modules
+
+import ddep.models  # noqa: F401  (registers the modules)
+from ddep.configs import segmentor_cfg
+
+
+def official_model(folder: str, size: int, classes: int) -> torch.nn.Module:
+    """The official model as its train.py builds it for R50-ViT-B_16."""
+    sys.path.insert(0, folder)
+    from networks.vit_seg_modeling import CONFIGS, VisionTransformer
+    config = CONFIGS["R50-ViT-B_16"]
+    config.n_classes, config.n_skip = classes, 3
+    config.patches.grid = (size // 16, size // 16)
+    return VisionTransformer(config, img_size=size, num_classes=classes)
+
+
+def median_step(step, warmup: int, iters: int) -> list[float]:
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(iters):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--official", required=True, help="folder of a TransUNet checkout")
+    ap.add_argument("--size", type=int, default=224)
+    ap.add_argument("--batch", type=int, default=2)
+    ap.add_argument("--classes", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--iters", type=int, default=5)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=3, help="alternate the two models this often")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    register_all_modules(init_default_scope=True)
+    n, s = args.batch, args.size
+
+    ours = MODELS.build(ConfigDict(segmentor_cfg("r50_vit_b16", args.classes, (s, s)))).train()
+    ours_opt = build_optim_wrapper(ours, dict(optimizer=dict(type="SGD", lr=0.01, momentum=0.9)))
+    samples = []
+    for _ in range(n):
+        sample = SegDataSample(metainfo=dict(img_shape=(s, s), ori_shape=(s, s), pad_shape=(s, s)))
+        sample.gt_sem_seg = PixelData(data=torch.randint(0, args.classes, (1, s, s)))
+        samples.append(sample)
+    data = dict(inputs=[torch.randint(0, 256, (3, s, s), dtype=torch.uint8) for _ in range(n)],
+                data_samples=samples)
+
+    official = official_model(args.official, s, args.classes).train()
+    official_opt = torch.optim.SGD(official.parameters(), lr=0.01, momentum=0.9)
+    x = torch.randn(n, 3, s, s)
+    y = torch.stack([smp.gt_sem_seg.data[0] for smp in samples])
+
+    def official_step() -> None:
+        loss = F.cross_entropy(official(x), y)
+        official_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        official_opt.step()
+
+    def ours_step() -> None:
+        ours.train_step(data, ours_opt)
+
+    t_ours, t_official = [], []
+    for _ in range(args.rounds):  # interleaved, so that drift on a shared machine hits both
+        t_ours += median_step(ours_step, args.warmup, args.iters)
+        t_official += median_step(official_step, args.warmup, args.iters)
+    mo, mf = statistics.median(t_ours), statistics.median(t_official)
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    print(f"cpu threads={args.threads} size={s}x{s} batch={n} classes={args.classes} "
+          f"steps={len(t_ours)} per model")
+    print(f"ddep r50_vit_b16 (mmengine train_step): {mo:.3f} s/step  {count(ours):,} parameters")
+    print(f"official R50-ViT-B_16 (plain loop)     : {mf:.3f} s/step  {count(official):,} parameters")
+    print(f"ratio ddep / official = {mo / mf:.3f}")
+
+
+if __name__ == "__main__":
+    main()
