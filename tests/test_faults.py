@@ -56,22 +56,29 @@ def resumed_from(work: Path) -> list[int]:
 
 # --- killed and signalled jobs ---------------------------------------------------------------
 
+def long_job(step, root, tmp_path, name):
+    """A 40-iteration job writing ``name`` (.json or .pth) with work dir ``work_name``."""
+    out = tmp_path / f"{name}{'.json' if step == 'finetune' else '.pth'}"
+    return command(step, root, out, tmp_path / f"work_{name}", *LONG)
+
+
+def rerun_and_run_uninterrupted(step, root, tmp_path, name):
+    """Rerun the stopped job ``name`` (it resumes) and run the same job uninterrupted ("full")."""
+    for run in (name, "full"):
+        done = subprocess.run(long_job(step, root, tmp_path, run), capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-3000:]
+
+
 def test_killed_denoising_pretraining_resumes_bit_identically(data, tmp_path):
     root, _ = data
-
-    def cmd(name):
-        return command("denoise", root, tmp_path / f"{name}.pth", tmp_path / f"work_{name}", *LONG)
-
     work = tmp_path / "work_killed"
-    proc = run_until_checkpoint(cmd("killed"), work, after=4, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+    proc = run_until_checkpoint(long_job("denoise", root, tmp_path, "killed"), work, after=4,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     os.kill(proc.pid, signal.SIGKILL)  # kill -9, mid-training
     proc.wait()
     killed_at = checkpoint_step(work)
     assert 4 < killed_at < 40 and not (tmp_path / "killed.pth").exists()
-    for name in ("killed", "full"):
-        done = subprocess.run(cmd(name), capture_output=True, text=True)
-        assert done.returncode == 0, done.stderr[-3000:]
+    rerun_and_run_uninterrupted("denoise", root, tmp_path, "killed")
     assert resumed_from(work) == [killed_at]  # resumed, not restarted
     killed, full = (torch.load(tmp_path / f"{n}.pth", weights_only=True) for n in ("killed", "full"))
     assert killed["meta"]["final_loss"] == full["meta"]["final_loss"]
@@ -81,13 +88,9 @@ def test_killed_denoising_pretraining_resumes_bit_identically(data, tmp_path):
 
 def test_sigterm_checkpoints_at_that_step_and_the_rerun_matches_an_uninterrupted_run(data, tmp_path):
     root, _ = data
-
-    def cmd(name):
-        return command("finetune", root, tmp_path / f"{name}.json", tmp_path / f"work_{name}", *LONG)
-
     work = tmp_path / "work_stopped"
-    proc = run_until_checkpoint(cmd("stopped"), work, after=4, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, text=True)
+    proc = run_until_checkpoint(long_job("finetune", root, tmp_path, "stopped"), work, after=4,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     proc.send_signal(signal.SIGTERM)  # what SLURM sends on preemption, scancel or --signal
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 75, err[-3000:]
@@ -99,9 +102,7 @@ def test_sigterm_checkpoints_at_that_step_and_the_rerun_matches_an_uninterrupted
     # only what resuming needs: one checkpoint, no temporary files, no output
     assert sorted(p.name for p in work.glob("*.pth")) == [f"iter_{step}.pth"]
     assert not list(work.glob(".*")) and not (tmp_path / "stopped.json").exists()
-    for name in ("stopped", "full"):
-        done = subprocess.run(cmd(name), capture_output=True, text=True)
-        assert done.returncode == 0, done.stderr[-3000:]
+    rerun_and_run_uninterrupted("finetune", root, tmp_path, "stopped")
     assert resumed_from(work) == [step]
     assert metrics(tmp_path / "stopped.json") == metrics(tmp_path / "full.json")
 

@@ -85,7 +85,9 @@ class ResumableCheckpointHook(CheckpointHook):
         super().after_train_iter(runner, batch_idx, data_batch, outputs)
         signum = self._received
         if get_world_size() > 1:  # every rank must stop at the same step
-            signum = int(all_reduce(torch.tensor(signum), op="max"))
+            flag = torch.tensor(signum)
+            all_reduce(flag, op="max")  # in place
+            signum = int(flag)
         if not signum:
             return
         step = runner.iter + 1
