@@ -9,6 +9,7 @@ from pathlib import Path
 from mmengine.config import DictAction
 
 EXIT_USAGE, EXIT_FAILED = 2, 1
+EXIT_PREEMPTED = 75  # sysexits' EX_TEMPFAIL: stopped on a signal, checkpoint saved, rerun to resume
 SCHEMA = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
 
 
@@ -232,20 +233,46 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def _message(e: BaseException) -> str:
+    """The error's own message. Raised in a DataLoader worker, it carries the worker's
+    traceback, whose last line is the original message."""
+    text = str(e).strip()
+    if "Traceback" in text:
+        text = text.splitlines()[-1].split(f"{type(e).__name__}: ", 1)[-1]
+    return text
+
+
+def _failure(e: Exception) -> tuple[str, int] | None:
+    """(one line for the user, exit code) for a failure of the job's input or environment;
+    None for a bug (the traceback is then the useful report)."""
+    import errno
+
     from ddep.preflight import CheckpointError
     from ddep.train.components import NonFiniteLossError
+    from ddep.train.resume import Preempted
+    if isinstance(e, NonFiniteLossError):
+        return f"stopped: {e}", EXIT_FAILED
+    if isinstance(e, Preempted):
+        return f"stopped: {e}", EXIT_PREEMPTED
+    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT):
+        return (f"error: cannot write {e.filename or 'the output'}: {e.strerror}; free space or "
+                f"fix the folder, then rerun the same command (training resumes from its last "
+                f"checkpoint)", EXIT_FAILED)
+    if isinstance(e, (ValueError, FileNotFoundError, CheckpointError)):
+        return f"error: {_message(e)}", EXIT_USAGE
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         rc = args.func(args)
-    except NonFiniteLossError as e:
-        print(f"ddep {args.command}: stopped: {e}", file=sys.stderr)
-        return EXIT_FAILED
-    except (ValueError, FileNotFoundError, CheckpointError) as e:
-        if os.environ.get("DDEP_DEBUG"):
+    except Exception as e:  # noqa: BLE001
+        failure = _failure(e)
+        if failure is None or os.environ.get("DDEP_DEBUG"):
             raise
-        print(f"ddep {args.command}: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
+        print(f"ddep {args.command}: {failure[0]}", file=sys.stderr)
+        return failure[1]
     return rc or 0
 
 

@@ -15,6 +15,7 @@ ratio, but variance preserving (unit-variance x stays unit variance). The networ
 """
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
@@ -48,8 +49,8 @@ class NoiseConfig:
             if len(self.sigma) != 2:
                 raise ValueError(f"noise sigma interval must be [a, b], got {list(self.sigma)}")
             a, b = (float(v) for v in self.sigma)
-            if not 0 <= a <= b:
-                raise ValueError(f"noise sigma interval [a, b] needs 0 <= a <= b, got [{a}, {b}]")
+            if not (0 <= a <= b and math.isfinite(b)):  # NaN fails every comparison
+                raise ValueError(f"noise sigma interval [a, b] needs finite 0 <= a <= b, got [{a}, {b}]")
             object.__setattr__(self, "sigma", (a, b))
         else:
             if not (float(self.sigma) >= 0 and math.isfinite(float(self.sigma))):
@@ -104,6 +105,40 @@ def make_noisy_batch(x: torch.Tensor, cfg: NoiseConfig,
     eps = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
     noisy = corrupt(x, sigma, eps, cfg.formulation)
     return NoisyBatch(noisy, eps if cfg.target == "eps" else x, sigma)
+
+
+def step_seed(seed: int, rank: int, step: int) -> int:
+    """A 63-bit generator seed for one (run seed, process rank, training step)."""
+    digest = hashlib.sha256(f"ddep-noise:{seed}:{rank}:{step}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+class NoiseSampler:
+    """The noise of one training process, drawn from a private generator that is re-seeded at
+    every training step from (run seed, rank, step).
+
+    The noise of step t is then a function of t alone: a job resumed from a checkpoint at any
+    step (mmengine checkpoints the step) draws exactly the noise of an uninterrupted run, every
+    DDP rank draws its own, and no other consumer of torch's global RNG can shift it. Until
+    :meth:`seed_step` is called (e.g. in unit tests) it draws from the global RNG.
+    """
+
+    def __init__(self, cfg: NoiseConfig) -> None:
+        self.cfg = cfg
+        self._generator: torch.Generator | None = None
+        self._pending_seed: int | None = None
+
+    def seed_step(self, seed: int, rank: int, step: int) -> None:
+        """Called before each training step; the next draw starts the step's stream."""
+        self._pending_seed = step_seed(seed, rank, step)
+
+    def __call__(self, x: torch.Tensor) -> NoisyBatch:
+        if self._pending_seed is not None:
+            if self._generator is None or self._generator.device != x.device:
+                self._generator = torch.Generator(device=x.device)
+            self._generator.manual_seed(self._pending_seed)
+            self._pending_seed = None
+        return make_noisy_batch(x, self.cfg, self._generator)
 
 
 def denoising_loss(pred: torch.Tensor, target: torch.Tensor, kind: LossKind = "l2") -> torch.Tensor:

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from ddep.noise import NoiseConfig, corrupt, denoising_loss, make_noisy_batch, sample_sigma
+from ddep.noise import NoiseConfig, NoiseSampler, corrupt, denoising_loss, make_noisy_batch, sample_sigma
 
 
 def _images(n=64, seed=0):
@@ -65,6 +65,10 @@ def test_l2_loss_value():
 @pytest.mark.parametrize("kwargs, key", [
     (dict(sigma=(0.3, 0.2)), "a <= b"),
     (dict(sigma=-0.1), ">= 0"),
+    (dict(sigma=float("nan")), "finite"),
+    (dict(sigma=(0.1, float("nan"))), "finite"),
+    (dict(sigma=(float("nan"), 0.2)), "finite"),
+    (dict(sigma=(0.1, float("inf"))), "finite"),
     (dict(formulation="vp"), "formulation"),
     (dict(target="noise"), "target"),
 ])
@@ -76,3 +80,23 @@ def test_bad_settings_are_named(kwargs, key):
 def test_labels():
     assert NoiseConfig(sigma=0.2).label == "0.2"
     assert NoiseConfig(sigma=[0.2, 0.3]).label == "U(0.2,0.3)"
+
+
+def test_sampler_noise_is_a_function_of_seed_rank_and_step():
+    """What makes a resumed pretraining bit-identical: the noise of a step does not depend on
+    what was drawn before it, from the sampler or from torch's global RNG."""
+    x = _images(4)
+    cfg = NoiseConfig(sigma=(0.1, 0.5))
+
+    def draw(sampler, step, rank=0):
+        sampler.seed_step(seed=7, rank=rank, step=step)
+        return sampler(x)
+
+    straight = NoiseSampler(cfg)
+    runs = [draw(straight, step) for step in range(3)]
+    resumed = NoiseSampler(cfg)
+    torch.rand(100)  # another consumer of the global RNG
+    again = draw(resumed, 2)
+    assert torch.equal(again.noisy, runs[2].noisy) and torch.equal(again.sigma, runs[2].sigma)
+    assert not torch.equal(runs[1].noisy, runs[2].noisy)  # every step gets its own noise
+    assert not torch.equal(draw(NoiseSampler(cfg), 2, rank=1).noisy, runs[2].noisy)  # and rank

@@ -4,6 +4,7 @@ Opt-in (needs root and a Debian/Ubuntu host; tests/slurm/cluster.sh installs and
 munge, slurmctld and slurmd):  DDEP_TEST_SLURM=1 python -m pytest tests/test_slurm.py
 """
 
+import json
 import os
 import re
 import shutil
@@ -108,3 +109,118 @@ def test_smoke_grid_runs_through_sbatch_with_the_repository_profile(slurm_cluste
         assert not (tmp_path / ".snakemake" / "slurm_logs" / f"rule_{local}").exists()
     assert (tmp_path / "figures" / "builtin_label_efficiency.png").stat().st_size > 0
     assert set(runs.arm) == set(cfg["arms"])
+
+
+def _ddep(*args, wait: bool = True) -> subprocess.Popen:
+    """`ddep ARGS` on this host, one thread (as the rules run it); wait=False: don't wait."""
+    proc = subprocess.Popen([sys.executable, "-m", "ddep.cli", *map(str, args)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, OMP_NUM_THREADS="1"))
+    if wait:
+        err = proc.communicate()[1]
+        assert proc.returncode == 0, err[-3000:]
+    return proc
+
+
+def _checkpoint_step(work: Path) -> int:
+    last = work / "last_checkpoint"
+    text = last.read_text().strip() if last.exists() else ""
+    return int(re.search(r"iter_(\d+)\.pth$", text)[1]) if text else 0
+
+
+# How each fine-tune of the preemption test is stopped: (scancel target, signal, what happens).
+STOPS = {
+    # a signal to the job's steps, as the profile's --signal=TERM@300 sends before the time
+    # limit: the job saves a checkpoint at the end of its step and exits (code 75)
+    0: ("{job}", "TERM", "checkpointed"),
+    # a cancel (SLURM turns a job-wide SIGKILL into one; preemption and the time limit do the
+    # same): SIGTERM to every process, SIGKILL KillWait seconds later; the job checkpoints first
+    1: ("{job}", "KILL", "checkpointed"),
+    # SIGKILL to the running step alone, no warning (as an OOM kill or a node crash): the job
+    # resumes from its last periodic checkpoint
+    2: ("{job}.0", "KILL", "periodic"),
+}
+
+
+def test_preempted_jobs_are_resubmitted_and_resume_bit_for_bit(slurm_cluster, tmp_path):
+    """Three fine-tunes on SLURM, each stopped mid-way as in STOPS; the profile's retries
+    resubmit them, they resume from their last checkpoint, and their run JSONs equal those of
+    uninterrupted runs of the same commands."""
+    import time
+
+    import yaml
+
+    iters, interval, seeds = 60, 5, sorted(STOPS)
+    data = tmp_path / "data"
+    _ddep("generate-builtin", "--root", data, "--n-train", 24, "--n-val", 8, "--n-unlabelled", 8,
+          "--n-cls-train", 8, "--n-cls-val", 4)
+    shutil.copytree(REPO / "workflow", tmp_path / "workflow")
+    (tmp_path / "config").mkdir()
+    cfg = dict(preset="tiny", threads=1, seeds=seeds, arms=["none"],
+               datasets=dict(builtin=dict(root=str(data), fractions=["8"], unlabelled=None,
+                                          encoder_weights=None)),
+               denoising=dict(sigma=0.2),
+               schedule=dict(finetune=dict(iters=iters, checkpoint_interval=interval)),
+               resources=dict(finetune=dict(gpu=1, cpus_per_gpu=1, mem_mb=2000, runtime=10)))
+    (tmp_path / "config" / "preempt.yaml").write_text(yaml.safe_dump(cfg))
+    runs = {seed: f"resources/runs/builtin/8/none/seed{seed}.json" for seed in seeds}
+    works = {seed: tmp_path / f"work/finetune/builtin/8/none/seed{seed}" for seed in seeds}
+
+    def attempts(seed: int, output: str) -> list[str]:
+        return [j for j, log in submitted_jobs(output).items() if f"/builtin_8_none_{seed}/" in log]
+
+    start = time.monotonic()
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    log_path = tmp_path / "snakemake.log"
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "snakemake", *runs.values(), "--cores", "all", "--profile",
+             str(PROFILE), "--slurm-init-seconds-before-status-checks", "2",
+             "--configfile", "config/preempt.yaml"],
+            cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+        try:
+            stopped = {}
+            deadline = time.monotonic() + 600
+            while len(stopped) < len(STOPS):  # stop each job once it has saved a checkpoint mid-way
+                assert proc.poll() is None, log_path.read_text()[-5000:]
+                assert time.monotonic() < deadline, "the jobs never reached a mid-way checkpoint"
+                output = log_path.read_text()
+                for seed, (target, sig, _) in STOPS.items():
+                    jobs = attempts(seed, output)
+                    if seed not in stopped and jobs and interval <= _checkpoint_step(works[seed]) < iters // 2:
+                        subprocess.run(["scancel", f"--signal={sig}", target.format(job=jobs[0])], check=True)
+                        stopped[seed] = (jobs[0], _checkpoint_step(works[seed]))
+                time.sleep(0.2)
+            assert proc.wait(timeout=900) == 0, log_path.read_text()[-5000:]
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    print(f"SLURM preemption workflow: {time.monotonic() - start:.0f} s")
+
+    output = log_path.read_text()
+    for seed, (first, at) in stopped.items():
+        jobs = attempts(seed, output)
+        assert jobs[0] == first and len(jobs) == 2, jobs  # resubmitted once
+        assert re.search(r"JobState=(FAILED|CANCELLED)", scontrol_job(first)), scontrol_job(first)
+        assert "JobState=COMPLETED" in scontrol_job(jobs[1])
+        logs = [p.read_text() for p in sorted(works[seed].rglob("*.log"))]
+        assert len(logs) == 2 and "Advance dataloader" not in logs[0]
+        resumed = int(re.search(r"Advance dataloader (\d+) steps", logs[1])[1])
+        saved = re.search(r"received SIGTERM: checkpoint saved after iteration (\d+)", logs[0])
+        if STOPS[seed][2] == "checkpointed":  # at the step the signal arrived in
+            assert saved and resumed == int(saved[1]) >= at, logs[0][-3000:]
+        else:  # killed outright: from the last periodic checkpoint
+            assert not saved and resumed % interval == 0 and resumed >= at, logs[0][-3000:]
+
+    refs = {seed: _ddep(  # the same commands, uninterrupted, outside SLURM
+        "finetune", "--arm", "none", "--dataset", "builtin", "--data-root", data,
+        "--split", tmp_path / f"resources/splits/builtin/8_seed{seed}.txt", "--label-fraction", "8",
+        "--seed", seed, "--out", tmp_path / f"ref{seed}.json", "--work-dir", tmp_path / f"ref{seed}",
+        "--preset", "tiny", "--amp", "none", "--iters", iters, "--checkpoint-interval", interval,
+        wait=False) for seed in seeds}
+    keys = ("mIoU", "aAcc", "mAcc", "per_class_iou", "iterations", "n_labelled", "config_hash")
+    for seed, ref in refs.items():
+        err = ref.communicate()[1]  # reads the pipe: a full one would block the job
+        assert ref.returncode == 0, err[-3000:]
+        got, want = (json.loads(p.read_text()) for p in (tmp_path / runs[seed], tmp_path / f"ref{seed}.json"))
+        assert {k: got[k] for k in keys} == {k: want[k] for k in keys}, seed

@@ -6,7 +6,7 @@ from mmengine.model import BaseModel
 from mmengine.optim import DefaultOptimWrapperConstructor
 from mmseg.registry import MODELS, OPTIM_WRAPPER_CONSTRUCTORS
 
-from ddep.noise import NoiseConfig, denoising_loss, make_noisy_batch
+from ddep.noise import NoiseConfig, NoiseSampler, denoising_loss
 
 
 @MODELS.register_module()
@@ -33,6 +33,7 @@ class DenoisingPretrainer(BaseModel):
         self.backbone = MODELS.build(backbone)
         self.decode_head = MODELS.build(dict(decode_head, num_classes=3, out_channels=3))
         self.noise = NoiseConfig(**(noise or {}))
+        self.noise_sampler = NoiseSampler(self.noise)
         self.freeze_encoder = freeze_encoder
         if freeze_encoder:
             self.backbone.requires_grad_(False)
@@ -44,13 +45,17 @@ class DenoisingPretrainer(BaseModel):
             self.backbone.eval()  # no dropout / running statistics in the frozen encoder
         return self
 
+    def seed_noise(self, seed: int, rank: int, step: int) -> None:
+        """Make the next step's noise a function of (seed, rank, step): see NoiseSeedHook."""
+        self.noise_sampler.seed_step(seed, rank, step)
+
     def predict_noise(self, noisy: torch.Tensor, sigma: torch.Tensor | None = None) -> torch.Tensor:
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_encoder):
             feats = self.backbone(noisy)
         return self.decode_head(feats, noise_level=sigma)
 
     def forward(self, inputs: torch.Tensor, data_samples=None, mode: str = "tensor"):
-        batch = make_noisy_batch(inputs, self.noise)
+        batch = self.noise_sampler(inputs)
         sigma = batch.sigma if self.decode_head.noise_embed is not None else None
         pred = self.predict_noise(batch.noisy, sigma)
         if mode == "loss":

@@ -87,6 +87,7 @@ class TransUNetEncoder(BaseModule):
     def __init__(self, preset: str = "r50_vit_b16", img_size: int | Sequence[int] = 224,
                  pretrained: str | None = None, init_cfg: dict | None = None) -> None:
         super().__init__(init_cfg=init_cfg)
+        self.preset = preset
         self.arch = get_preset(preset)["encoder"]
         self.vit = build_hybrid_vit(img_size=img_size, **self.arch)
         self.pretrained = pretrained
@@ -97,7 +98,7 @@ class TransUNetEncoder(BaseModule):
         # timm already initialised the modules at construction; only load a checkpoint here.
         if self.pretrained:
             from ddep.models.weights import load_timm_encoder
-            load_timm_encoder(self.vit, self.pretrained)
+            load_timm_encoder(self.vit, self.pretrained, f"the {self.preset!r} TransUNet encoder")
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         n, _, h, w = x.shape
@@ -232,5 +233,6 @@ class TransUNetSegmentor(EncoderDecoder):
         super().init_weights()
         if self.init_from:
             from ddep.models.weights import transfer_weights
-            report = transfer_weights(self, self.init_from)
+            report = transfer_weights(self, self.init_from,
+                                      f"the {self.backbone.preset!r} TransUNet")
             print_log(f"initialised from {self.init_from}: {report.summary()}", logger="current")

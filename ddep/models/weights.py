@@ -24,13 +24,19 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return ckpt
 
 
-def load_timm_encoder(vit: VisionTransformer, source: str | os.PathLike) -> None:
+def load_timm_encoder(vit: VisionTransformer, source: str | os.PathLike,
+                      model_name: str = "this encoder") -> None:
     """Load timm-format hybrid ViT weights (e.g. ``vit_base_r50_s16_224.orig_in21k``) into
     ``vit``, resampling the position embedding to the model's grid. Classifier weights are
     ignored; any other missing, unexpected or mis-shaped key is an error."""
     path = resolve_checkpoint(source)
     state = {k: v for k, v in _read_state_dict(path).items() if not k.startswith("head.")}
-    state = checkpoint_filter_fn(state, vit)  # timm's own converter: pos-embed resampling etc.
+    unfit = (f"timm checkpoint {path} does not fit {model_name} (wrong preset, or a checkpoint "
+             f"of another model?)")
+    try:  # timm's own converter: pos-embed resampling etc.
+        state = checkpoint_filter_fn(state, vit)
+    except (RuntimeError, KeyError, ValueError, IndexError) as e:
+        raise CheckpointError(f"{unfit}: {type(e).__name__}: {e}") from None
     own = vit.state_dict()
     bad = [f"{k}: {tuple(v.shape)} vs model {tuple(own[k].shape)}"
            for k, v in state.items() if k in own and v.shape != own[k].shape]
@@ -38,8 +44,7 @@ def load_timm_encoder(vit: VisionTransformer, source: str | os.PathLike) -> None
     unexpected = sorted(set(state) - set(own))
     if bad or missing or unexpected:
         raise CheckpointError(
-            f"{path} does not fit this encoder (wrong preset?): "
-            f"missing={missing[:5]} unexpected={unexpected[:5]} shape mismatches={bad[:5]}")
+            f"{unfit}: missing={missing[:5]} unexpected={unexpected[:5]} shape mismatches={bad[:5]}")
     vit.load_state_dict(state)
 
 
@@ -56,11 +61,14 @@ class TransferReport:
                 f"({heads(self.skipped)}); missing {len(self.missing)} ({heads(self.missing)})")
 
 
-def transfer_weights(model: nn.Module, source: str | os.PathLike) -> TransferReport:
+def transfer_weights(model: nn.Module, source: str | os.PathLike,
+                     model_name: str = "this model") -> TransferReport:
     """Load every tensor of a pretraining checkpoint except the final projection.
 
     The final projection is named by the model (``model.final_projection``); tensors absent
-    from the model (e.g. the noise-level embedding) or with another shape are skipped."""
+    from the model (e.g. the noise-level embedding) are skipped. A tensor of another shape, or
+    a checkpoint of which nothing fits, is a :class:`CheckpointError` naming the checkpoint
+    and ``model_name`` (another preset or architecture)."""
     path = Path(source)
     if not path.is_file():
         raise CheckpointError(f"pretrained checkpoint not found: {path}")
@@ -68,13 +76,20 @@ def transfer_weights(model: nn.Module, source: str | os.PathLike) -> TransferRep
     projection = model.final_projection + "."
     own = model.state_dict()
     report = TransferReport()
-    take = {}
+    take, mismatched = {}, []
     for key, value in state.items():
-        if key.startswith(projection) or key not in own or own[key].shape != value.shape:
+        if key.startswith(projection) or key not in own:
             report.skipped.append(key)
+        elif own[key].shape != value.shape:
+            mismatched.append(f"{key}: {tuple(value.shape)} vs {tuple(own[key].shape)}")
         else:
             take[key] = value
             report.loaded.append(key)
+    if mismatched or not take:
+        detail = (f"{len(mismatched)} tensors of another shape, e.g. {mismatched[:3]}" if mismatched
+                  else f"none of its {len(state)} tensors has a name of this model")
+        raise CheckpointError(f"{path} does not fit {model_name} ({detail}): it was pretrained "
+                              f"with another preset or architecture")
     report.missing = sorted(set(own) - set(take))
     model.load_state_dict(take, strict=False)
     return report

@@ -23,8 +23,10 @@ from ddep.configs import (
     image_train_pipeline,
     segmentor_cfg,
 )
-from ddep.io import atomic_write_text
+from ddep.data.checks import checked_pipeline, count_split
+from ddep.io import atomic_write_text, ensure_writable
 from ddep.noise import NoiseConfig
+from ddep.preflight import CheckpointError
 from ddep.sweep import ARMS, DENOISING_ARMS
 from ddep.train.schedules import Schedule
 
@@ -95,10 +97,10 @@ def build_config(opts: JobOptions, sched: Schedule, model: dict, train_dataset: 
             timer=dict(type="IterTimerHook"),
             logger=dict(type="LoggerHook", interval=sched.log_interval, log_metric_by_epoch=False),
             param_scheduler=dict(type="ParamSchedulerHook"),
-            checkpoint=dict(type="CheckpointHook", by_epoch=False, interval=sched.checkpoint_interval,
-                            max_keep_ckpts=1, save_last=True),
+            checkpoint=dict(type="ResumableCheckpointHook", by_epoch=False,
+                            interval=sched.checkpoint_interval, max_keep_ckpts=1, save_last=True),
             sampler_seed=dict(type="DistSamplerSeedHook")),
-        custom_hooks=[dict(type="FiniteLossHook")],
+        custom_hooks=[dict(type="FiniteLossHook"), dict(type="NoiseSeedHook")],
     ))
     if val_dataset is not None:
         cfg.merge_from_dict(dict(
@@ -149,7 +151,8 @@ def provenance() -> dict:
         mmengine=mmengine.__version__, mmseg=mmseg.__version__, timm=timm.__version__))
 
 
-def _train(cfg: Config) -> Runner:
+def _train(cfg: Config, out: str | os.PathLike) -> Runner:
+    ensure_writable(cfg.work_dir, Path(out).parent)  # fail now, not after training
     if cfg.launcher == "pytorch" and not _cuda():
         import torch.distributed as dist
         if not dist.is_initialized():  # mmengine's init_dist calls torch.cuda.set_device
@@ -196,12 +199,13 @@ def pretrain_supervised(data_root: Path, out: Path, opts: JobOptions, sched: Sch
                  data_preprocessor=dict(DATA_PREPROCESSOR, size=size),
                  backbone=dict(type="TransUNetEncoder", preset=opts.preset, img_size=size))
     data = [dict(type="MultiLabelImageDataset", ann_file=str(cls / f"{s}.json"),
-                 data_prefix=dict(img_path=str(cls / s)), pipeline=classification_pipeline())
+                 data_prefix=dict(img_path=str(cls / s)),
+                 pipeline=checked_pipeline(classification_pipeline()))
             for s in ("train", "val")]
     cfg = build_config(opts, sched, model, data[0], val_dataset=data[1],
                        val_evaluator=dict(type="MultiLabelAccuracy"))
     start = time.time()
-    runner = _train(cfg)
+    runner = _train(cfg, out)
     metrics = runner.val()
     result = dict(stage="supervised", preset=opts.preset, iterations=runner.iter,
                   wall_time_s=round(time.time() - start, 2), config_hash=config_hash(cfg),
@@ -238,11 +242,11 @@ def pretrain_denoise(arm: str, crop_size: tuple[int, int], scale: tuple[int, int
                          noise_conditioning=noise_conditioning, pretrained=encoder_weights,
                          norm_cfg=_norm_cfg(opts))
     data = dict(type="UnlabelledImageDataset", data_root=str(unlabelled_dir),
-                pipeline=image_train_pipeline(crop_size, scale, ratio_range))
+                pipeline=checked_pipeline(image_train_pipeline(crop_size, scale, ratio_range)))
     wrapper = _optim_wrapper(opts, sched, constructor="TrainableOnlyOptimWrapperConstructor")
     cfg = build_config(opts, sched, model, data, optim_wrapper=wrapper)
     start = time.time()
-    runner = _train(cfg)
+    runner = _train(cfg, out)
     loss = runner.message_hub.log_scalars.get("train/loss")
     meta = dict(stage="denoise", arm=arm, dataset=dataset, sigma=noise.label,
                 formulation=noise.formulation, target=noise.target, loss=noise.loss,
@@ -261,11 +265,18 @@ def pretrain_denoise(arm: str, crop_size: tuple[int, int], scale: tuple[int, int
 # --- fine-tuning + evaluation -------------------------------------------------------------
 
 def read_checkpoint_meta(path: str | os.PathLike) -> dict:
+    import pickle
+
     import torch
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"pretrained checkpoint not found: {path}")
-    return torch.load(path, map_location="cpu", weights_only=True).get("meta", {})
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as e:
+        raise CheckpointError(f"{path} is not a weights checkpoint written by `ddep "
+                              f"pretrain-denoise` ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+    return ckpt.get("meta", {}) if isinstance(ckpt, dict) else {}
 
 
 def finetune(arm: str, dataset: str, num_classes: int, crop_size: tuple[int, int],
@@ -290,10 +301,16 @@ def finetune(arm: str, dataset: str, num_classes: int, crop_size: tuple[int, int
     split_file = Path(split_file)
     if not split_file.is_file():
         raise FileNotFoundError(f"split file not found: {split_file} (make it with `ddep split`)")
-    n_labelled = sum(1 for line in split_file.read_text().splitlines() if line.strip())
+    n_labelled = count_split(split_file)
     pre = read_checkpoint_meta(init_from) if init_from else {}
     if pre and pre.get("arm") not in (None, arm):
         raise ValueError(f"{init_from} was pretrained with arm {pre.get('arm')!r}, not {arm!r}")
+    if pre.get("preset") not in (None, opts.preset):
+        raise CheckpointError(f"{init_from} was pretrained with preset {pre['preset']!r}, but this "
+                              f"fine-tune builds preset {opts.preset!r}: pass --preset "
+                              f"{pre['preset']} or a checkpoint pretrained with {opts.preset!r}")
+    train_dataset = dict(train_dataset, pipeline=checked_pipeline(train_dataset["pipeline"], num_classes))
+    val_dataset = dict(val_dataset, pipeline=checked_pipeline(val_dataset["pipeline"], num_classes))
     model = segmentor_cfg(opts.preset, num_classes, crop_size, test_stride=test_stride,
                           norm_cfg=_norm_cfg(opts), pretrained=encoder_weights, init_from=init_from)
     extra = {}
@@ -302,7 +319,7 @@ def finetune(arm: str, dataset: str, num_classes: int, crop_size: tuple[int, int
     cfg = build_config(opts, sched, model, train_dataset, optim_wrapper=_optim_wrapper(opts, sched, **extra),
                        val_dataset=val_dataset, val_evaluator=dict(type="PerClassIoUMetric", iou_metrics=["mIoU"]))
     start = time.time()
-    runner = _train(cfg)
+    runner = _train(cfg, out)
     metrics = runner.val()
     per_class = {k[len("IoU."):]: v for k, v in metrics.items() if k.startswith("IoU.")}
     result = dict(

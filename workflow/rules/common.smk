@@ -95,9 +95,11 @@ def resources(rule_name):
 
 
 def ddep(rule_name):
-    """The command: `ddep`, or torchrun over `ddep.cli` when the rule asks for several GPUs."""
+    """The command: `ddep`, or torchrun over `ddep.cli` when the rule asks for several GPUs.
+    `exec` replaces the rule's shell, so the SIGTERM that SLURM sends before the time limit or
+    on preemption reaches the job (which checkpoints and exits) with no shell dying first."""
     gpus = int(resources(rule_name).get("gpu", 0) or 0)
-    return f"torchrun --standalone --nproc_per_node {gpus} -m ddep.cli" if gpus > 1 else "ddep"
+    return f"exec torchrun --standalone --nproc_per_node {gpus} -m ddep.cli" if gpus > 1 else "exec ddep"
 
 
 def crop_args(wc):
