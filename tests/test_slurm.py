@@ -128,29 +128,41 @@ def _checkpoint_step(work: Path) -> int:
     return int(re.search(r"iter_(\d+)\.pth$", text)[1]) if text else 0
 
 
-# How each fine-tune of the preemption test is stopped: (scancel target, signal, what happens).
+# How each fine-tune of the preemption test is stopped: (command, how it resumes).
 STOPS = {
     # a signal to the job's steps, as the profile's --signal=TERM@300 sends before the time
-    # limit: the job saves a checkpoint at the end of its step and exits (code 75)
-    0: ("{job}", "TERM", "checkpointed"),
+    # limit: the job saves a checkpoint at the end of its step and exits (code 75); the
+    # profile's retries resubmit it
+    0: (["scancel", "--signal=TERM", "{job}"], "checkpointed"),
     # a cancel (SLURM turns a job-wide SIGKILL into one; preemption and the time limit do the
     # same): SIGTERM to every process, SIGKILL KillWait seconds later; the job checkpoints first
-    1: ("{job}", "KILL", "checkpointed"),
+    1: (["scancel", "--signal=KILL", "{job}"], "checkpointed"),
     # SIGKILL to the running step alone, no warning (as an OOM kill or a node crash): the job
     # resumes from its last periodic checkpoint
-    2: ("{job}.0", "KILL", "periodic"),
+    2: (["scancel", "--signal=KILL", "{job}.0"], "periodic"),
+    # SLURM requeues the job itself (what PreemptMode=REQUEUE does): SIGTERM, then the same job
+    # id runs again; the plugin waits for it and nothing is resubmitted
+    3: (["scontrol", "requeue", "{job}"], "requeued"),
 }
 
 
+def _release_requeued(jobid: str) -> bool:
+    """A requeued job waits ~2 minutes (BeginTime); let it start now. False until it is pending."""
+    if "JobState=PENDING" not in scontrol_job(jobid):
+        return False
+    subprocess.run(["scontrol", "update", f"JobId={jobid}", "StartTime=now"], check=True)
+    return True
+
+
 def test_preempted_jobs_are_resubmitted_and_resume_bit_for_bit(slurm_cluster, tmp_path):
-    """Three fine-tunes on SLURM, each stopped mid-way as in STOPS; the profile's retries
-    resubmit them, they resume from their last checkpoint, and their run JSONs equal those of
-    uninterrupted runs of the same commands."""
+    """Four fine-tunes on SLURM, each stopped mid-way as in STOPS; the profile's retries (or
+    SLURM's requeue) run them again, they resume from their last checkpoint, and their run JSONs
+    equal those of uninterrupted runs of the same commands."""
     import time
 
     import yaml
 
-    iters, interval, seeds = 60, 5, sorted(STOPS)
+    iters, interval, seeds = 40, 5, sorted(STOPS)
     data = tmp_path / "data"
     _ddep("generate-builtin", "--root", data, "--n-train", 24, "--n-val", 8, "--n-unlabelled", 8,
           "--n-cls-train", 8, "--n-cls-val", 4)
@@ -185,11 +197,15 @@ def test_preempted_jobs_are_resubmitted_and_resume_bit_for_bit(slurm_cluster, tm
                 assert proc.poll() is None, log_path.read_text()[-5000:]
                 assert time.monotonic() < deadline, "the jobs never reached a mid-way checkpoint"
                 output = log_path.read_text()
-                for seed, (target, sig, _) in STOPS.items():
+                for seed, (cmd, _) in STOPS.items():
                     jobs = attempts(seed, output)
                     if seed not in stopped and jobs and interval <= _checkpoint_step(works[seed]) < iters // 2:
-                        subprocess.run(["scancel", f"--signal={sig}", target.format(job=jobs[0])], check=True)
+                        subprocess.run([c.format(job=jobs[0]) for c in cmd], check=True)
                         stopped[seed] = (jobs[0], _checkpoint_step(works[seed]))
+                time.sleep(0.2)
+            requeued = stopped[3][0]
+            while not _release_requeued(requeued):
+                assert time.monotonic() < deadline and proc.poll() is None
                 time.sleep(0.2)
             assert proc.wait(timeout=900) == 0, log_path.read_text()[-5000:]
         finally:
@@ -199,18 +215,22 @@ def test_preempted_jobs_are_resubmitted_and_resume_bit_for_bit(slurm_cluster, tm
 
     output = log_path.read_text()
     for seed, (first, at) in stopped.items():
-        jobs = attempts(seed, output)
-        assert jobs[0] == first and len(jobs) == 2, jobs  # resubmitted once
-        assert re.search(r"JobState=(FAILED|CANCELLED)", scontrol_job(first)), scontrol_job(first)
-        assert "JobState=COMPLETED" in scontrol_job(jobs[1])
+        jobs, how = attempts(seed, output), STOPS[seed][1]
+        assert jobs[0] == first
+        if how == "requeued":  # the same job ran twice
+            assert len(jobs) == 1 and re.search(r"Restarts=1\b", scontrol_job(first)), scontrol_job(first)
+        else:  # resubmitted once
+            assert len(jobs) == 2, jobs
+            assert re.search(r"JobState=(FAILED|CANCELLED)", scontrol_job(first)), scontrol_job(first)
+        assert "JobState=COMPLETED" in scontrol_job(jobs[-1])
         logs = [p.read_text() for p in sorted(works[seed].rglob("*.log"))]
         assert len(logs) == 2 and "Advance dataloader" not in logs[0]
         resumed = int(re.search(r"Advance dataloader (\d+) steps", logs[1])[1])
         saved = re.search(r"received SIGTERM: checkpoint saved after iteration (\d+)", logs[0])
-        if STOPS[seed][2] == "checkpointed":  # at the step the signal arrived in
-            assert saved and resumed == int(saved[1]) >= at, logs[0][-3000:]
-        else:  # killed outright: from the last periodic checkpoint
+        if how == "periodic":  # killed outright: from the last periodic checkpoint
             assert not saved and resumed % interval == 0 and resumed >= at, logs[0][-3000:]
+        else:  # checkpointed at the step the signal arrived in
+            assert saved and resumed == int(saved[1]) >= at, logs[0][-3000:]
 
     refs = {seed: _ddep(  # the same commands, uninterrupted, outside SLURM
         "finetune", "--arm", "none", "--dataset", "builtin", "--data-root", data,
