@@ -99,7 +99,7 @@ def test_command_line_config_overrides_the_default_and_a_configfile(tmp_path):
     default = yaml.safe_load((ws / "config/config.yaml").read_text())
     proc = snakemake(ws, "-n", "-p", "--config", "threads=2")
     assert job_counts(proc.stdout) == {**expected_counts(default), "generate_builtin": 1}
-    assert "OMP_NUM_THREADS=2 ddep finetune" in proc.stdout
+    assert "OMP_NUM_THREADS=2 exec ddep finetune" in proc.stdout
     assert "OMP_NUM_THREADS=1" not in proc.stdout
     smoke = yaml.safe_load((ws / "config/smoke.yaml").read_text())
     proc = snakemake(ws, "-n", "-p", "--configfile", "config/smoke.yaml", "--config",
