@@ -81,6 +81,10 @@ def _sigmas(config: dict) -> list:
 
 def _dataset_problems(name: str, d: dict, arms: set[str], fractions: Iterable[str]) -> list[str]:
     problems, key = [], f"datasets.{name}"
+    stray = sorted(set(d.get("fraction_seeds") or {}) - set(map(str, d["fractions"])))
+    if stray:  # else silently ignored: a typo would run the fraction with the default seeds
+        problems.append(f"{key}.fraction_seeds: {', '.join(map(repr, stray))} not in "
+                        f"{key}.fractions {list(map(str, d['fractions']))}")
     if d.get("generate"):
         return problems  # the workflow generates the built-in dataset itself
     try:

@@ -90,3 +90,16 @@ def test_a_dry_run_already_stops_on_a_missing_dataset(tmp_path):
     assert "1 problem(s) found before any job ran" in out, out[-3000:]
     assert f"datasets.ade20k.root: ade20k: data root does not exist: {tmp_path}/data/nowhere" in out
     assert "ADEChallengeData2016" in out  # how to prepare it
+
+
+def test_fraction_seeds_must_name_a_listed_fraction():
+    """A `fraction_seeds` key that is not one of the dataset's fractions would be ignored
+    silently (that fraction then runs with the top-level seeds): the preflight names it."""
+    cfg = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    builtin = cfg["datasets"]["builtin"]
+    builtin["fraction_seeds"] = {builtin["fractions"][-1]: [0]}
+    assert find_problems(cfg) == []
+    builtin["fraction_seeds"] = {"1000": [0]}
+    problems = find_problems(cfg)
+    assert len(problems) == 1 and problems[0].startswith("datasets.builtin.fraction_seeds:")
+    assert "'1000'" in problems[0]

@@ -50,12 +50,13 @@ def expected_counts(cfg: dict) -> dict[str, int]:
     finetunes, denoise, splits = set(), set(), set()
     for ds, d in cfg["datasets"].items():
         for f in d["fractions"]:
+            seeds = d.get("fraction_seeds", {}).get(f, cfg["seeds"])
             for arm in cfg["arms"]:
                 sigma = default if arm in ("dep", "ddep") else "-"
-                finetunes |= {(ds, f, arm, sigma, s) for s in cfg["seeds"]}
+                finetunes |= {(ds, f, arm, sigma, s) for s in seeds}
                 if sigma != "-":
                     denoise.add((ds, arm, sigma))
-            splits |= {(ds, f, s) for s in cfg["seeds"]}
+            splits |= {(ds, f, s) for s in seeds}
         for f in sweep["fractions"]:
             for arm in sweep["arms"]:
                 finetunes |= {(ds, f, arm, sg, s) for sg in sigmas for s in sweep["seeds"]}

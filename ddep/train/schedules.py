@@ -32,11 +32,13 @@ _PAPER_DENOISE = Schedule(max_iters=100_000, batch_size=16, lr=1e-4, weight_deca
                           warmup_iters=1500, checkpoint_interval=5000)
 
 SCHEDULES: dict[str, dict[str, Schedule]] = {
+    # Sized for the 20-minute default run (docs/tuning.md): a fine-tune sees 1000 labelled
+    # samples, about what 120 x 8 did, in twice the updates; that is where the budget goes.
     "builtin": {
         "supervised": Schedule(1000, 16, 1e-3, 0.05, 100, checkpoint_interval=250, **_CPU),
-        "denoise": Schedule(1500, 8, 1e-3, 0.05, 100, checkpoint_interval=250, **_CPU),
-        "finetune": Schedule(120, 8, 1e-3, 0.01, 12, encoder_lr_mult=0.1,
-                             checkpoint_interval=40, **_CPU),
+        "denoise": Schedule(1000, 8, 1e-3, 0.05, 100, checkpoint_interval=250, **_CPU),
+        "finetune": Schedule(250, 4, 1e-3, 0.01, 12, encoder_lr_mult=0.1,
+                             checkpoint_interval=125, **_CPU),
     },
     "cityscapes": {
         "denoise": _PAPER_DENOISE,

@@ -33,8 +33,9 @@ def _finetunes():
     sweep_sigmas = [sigma_slug(s) for s in sweep.get("fixed", []) + sweep.get("uniform", [])]
     for ds, d in config["datasets"].items():
         for fraction in d["fractions"]:
+            seeds = (d.get("fraction_seeds") or {}).get(str(fraction), config["seeds"])
             for arm in config["arms"]:
-                for seed in config["seeds"]:
+                for seed in seeds:
                     rows.append((ds, str(fraction), arm, default if arm in DENOISING_ARMS else "-", seed))
         for fraction in sweep.get("fractions", []):
             for arm in sweep.get("arms", []):
