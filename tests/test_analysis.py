@@ -468,3 +468,22 @@ def test_write_results_writes_claims_csv_and_markdown(tmp_path: Path) -> None:
     assert ("| fixed sigma beats sigma drawn from an interval | 1/30 (10) | "
             "DeP: sigma 0.2 - U(0.1,0.3) | 1 | +6.00 | – | not shown (n < 2) |") in rows
     assert "DeP/DDeP at sigma = 0.2" in md and "(n < 2)" in md
+
+
+def test_readme_blocks_are_filled_from_the_files_they_name(tmp_path):
+    from ddep.analysis.readme import fill_readme
+
+    (tmp_path / "results/tables").mkdir(parents=True)
+    (tmp_path / "results/tables/a.md").write_text("| x |\n|---|\n| 1.5 |\n")
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- generated from results/tables/a.md -->\nstale 9.9\n"
+                      "<!-- end generated -->\nrest\n")
+    assert fill_readme(readme, tmp_path) == ["results/tables/a.md"]
+    want = ("intro\n<!-- generated from results/tables/a.md -->\n| x |\n|---|\n| 1.5 |\n"
+            "<!-- end generated -->\nrest\n")
+    assert readme.read_text() == want
+    fill_readme(readme, tmp_path)  # idempotent
+    assert readme.read_text() == want
+    readme.write_text("<!-- generated from results/tables/missing.md -->\n<!-- end generated -->\n")
+    with pytest.raises(FileNotFoundError, match="missing.md, which does not exist"):
+        fill_readme(readme, tmp_path)

@@ -73,8 +73,17 @@ def figures_main(args: argparse.Namespace) -> int:
     return 0
 
 
+def readme_main(args: argparse.Namespace) -> int:
+    """Rewrite the README's generated blocks from the result tables they name."""
+    from .readme import fill_readme
+
+    used = fill_readme(args.readme, args.root)
+    print(f"{args.readme}: {len(used)} generated block(s) from {', '.join(used) or 'nothing'}")
+    return 0
+
+
 def add_analysis_commands(subparsers: argparse._SubParsersAction) -> None:
-    """Mount `aggregate` and `figures` on an existing subparsers object (sets ``func``)."""
+    """Mount `aggregate`, `figures` and `readme` on a subparsers object (sets ``func``)."""
     p = subparsers.add_parser("aggregate",
                               help="per-run JSONs -> runs/summary/paired/claims CSVs, tables")
     add_aggregate_args(p)
@@ -82,6 +91,10 @@ def add_analysis_commands(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("figures", help="summary.csv -> PNG/PDF figures")
     add_figures_args(p)
     p.set_defaults(func=figures_main)
+    p = subparsers.add_parser("readme", help="README's generated blocks <- results/tables/*.md")
+    p.add_argument("--readme", default="README.md")
+    p.add_argument("--root", default=".", help="folder the blocks' paths are relative to")
+    p.set_defaults(func=readme_main)
 
 
 def build_parser() -> argparse.ArgumentParser:
