@@ -6,6 +6,7 @@
 # so the default path is the only one nested srun calls see) and refuses to overwrite a
 # slurm.conf it did not write. State, logs and pid files live in $DDEP_SLURM_STATE.
 set -euo pipefail
+export PATH="$PATH:/usr/sbin:/sbin"  # slurmd, slurmctld, munged live there; non-login PATHs may lack it
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 state="${DDEP_SLURM_STATE:-/var/tmp/ddep-slurm}"
 conf_dir=/etc/slurm
