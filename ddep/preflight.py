@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ddep.data.splits import list_train_stems, split_size
 from ddep.data.table import DatasetNotFoundError, check_dataset, find_images
-from ddep.sweep import DENOISING_ARMS, SUPERVISED_ARMS
+from ddep.sweep import DENOISING_ARMS, SUPERVISED_ARMS, finetune_jobs, parse_sigma
 
 HUB_HINT = ("download it on a machine with internet access, e.g. "
             "`huggingface-cli download timm/vit_base_r50_s16_224.orig_in21k` (then copy "
@@ -67,16 +67,6 @@ def unlabelled_source(dataset: dict, arm: str) -> str | None:
     """The unlabelled-image folder of ``arm`` in a dataset's config (None: its train images)."""
     source = dataset.get("unlabelled")
     return source.get(arm) if isinstance(source, dict) else source
-
-
-def _sweep(config: dict) -> dict:
-    sweep = config.get("sigma_sweep") or {}
-    return sweep if sweep.get("fractions") and sweep.get("arms") else {}
-
-
-def _sigmas(config: dict) -> list:
-    sweep = _sweep(config)
-    return [config["denoising"]["sigma"], *sweep.get("fixed", []), *sweep.get("uniform", [])]
 
 
 def _dataset_problems(name: str, d: dict, arms: set[str], fractions: Iterable[str]) -> list[str]:
@@ -138,14 +128,14 @@ def _model_problems(config: dict) -> list[str]:
             problems.append(f"datasets.{name}.crop_size: {crop} cannot run: the {preset} "
                             f"TransUNet needs multiples of {TOKEN_STRIDE} (its token stride), "
                             f"e.g. {[max(TOKEN_STRIDE, c // TOKEN_STRIDE * TOKEN_STRIDE) for c in crop]}")
-    noise = config.get("denoising", {})
-    for sigma in _sigmas(config):
+    settings = dict.fromkeys(j["setting"] for j in finetune_jobs(config) if j["setting"])
+    for setting in settings:
+        sigma = parse_sigma(setting.sigma)[1]
         try:
-            NoiseConfig(sigma=tuple(sigma) if isinstance(sigma, list) else sigma,
-                        formulation=noise.get("formulation", "unscaled"),
-                        target=noise.get("target", "eps"))
-        except (ValueError, TypeError) as e:
-            problems.append(f"denoising / sigma_sweep: sigma {sigma!r}: {e}")
+            NoiseConfig(sigma=sigma if len(sigma) == 2 else sigma[0],
+                        formulation=setting.formulation, target=setting.target)
+        except (ValueError, TypeError, IndexError) as e:
+            problems.append(f"denoising / ablations: sigma {setting.sigma}: {e}")
     return problems
 
 
@@ -153,11 +143,11 @@ def find_problems(config: dict, models: bool = False) -> list[str]:
     """Every problem of a (schema-valid) sweep config, one line each; ``models`` adds the
     checks that import torch. Relative paths are taken from the current directory, as the
     workflow does."""
-    sweep = _sweep(config)
+    jobs = finetune_jobs(config)
     problems = []
     for name, d in config["datasets"].items():
-        arms = set(config["arms"]) | set(sweep.get("arms", []))
-        fractions = dict.fromkeys(map(str, [*d["fractions"], *sweep.get("fractions", [])]))
+        arms = {j["arm"] for j in jobs if j["dataset"] == name}
+        fractions = dict.fromkeys(j["label_fraction"] for j in jobs if j["dataset"] == name)
         problems += _dataset_problems(name, d, arms, fractions)
     if models:
         problems += _model_problems(config)

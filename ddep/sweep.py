@@ -1,6 +1,227 @@
-"""The sweep's vocabulary, shared by the Snakefile, the CLI and the analysis (no torch here, so
-parsing the Snakefile stays fast)."""
+"""The sweep's vocabulary: arms, noise settings and their names, label fractions, the run
+identity, and the expansion of a config into fine-tuning jobs. The Snakefile, the CLI and the
+analysis all read it from here; it imports neither torch nor pandas, so parsing the Snakefile
+stays fast.
+
+A denoising pretraining is named ``{arm}_s{sigma}`` plus one suffix per ablation axis that
+differs from the paper's setting (``_scaled``, ``_x``, ``_cond``)::
+
+    ddep_s0.2               sigma 0.2, unscaled, predict eps, no conditioning (the paper's)
+    ddep_sU0.1-0.4_cond     sigma ~ U(0.1, 0.4), decoder conditioned on sigma
+    dep_s0.4_scaled_x       variance-preserving corruption, predict the clean image
+
+so a name is a function of the setting alone, whatever the config's defaults.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from dataclasses import dataclass
+from fractions import Fraction
 
 ARMS = ("none", "21k", "dep", "ddep")
 DENOISING_ARMS = ("dep", "ddep")    # pretrained with the denoising objective
 SUPERVISED_ARMS = ("21k", "ddep")   # start from (DDeP: freeze) a supervised encoder
+
+FORMULATIONS = ("unscaled", "scaled")
+TARGETS = ("eps", "x")
+CONDITIONING = ("off", "on")
+# The ablation axes of a denoising setting, in table order.
+NOISE_AXES = ("sigma", "formulation", "target", "noise_conditioning")
+# Noise columns of arms without denoising pretraining (none, 21K).
+NO_SETTING = "-"
+
+# One cell of the results grid (everything but the seed), and one run.
+CELL_KEYS = ["dataset", "label_fraction", "n_labelled", "arm", *NOISE_AXES, "preset"]
+RUN_KEYS = [*CELL_KEYS, "seed"]
+# Read back from CSV as strings: "1/30", "0.2" and "-" must not become numbers or NaN.
+STRING_COLUMNS = ["dataset", "label_fraction", "arm", *NOISE_AXES, "preset"]
+
+
+# --- noise levels --------------------------------------------------------------------------
+
+def parse_sigma(label: object) -> tuple[str, tuple[float, ...]]:
+    """Classify a sigma: ("fixed", (v,)); ("interval", (lo, hi)) for [lo, hi], "U(lo,hi)" or
+    the file-name slug "Ulo-hi"; ("none", ()) for "-"; ("other", ()) for anything else."""
+    if isinstance(label, (list, tuple)) and len(label) == 2:
+        return "interval", (float(label[0]), float(label[1]))
+    s = str(label).strip()
+    if s == NO_SETTING:
+        return "none", ()
+    try:
+        return "fixed", (float(s),)
+    except ValueError:
+        pass
+    m = re.fullmatch(r"[Uu]\s*[(\[]?\s*([^,\s()\[\]]+?)\s*(?:,|-(?=\d|\.))\s*([^,\s()\[\]]+)\s*[)\]]?", s)
+    if m:
+        try:
+            return "interval", (float(m.group(1)), float(m.group(2)))
+        except ValueError:
+            pass
+    return "other", ()
+
+
+def sigma_label(sigma: object) -> str:
+    """The label tables and run JSONs carry: 0.20 -> "0.2"; [0.2, 0.3], "U0.2-0.3" or
+    "U[0.2, 0.3]" -> "U(0.2,0.3)"; "-" and unknown labels are returned as they are."""
+    kind, v = parse_sigma(sigma)
+    if kind == "fixed":
+        return f"{v[0]:g}"
+    if kind == "interval":
+        return f"U({v[0]:g},{v[1]:g})"
+    return str(sigma).strip()
+
+
+def sigma_slug(sigma: object) -> str:
+    """The file-name form: 0.2 -> "0.2"; [0.2, 0.3] or "U(0.2,0.3)" -> "U0.2-0.3"."""
+    kind, v = parse_sigma(sigma)
+    if kind == "interval":
+        return f"U{v[0]:g}-{v[1]:g}"
+    if kind == "fixed":
+        return f"{v[0]:g}"
+    raise ValueError(f"not a noise level: {sigma!r} (a number, or [a, b] for U(a, b))")
+
+
+def sigma_sort_key(label: object) -> tuple:
+    """Fixed values ascending, then intervals (lower, upper bound), then others, then "-"."""
+    kind, v = parse_sigma(label)
+    return ({"fixed": 0, "interval": 1, "other": 2, "none": 3}[kind], v, str(label))
+
+
+# --- label fractions ---------------------------------------------------------------------
+
+def fraction_slug(fraction: object) -> str:
+    """File-name form of a label fraction: "1/30" -> "1_30", "10" -> "10"."""
+    return str(fraction).replace("/", "_")
+
+
+def fraction_value(label: object) -> float:
+    """Numeric value of a fraction label ("1/30", "1_30", "0.5", "10%", "full"); unparseable
+    labels give +inf so they sort last."""
+    s = str(label).strip().lower()
+    if s in ("full", "all"):
+        return 1.0
+    if re.fullmatch(r"\d+_\d+", s):
+        s = s.replace("_", "/")
+    try:
+        return float(s[:-1]) / 100.0 if s.endswith("%") else float(Fraction(s))
+    except (ValueError, ZeroDivisionError):
+        return math.inf
+
+
+# --- denoising settings and run names ------------------------------------------------------
+
+def conditioning_label(on: object) -> str:
+    """"on" / "off" for a boolean (or its YAML/CSV spelling)."""
+    return "on" if str(on).strip().lower() in ("true", "1", "on", "yes") else "off"
+
+
+@dataclass(frozen=True)
+class NoiseSetting:
+    """One denoising-pretraining setting: a point on the ablation axes."""
+
+    sigma: str = "0.2"              # label: "0.2" or "U(0.1,0.4)"
+    formulation: str = "unscaled"   # unscaled: x + sigma*eps; scaled: variance preserving
+    target: str = "eps"             # what the network predicts: eps | x
+    noise_conditioning: str = "off"  # off | on: the decoder sees sigma
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sigma", sigma_label(self.sigma))
+        object.__setattr__(self, "noise_conditioning", conditioning_label(self.noise_conditioning))
+        sigma_slug(self.sigma)  # raises for a label that is not a noise level
+        for axis, allowed in (("formulation", FORMULATIONS), ("target", TARGETS)):
+            if getattr(self, axis) not in allowed:
+                raise ValueError(f"noise {axis} must be one of {allowed}, got {getattr(self, axis)!r}")
+
+    @classmethod
+    def from_config(cls, noise: dict) -> "NoiseSetting":
+        """From a config's ``denoising`` section (or an ablation's single values)."""
+        return cls(**{k: noise[k] for k in NOISE_AXES if k in noise})
+
+    @property
+    def slug(self) -> str:
+        """``s0.2``, ``sU0.1-0.4_cond``, ``s0.4_scaled_x``: only what differs from the paper."""
+        parts = [f"s{sigma_slug(self.sigma)}"]
+        if self.formulation != "unscaled":
+            parts.append(self.formulation)
+        if self.target != "eps":
+            parts.append(self.target)
+        if self.noise_conditioning == "on":
+            parts.append("cond")
+        return "_".join(parts)
+
+    @classmethod
+    def from_slug(cls, slug: str) -> "NoiseSetting":
+        head, *flags = slug.split("_")
+        if not head.startswith("s") or len(set(flags)) != len(flags) or \
+                not set(flags) <= {"scaled", "x", "cond"}:
+            raise ValueError(f"not a noise-setting name: {slug!r} (e.g. s0.2, sU0.1-0.4_scaled_x_cond)")
+        return cls(sigma=head[1:], formulation="scaled" if "scaled" in flags else "unscaled",
+                   target="x" if "x" in flags else "eps",
+                   noise_conditioning="on" if "cond" in flags else "off")
+
+    def cli_args(self) -> str:
+        """The ``ddep pretrain-denoise`` options of this setting."""
+        kind, v = parse_sigma(self.sigma)
+        args = f"--sigma {' '.join(f'{x:g}' for x in v)} --formulation {self.formulation} " \
+               f"--target {self.target}"
+        return args + (" --noise-conditioning" if self.noise_conditioning == "on" else "")
+
+    def columns(self) -> dict[str, str]:
+        return {axis: getattr(self, axis) for axis in NOISE_AXES}
+
+
+def run_name(arm: str, setting: NoiseSetting | None) -> str:
+    """``none``, ``21k``, or the pretraining's name (``ddep_s0.2``)."""
+    return f"{arm}_{setting.slug}" if arm in DENOISING_ARMS else arm
+
+
+def parse_run_name(name: str) -> tuple[str, NoiseSetting | None]:
+    arm, _, slug = name.partition("_")
+    if arm not in ARMS or (arm in DENOISING_ARMS) != bool(slug):
+        raise ValueError(f"not a run name: {name!r} (none, 21k, dep_s0.2, ddep_sU0.1-0.4_cond, ...)")
+    return arm, NoiseSetting.from_slug(slug) if slug else None
+
+
+# --- the sweep -----------------------------------------------------------------------------
+
+def ablation_settings(block: dict, default: NoiseSetting) -> list[NoiseSetting]:
+    """Every setting of one ablation block: the product of the axes it lists; an axis it does
+    not list stays at the default."""
+    axes = [block.get(axis, [getattr(default, axis)]) for axis in NOISE_AXES]
+    return [NoiseSetting(*values) for values in itertools.product(*axes)]
+
+
+def finetune_jobs(config: dict) -> list[dict]:
+    """Every fine-tuning run of a (schema-valid) config, once: the label-efficiency grid
+    (datasets x fractions x arms x seeds at the default noise setting), then each ablation
+    block (its arms x settings x fractions x seeds). Keys: dataset, label_fraction, fraction
+    (slug), arm, seed, run (the run / pretraining name), setting (NoiseSetting or None)."""
+    default = NoiseSetting.from_config(config["denoising"])
+    rows: dict[tuple, dict] = {}
+
+    def add(ds: str, fraction: object, arm: str, setting: NoiseSetting | None, seed: int) -> None:
+        setting = setting if arm in DENOISING_ARMS else None
+        run = run_name(arm, setting)
+        rows.setdefault((ds, str(fraction), run, seed), dict(
+            dataset=ds, label_fraction=str(fraction), fraction=fraction_slug(fraction), arm=arm,
+            seed=int(seed), run=run, setting=setting))
+
+    for ds, d in config["datasets"].items():
+        for fraction in d["fractions"]:
+            seeds = (d.get("fraction_seeds") or {}).get(str(fraction), config["seeds"])
+            for arm, seed in itertools.product(config["arms"], seeds):
+                add(ds, fraction, arm, default, seed)
+        for block in config.get("ablations") or []:
+            for fraction, arm, setting, seed in itertools.product(
+                    block["fractions"], block.get("arms", DENOISING_ARMS),
+                    ablation_settings(block, default), block.get("seeds", config["seeds"])):
+                add(ds, fraction, arm, setting, seed)
+    return list(rows.values())
+
+
+def pretrainings(config: dict) -> list[tuple[str, str]]:
+    """(dataset, pretraining name) of every denoising pretraining the sweep needs, once."""
+    return list(dict.fromkeys((j["dataset"], j["run"]) for j in finetune_jobs(config)
+                              if j["setting"] is not None))

@@ -10,17 +10,20 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ddep.analysis import (
+from ddep.analysis.aggregate import (
     RunFileError,
     load_runs,
-    main,
     missing_runs,
     paired_differences,
+    read_csv,
     summarise,
-    t_critical,
     write_results,
 )
-from ddep.analysis.aggregate import read_csv
+from ddep.analysis.common import t_critical
+from ddep.cli import main
+from ddep.sweep import NoiseSetting
+
+DEFAULT = NoiseSetting("0.2")
 
 T2 = 4.302652729749  # t_{0.975, 2}
 
@@ -93,8 +96,11 @@ def test_t_critical_matches_tables() -> None:
 def test_load_runs_tidy_rows(run_files: list[Path]) -> None:
     runs = load_runs(run_files)
     assert len(runs) == sum(len(v) for v in MIOU.values()) == 36
-    assert list(runs.columns[:9]) == ["dataset", "label_fraction", "n_labelled", "arm", "sigma",
-                                      "formulation", "target", "preset", "seed"]
+    assert list(runs.columns[:10]) == ["dataset", "label_fraction", "n_labelled", "arm", "sigma",
+                                       "formulation", "target", "noise_conditioning", "preset", "seed"]
+    # a run written without the field is unconditioned; arms without pretraining have none
+    assert set(runs.loc[runs.arm.isin(["dep", "ddep"]), "noise_conditioning"]) == {"off"}
+    assert set(runs.loc[runs.arm.isin(["none", "21k"]), "noise_conditioning"]) == {"-"}
     assert {"mIoU", "aAcc", "mAcc", "iou_sky", "iou_road", "json_path", "version_torch"} <= set(
         runs.columns)
     # Paper order: arms none, 21k, dep, ddep.
@@ -154,7 +160,7 @@ def test_single_seed_has_no_interval(tmp_path: Path) -> None:
 
 
 def test_paired_differences(run_files: list[Path]) -> None:
-    paired = paired_differences(load_runs(run_files))
+    paired = paired_differences(load_runs(run_files))  # no default setting: no ablation rows
     assert set(paired["comparison"]) == {"DDeP - 21K", "DeP - none"}
     # One row per (sigma setting, fraction) of each denoising arm: 4 settings each.
     assert len(paired) == 8
@@ -170,6 +176,20 @@ def test_paired_differences(run_files: list[Path]) -> None:
                  & (paired.label_fraction == "1/30")].iloc[0]
     assert dep["mean_diff"] == pytest.approx(1.0)  # diffs [3, -1, 1]
     assert dep["n_positive"] == 2
+
+
+def test_paired_ablations_are_each_setting_minus_the_default_of_the_same_arm(
+        run_files: list[Path]) -> None:
+    paired = paired_differences(load_runs(run_files), DEFAULT)
+    ablations = paired[~paired.comparison.isin(["DDeP - 21K", "DeP - none"])]
+    assert sorted(ablations.comparison) == [
+        "ddep_s0.05 - ddep_s0.2", "ddep_sU0.1-0.3 - ddep_s0.2",
+        "dep_s0.05 - dep_s0.2", "dep_sU0.1-0.3 - dep_s0.2"]
+    row = ablations[ablations.comparison == "ddep_s0.05 - ddep_s0.2"].iloc[0]
+    assert (row["arm"], row["baseline"], row["sigma"], row["label_fraction"]) == (
+        "ddep", "ddep_s0.2", "0.05", "1/30")
+    assert row["mean_diff"] == pytest.approx(statistics.mean([41 - 45, 42 - 43, 43 - 48]))
+    assert row["n_pairs"] == 3 and row["n_positive"] == 0
 
 
 def test_paired_uses_only_matching_seeds(tmp_path: Path) -> None:
@@ -209,7 +229,7 @@ def test_write_results_partial_grid(tmp_path: Path, run_files: list[Path]) -> No
     expected = [{**{k: r[k] for k in ("dataset", "label_fraction", "n_labelled", "arm", "sigma",
                                        "formulation", "target", "preset")}, "seed": s}
                 for r in [run_record("ddep", "0.2", "1/30", 0, 0.0)] for s in range(5)]
-    text = write_results(run_files, out, expected=expected, default_sigma="0.2", quiet=True)
+    text = write_results(run_files, out, expected=expected, default_noise=DEFAULT, quiet=True)
     for name in ("runs.csv", "summary.csv", "paired.csv", "missing.csv"):
         assert (out / name).is_file(), name
     assert len(read_csv(out / "runs.csv")) == 36
@@ -229,7 +249,7 @@ def test_write_results_partial_grid(tmp_path: Path, run_files: list[Path]) -> No
 
 def test_tables_bold_best_and_order(tmp_path: Path, run_files: list[Path]) -> None:
     out = tmp_path / "results"
-    write_results(run_files, out, default_sigma="0.2", quiet=True)
+    write_results(run_files, out, default_noise=DEFAULT, quiet=True)
     tables = out / "tables"
     md = (tables / "toy_label_efficiency.md").read_text()
     tex = (tables / "toy_label_efficiency.tex").read_text()
@@ -245,12 +265,21 @@ def test_tables_bold_best_and_order(tmp_path: Path, run_files: list[Path]) -> No
     # Only the default sigma appears in the label-efficiency table (DDeP 0.05 would be 42.0).
     assert sum(r.startswith("| DDeP") for r in rows) == 1
 
-    sig = (tables / "toy_sigma.md").read_text()
-    labels = [line.split("|")[1].strip() for line in sig.splitlines()[4:] if line.startswith("| ")]
-    assert labels == ["0.05", "0.2", "U(0.1,0.3)"]  # fixed ascending, then intervals
-    assert "DeP 1/30 (10)" in sig and "DDeP 1/4 (75)" in sig
-    assert "**45.3 ±" in sig
-    assert r"\multicolumn{2}{c}{DDeP}" in (tables / "toy_sigma.tex").read_text()
+    noise = (tables / "toy_noise.md").read_text()
+    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in noise.splitlines()
+            if line.startswith("| ") and not line.startswith("| arm")]
+    # only 1/30 is ablated; per arm, fixed sigmas ascending, then intervals
+    assert [(r[0], r[1], r[2]) for r in rows] == [
+        (arm, "1/30 (10)", sigma) for arm in ("DeP", "DDeP") for sigma in ("0.05", "0.2", "U(0.1,0.3)")]
+    by_setting = {(r[0], r[2]): r for r in rows}
+    assert by_setting[("DDeP", "0.2")][-1] == "default"
+    diffs = [41 - 45, 42 - 43, 43 - 48]
+    half = T2 * statistics.stdev(diffs) / math.sqrt(3)
+    mean = statistics.mean(diffs)
+    assert by_setting[("DDeP", "0.05")][-1] == f"{mean:+.2f} [{mean - half:+.2f}, {mean + half:+.2f}]"
+    assert by_setting[("DDeP", "U(0.1,0.3)")][6:8] == ["44.0 ± 0.0", "3"]  # equal seeds: CI 0
+    tex = (tables / "toy_noise.tex").read_text()
+    assert r"\toprule" in tex and r"$\pm$" in tex and "U(0.1,0.3)" in tex
 
 
 # --- figures ------------------------------------------------------------------------------
@@ -261,9 +290,9 @@ def test_figures_png_pdf(tmp_path: Path, run_files: list[Path]) -> None:
 
     results, figs = tmp_path / "results", tmp_path / "figures"
     write_results(run_files, results, quiet=True)
-    files, notes = write_figures(results, figs, default_sigma="0.2", quiet=True)
+    files, notes = write_figures(results, figs, default=DEFAULT, quiet=True)
     assert not notes
-    for kind in ("label_efficiency", "sigma"):
+    for kind in ("label_efficiency", "noise"):
         png, pdf = figs / f"toy_{kind}.png", figs / f"toy_{kind}.pdf"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
         assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 1000
@@ -278,23 +307,16 @@ def test_figures_skip_without_denoising_data(tmp_path: Path) -> None:
     write_results(files, tmp_path / "results", quiet=True)
     written, notes = write_figures(tmp_path / "results", tmp_path / "figs", quiet=True)
     assert [p.name for p in written] == ["toy_label_efficiency.png", "toy_label_efficiency.pdf"]
-    assert any("sigma" in n for n in notes)
+    assert notes == []  # no noise ablation, no noise figure: nothing was skipped
 
 
 # --- command line -------------------------------------------------------------------------
 
 
-def test_public_names_resolve() -> None:
-    import ddep.analysis
-
-    for name in ddep.analysis.__all__:
-        assert callable(getattr(ddep.analysis, name)), name
-
-
 def test_mount_on_project_parser(tmp_path: Path, run_files: list[Path]) -> None:
     import argparse
 
-    from ddep.analysis import add_analysis_commands
+    from ddep.analysis.cli import add_analysis_commands
 
     parser = argparse.ArgumentParser(prog="ddep")
     add_analysis_commands(parser.add_subparsers(dest="command", required=True))
@@ -313,14 +335,14 @@ def test_cli_aggregate_and_figures(tmp_path: Path, run_files: list[Path], capsys
                    "seed": 9}]).to_csv(exp, index=False)
     results = tmp_path / "results"
     rc = main(["aggregate", "--runs-glob", str(tmp_path / "runs" / "**" / "*.json"),
-               "--out", str(results), "--expected", str(exp), "--default-sigma", "0.2"])
+               "--out", str(results), "--expected", str(exp), "--default-noise", "s0.2"])
     assert rc == 0
     out = capsys.readouterr().out
     assert "aggregated 36 run(s)" in out and "missing: 1 of 1" in out
     assert main(["figures", "--results", str(results), "--out", str(tmp_path / "figs")]) == 0
-    assert (tmp_path / "figs" / "toy_sigma.png").is_file()
+    assert (tmp_path / "figs" / "toy_noise.png").is_file()
     assert main(["aggregate", "--runs-glob", str(tmp_path / "nothing" / "*.json"),
-                 "--out", str(results)]) == 1
+                 "--out", str(results)]) == 2  # the usage exit code
 
 
 # --- claims -------------------------------------------------------------------------------
@@ -357,9 +379,10 @@ CLAIM_VERDICTS = {
 
 
 def claim_runs(miou: dict = CLAIM_MIOU, dataset: str = "toy") -> pd.DataFrame:
-    return pd.DataFrame([run_record(arm, sigma, lf, seed, v, dataset=dataset)
+    runs = pd.DataFrame([run_record(arm, sigma, lf, seed, v, dataset=dataset)
                          for (arm, sigma, lf), vals in miou.items()
                          for seed, v in enumerate(vals)])
+    return runs.assign(noise_conditioning=runs["formulation"].map(lambda f: "-" if f == "-" else "off"))
 
 
 def claim_row(claims: pd.DataFrame, claim_id: str, fraction: str, n_min: int = 0) -> pd.Series:
@@ -387,7 +410,7 @@ def test_claims_rows_and_verdicts() -> None:
     # A second dataset run at one fraction only: neither small nor large.
     solo = {k: v for k, v in CLAIM_MIOU.items() if k[2] == "1/4"}
     runs = pd.concat([claim_runs(), claim_runs(solo, dataset="solo")], ignore_index=True)
-    claims = claims_table(runs, "0.2")
+    claims = claims_table(runs, DEFAULT)
     toy = claims[claims["dataset"] == "toy"]
     got = {(r.claim_id, r.label_fraction, r.comparison): r.verdict for r in toy.itertuples()}
     assert got == CLAIM_VERDICTS
@@ -405,10 +428,10 @@ def test_claims_rows_and_verdicts() -> None:
 
 
 def test_claims_ci_matches_scipy_t_interval() -> None:
-    stats = pytest.importorskip("scipy.stats")
+    import scipy.stats as stats
     from ddep.analysis.claims import claims_table
 
-    claims = claims_table(claim_runs(), "0.2")
+    claims = claims_table(claim_runs(), DEFAULT)
     for claim_id, diffs in [("dep_gt_21k_small", [-4.0, -5.0, -4.0]),
                             ("ddep_gt_21k", [5.0, -2.0, 0.0]),
                             ("fixed_sigma_gt_interval", [-3.0, -2.0, -2.0])]:
@@ -427,7 +450,7 @@ def test_ddep_best_takes_the_best_other_arm_of_each_seed_where_all_four_ran() ->
     miou = dict(CLAIM_MIOU)
     miou[("none", "-", "1/4")] = [64.0, 52.0, 51.0]  # random init beats 21K on seed 0
     miou[("dep", "0.2", "1/4")] = [55.0, 56.0]       # no DeP seed 2
-    claims = claims_table(claim_runs(miou), "0.2")
+    claims = claims_table(claim_runs(miou), DEFAULT)
     best = claim_row(claims, "ddep_best", "1/4")
     assert best["n_pairs"] == 2 and best["seeds"] == "0;1"
     assert best["mean_diff"] == pytest.approx(((65 - 64) + (66 - 61)) / 2)
@@ -438,11 +461,11 @@ def test_claims_without_their_runs_have_no_rows() -> None:
     from ddep.analysis.claims import claims_table, render_claims_markdown
 
     baselines = claim_runs({k: v for k, v in CLAIM_MIOU.items() if k[0] in ("none", "21k")})
-    assert claims_table(baselines, "0.2").empty
+    assert claims_table(baselines, DEFAULT).empty
     assert "No claim has paired runs." in render_claims_markdown(
         claims_table(baselines, None), None)
     # An interval default sigma: there is no fixed sigma to compare with the intervals.
-    interval_default = claims_table(claim_runs(), "U0.1-0.3")  # the workflow's slug
+    interval_default = claims_table(claim_runs(), NoiseSetting("U0.1-0.3"))  # the workflow's slug
     assert "fixed_sigma_gt_interval" not in set(interval_default["claim_id"])
     assert (interval_default["sigma"] == "U(0.1,0.3)").all()
 
@@ -452,7 +475,7 @@ def test_write_results_writes_claims_csv_and_markdown(tmp_path: Path) -> None:
                         run_record(arm, sigma, lf, seed, v))
              for (arm, sigma, lf), vals in CLAIM_MIOU.items() for seed, v in enumerate(vals)]
     out = tmp_path / "results"
-    text = write_results(files, out, default_sigma="0.2", quiet=True)
+    text = write_results(files, out, default_noise=DEFAULT, quiet=True)
     claims = read_csv(out / "claims.csv")
     assert len(claims) == len(CLAIM_VERDICTS)
     assert "claims: 10 row(s), 5 holds" in text

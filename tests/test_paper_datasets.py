@@ -70,7 +70,7 @@ def paper_test_config(tmp_path: Path) -> dict:
     fast = {"iters": 1, "batch_size": 1, "checkpoint_interval": 1, "num_workers": 0}
     cfg.update(preset="tiny", amp="none", threads=1, seeds=[0],
                schedule={"supervised": fast, "denoise": fast, "finetune": fast}, resources={})
-    cfg["sigma_sweep"]["fractions"] = []
+    cfg["ablations"] = []
     return cfg
 
 

@@ -62,8 +62,7 @@ def test_check_reports_weights_not_in_cache_a_crop_that_cannot_run_and_bad_noise
     cfg = paper_config(tmp_path)
     cfg["datasets"]["ade20k"]["encoder_weights"] = "vit_base_r50_s16_224.orig_in21k"
     cfg["datasets"]["cityscapes"]["crop_size"] = [500, 1000]       # not multiples of 16
-    cfg["sigma_sweep"]["uniform"] = [[0.5, 0.1]]                   # an interval [b, a]
-    cfg["sigma_sweep"]["fixed"] = [0.2, float("nan")]
+    cfg["ablations"][0]["sigma"] = [0.2, [0.5, 0.1], float("nan")]  # an interval [b, a]; NaN
     proc = ddep_check(tmp_path, cfg)
     assert proc.returncode == 2
     err = proc.stderr
@@ -71,7 +70,7 @@ def test_check_reports_weights_not_in_cache_a_crop_that_cannot_run_and_bad_noise
     assert "datasets.cityscapes.crop_size: [500, 1000] cannot run" in err and "[496, 992]" in err
     assert "datasets.ade20k.encoder_weights" in err and "not in the local Hugging Face cache" in err
     assert "huggingface-cli download timm/vit_base_r50_s16_224.orig_in21k" in err
-    assert "sigma [0.5, 0.1]" in err and "0 <= a <= b" in err
+    assert "sigma U(0.5,0.1)" in err and "0 <= a <= b" in err
     assert "sigma nan" in err and "finite number" in err
     assert "Traceback" not in err
 

@@ -1,4 +1,5 @@
 """The Snakemake DAG: job counts of the paper grid, schema errors, the smoke grid end to end."""
+import itertools
 import re
 import shutil
 import subprocess
@@ -44,24 +45,29 @@ def job_counts(output: str) -> dict[str, int]:
 
 def expected_counts(cfg: dict) -> dict[str, int]:
     """The job counts implied by the sweep definition, computed independently of the workflow."""
-    sweep = cfg["sigma_sweep"]
-    sigmas = [str(s) for s in sweep["fixed"] + sweep["uniform"]]
-    default = str(cfg["denoising"]["sigma"])
+    noise = cfg["denoising"]
+    default = tuple(str(noise.get(k, d)) for k, d in (
+        ("sigma", None), ("formulation", "unscaled"), ("target", "eps"), ("noise_conditioning", False)))
     finetunes, denoise, splits = set(), set(), set()
+
+    def add(ds, f, arm, setting, seeds):
+        setting = setting if arm in ("dep", "ddep") else "-"
+        finetunes.update((ds, f, arm, setting, s) for s in seeds)
+        splits.update((ds, f, s) for s in seeds)
+        if setting != "-":
+            denoise.add((ds, arm, setting))
+
     for ds, d in cfg["datasets"].items():
         for f in d["fractions"]:
-            seeds = d.get("fraction_seeds", {}).get(f, cfg["seeds"])
             for arm in cfg["arms"]:
-                sigma = default if arm in ("dep", "ddep") else "-"
-                finetunes |= {(ds, f, arm, sigma, s) for s in seeds}
-                if sigma != "-":
-                    denoise.add((ds, arm, sigma))
-            splits |= {(ds, f, s) for s in seeds}
-        for f in sweep["fractions"]:
-            for arm in sweep["arms"]:
-                finetunes |= {(ds, f, arm, sg, s) for sg in sigmas for s in sweep["seeds"]}
-                denoise |= {(ds, arm, sg) for sg in sigmas}
-            splits |= {(ds, f, s) for s in sweep["seeds"]}
+                add(ds, f, arm, default, d.get("fraction_seeds", {}).get(f, cfg["seeds"]))
+        for block in cfg.get("ablations", []):
+            axes = [[str(v) for v in block[k]] if k in block else [default[i]]
+                    for i, k in enumerate(("sigma", "formulation", "target", "noise_conditioning"))]
+            for f in block["fractions"]:
+                for arm in block.get("arms", ["dep", "ddep"]):
+                    for setting in itertools.product(*axes):
+                        add(ds, f, arm, setting, block.get("seeds", cfg["seeds"]))
     counts = dict(finetune=len(finetunes), pretrain_denoise=len(denoise), split=len(splits),
                   aggregate=1, figures=1, plan=1, all=1)
     trained_encoders = [ds for ds, d in cfg["datasets"].items() if not d.get("encoder_weights")]
@@ -83,7 +89,9 @@ def test_paper_grid_dry_run_lists_every_job_once_with_shared_pretraining(tmp_pat
     assert counts == expected_counts(cfg)
     # sanity: 3 datasets; Cityscapes 5 fractions, the others 4; x 4 arms x 3 seeds
     assert counts["finetune"] >= (5 + 4 + 4) * 4 * 3
-    assert counts["pretrain_denoise"] == 3 * 2 * 10  # per dataset x arm x sigma setting, never per fraction/seed
+    # per dataset: DDeP 10 sigmas x 2 formulations, DeP 10 sigmas, target x and the
+    # conditioned interval for both arms; never per fraction or seed
+    assert counts["pretrain_denoise"] == 3 * (20 + 10 + 2 + 2)
 
 
 def test_default_config_job_counts(tmp_path):
@@ -145,7 +153,7 @@ def test_smoke_grid_end_to_end_and_rerun_of_exactly_the_missing_run(tmp_path):
     claims = pd.read_csv(ws / "results/claims.csv", keep_default_na=False)
     assert set(claims.verdict) == {"not shown (n < 2)"}
     assert "DeP: sigma 0.2 - U(0.1,0.4)" in set(claims.comparison)
-    for f in ("builtin_label_efficiency.png", "builtin_sigma.pdf"):
+    for f in ("builtin_label_efficiency.png", "builtin_noise.pdf"):
         assert (ws / "figures" / f).stat().st_size > 0
 
     victim = next((ws / "resources/runs").rglob("seed0.json"))

@@ -27,11 +27,18 @@ from .common import (
     STRING_COLUMNS,
     arm_rank,
     atomic_write_text,
-    canonical_sigma,
+    DENOISING_ARMS,
+    NO_SETTING,
+    NOISE_AXES,
+    NoiseSetting,
+    choose_default_setting,
     ci_halfwidth,
     fraction_value,
+    setting_mask,
+    sigma_label,
     sigma_sort_key,
 )
+from ddep.sweep import conditioning_label, run_name
 
 METRICS: tuple[str, ...] = ("mIoU", "aAcc", "mAcc")
 PROVENANCE: tuple[str, ...] = ("iterations", "wall_time_s", "config_hash", "git_commit")
@@ -77,7 +84,8 @@ def _parse_run(path: Path) -> dict:
     if not isinstance(data, dict):
         raise RunFileError(f"{path}: expected a JSON object, got {type(data).__name__}")
 
-    missing = [k for k in (*RUN_KEYS, *METRICS) if k not in data]
+    # noise_conditioning may be absent (runs written before it was an axis): off.
+    missing = [k for k in (*RUN_KEYS, *METRICS) if k not in data and k != "noise_conditioning"]
     if missing:
         raise RunFileError(f"{path}: missing required field(s) {missing}")
 
@@ -89,6 +97,9 @@ def _parse_run(path: Path) -> dict:
         row[k] = _label(v).strip()
     # Arms are compared case-insensitively ("21K" and "21k" are the same arm).
     row["arm"] = row["arm"].lower()
+    row["sigma"] = sigma_label(row["sigma"])
+    row["noise_conditioning"] = (conditioning_label(data.get("noise_conditioning", False))
+                                 if row["arm"] in DENOISING_ARMS else NO_SETTING)
     for k in ("n_labelled", "seed"):
         v = data[k]
         if not _is_number(v) or not float(v).is_integer():
@@ -179,7 +190,7 @@ def sort_rows(df: pd.DataFrame) -> pd.DataFrame:
         labels = sorted(df["sigma"].astype(str).unique(), key=sigma_sort_key)
         keys["_s"] = df["sigma"].astype(str).map({s: i for i, s in enumerate(labels)})
         order.append("_s")
-    for c in ("formulation", "target"):
+    for c in ("formulation", "target", "noise_conditioning"):
         if c in df:
             keys[f"_{c}"] = df[c].astype(str)
             order.append(f"_{c}")
@@ -239,49 +250,43 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
     return sort_rows(pd.DataFrame(out, columns=cols)).reset_index(drop=True)
 
 
-def paired_differences(runs: pd.DataFrame) -> pd.DataFrame:
-    """The paper's comparisons as paired differences over matched seeds.
+def paired_differences(runs: pd.DataFrame, default: NoiseSetting | None = None) -> pd.DataFrame:
+    """The paper's comparisons, and the noise ablations, as paired differences over seeds.
 
-    For DDeP - 21K and DeP - none, and for every (sigma, formulation, target) setting of the
-    denoising arm, seeds are matched on (dataset, label_fraction, n_labelled, preset, seed) and
-    the per-seed mIoU difference is summarised: mean, sample std, n pairs, t CI half-width and
-    bounds, and the number of seeds where the difference is > 0. Settings with no matching
-    baseline seed are omitted (missing_runs reports the gap).
+    DDeP - 21K and DeP - none, for every noise setting of the denoising arm; and every other
+    setting of DeP/DDeP minus the same arm at the ``default`` setting (comparison
+    ``ddep_s0.4_scaled - ddep_s0.2``). Seeds are matched on (dataset, label_fraction,
+    n_labelled, preset, seed); each difference is summarised by its mean, sample std, n
+    pairs, t CI half-width and bounds, and the number of seeds where it is > 0. Settings with
+    no matching baseline seed are omitted (missing_runs reports the gap).
     """
-    cols = [*PAIR_KEYS, "comparison", "arm", "baseline", "sigma", "formulation", "target",
-            "n_pairs", "mean_diff", "std_diff", "ci95", "ci_low", "ci_high", "n_positive",
-            "seeds"]
-    if runs.empty:
-        return pd.DataFrame(columns=cols)
-    out = []
+    cols = [*PAIR_KEYS, "comparison", "arm", "baseline", *NOISE_AXES, "n_pairs", "mean_diff",
+            "std_diff", "ci95", "ci_low", "ci_high", "n_positive", "seeds"]
+    pairs = []  # (label, baseline name, treated runs, baseline runs)
     for (arm, base), label in COMPARISONS.items():
-        treat = runs[runs["arm"] == arm]
-        ctrl = runs[runs["arm"] == base][[*PAIR_KEYS, "seed", "mIoU"]]
+        pairs.append((label, base, runs[runs["arm"] == arm], runs[runs["arm"] == base]))
+    if default is not None:
+        for arm in DENOISING_ARMS:
+            base = runs[(runs["arm"] == arm) & setting_mask(runs, default)]
+            others = runs[(runs["arm"] == arm) & ~setting_mask(runs, default)]
+            for _, treat in others.groupby(list(NOISE_AXES), sort=False):
+                name = run_name(arm, NoiseSetting(*treat.iloc[0][list(NOISE_AXES)]))
+                pairs.append((f"{name} - {run_name(arm, default)}", run_name(arm, default), treat, base))
+    out = []
+    for label, base, treat, ctrl in pairs:
         if treat.empty or ctrl.empty:
             continue
-        merged = treat.merge(ctrl, on=[*PAIR_KEYS, "seed"], suffixes=("", "_base"))
-        setting = [*PAIR_KEYS, "sigma", "formulation", "target"]
+        merged = treat.merge(ctrl[[*PAIR_KEYS, "seed", "mIoU"]], on=[*PAIR_KEYS, "seed"],
+                             suffixes=("", "_base"))
+        setting = [*PAIR_KEYS, "arm", *NOISE_AXES]
         for key, g in merged.groupby(setting, sort=False, dropna=False):
             diff = g["mIoU"] - g["mIoU_base"]
             mean, std, n, ci = _mean_std_ci(diff, CONFIDENCE)
-            rec = dict(zip(setting, key))
-            out.append({
-                **{k: rec[k] for k in PAIR_KEYS},
-                "comparison": label,
-                "arm": arm,
-                "baseline": base,
-                "sigma": rec["sigma"],
-                "formulation": rec["formulation"],
-                "target": rec["target"],
-                "n_pairs": n,
-                "mean_diff": mean,
-                "std_diff": std,
-                "ci95": ci,
-                "ci_low": mean - ci,
-                "ci_high": mean + ci,
-                "n_positive": int((diff > 0).sum()),
-                "seeds": ";".join(str(s) for s in sorted(g["seed"].astype(int))),
-            })
+            out.append({**dict(zip(setting, key)), "comparison": label, "baseline": base,
+                        "n_pairs": n, "mean_diff": mean, "std_diff": std, "ci95": ci,
+                        "ci_low": mean - ci, "ci_high": mean + ci,
+                        "n_positive": int((diff > 0).sum()),
+                        "seeds": ";".join(str(s) for s in sorted(g["seed"].astype(int)))})
     if not out:
         return pd.DataFrame(columns=cols)
     return sort_rows(pd.DataFrame(out, columns=cols)).reset_index(drop=True)
@@ -325,7 +330,7 @@ def missing_runs(expected: pd.DataFrame | Sequence[dict], runs: pd.DataFrame) ->
             if k == "arm":
                 s = s.str.lower()
             elif k == "sigma":  # the workflow may name settings by slug ("U0.2-0.3")
-                s = s.map(canonical_sigma)
+                s = s.map(sigma_label)
             parts.append(s)
         return pd.Series(list(zip(*parts)), index=df.index) if parts else pd.Series(dtype=object)
 
@@ -369,7 +374,7 @@ def write_results(
     json_paths: Iterable[str | os.PathLike],
     out_dir: str | os.PathLike,
     expected: pd.DataFrame | Sequence[dict] | None = None,
-    default_sigma: str | None = None,
+    default_noise: NoiseSetting | None = None,
     quiet: bool = False,
 ) -> str:
     """Load runs and write ``runs.csv``, ``summary.csv``, ``paired.csv``, ``claims.csv``,
@@ -378,12 +383,14 @@ def write_results(
     lists missing runs."""
     # Local imports: both modules import this one.
     from .claims import write_claims
-    from .tables import choose_default_sigma, write_tables
+    from .tables import write_tables
 
     out = Path(out_dir)
     runs = load_runs(json_paths)
     summary = summarise(runs)
-    paired = paired_differences(runs)
+    # DeP/DDeP's setting in the label-efficiency table and the claims, the ablations' baseline
+    default = default_noise or choose_default_setting(summary)
+    paired = paired_differences(runs, default)
     _write_csv(runs, out / "runs.csv")
     _write_csv(summary, out / "summary.csv")
     _write_csv(paired, out / "paired.csv")
@@ -406,10 +413,8 @@ def write_results(
         # A stale missing.csv from an earlier call would be misleading.
         (out / "missing.csv").unlink(missing_ok=True)
 
-    table_files, notes = write_tables(summary, out / "tables", default_sigma=default_sigma)
-    # The claims compare DeP/DDeP at the sigma the label-efficiency table shows.
-    sigma = default_sigma if default_sigma is not None else choose_default_sigma(summary)
-    claims = write_claims(runs, out, sigma)
+    table_files, notes = write_tables(summary, paired, out / "tables", default)
+    claims = write_claims(runs, out, default)
     table_files.append(out / "tables" / "claims.md")
     lines.append(f"tables: {len(table_files)} file(s) in {out / 'tables'}")
     verdicts = claims["verdict"].value_counts()

@@ -8,13 +8,11 @@ paired.csv) with a 95% t interval, and a verdict:
 * ``contradicted``  the CI lies below 0;
 * ``not shown (n < 2)``  fewer than two pairs, so there is no interval.
 
-DeP and DDeP are taken at the default noise setting (the label-efficiency grid's sigma), one
-row per (formulation, target) variant present. A claim whose comparison has no paired runs gets
-no row. The definitions (claim wording, small/large fraction, "best of the four") live here
-and nowhere else; the Markdown caption and the README describe them.
-
-The interval is the package's t interval (``common.ci_halfwidth``, as in paired.csv): scipy is
-not a pinned dependency (the tests compare the two).
+DeP and DDeP are taken at the default noise setting (the label-efficiency grid's), and the
+sigma claim compares the default sigma with the intervals run at the default's other axes. A
+claim whose comparison has no paired runs gets no row. The definitions (claim wording,
+small/large fraction, "best of the four") live here and nowhere else; the Markdown caption
+and the README describe them. The interval is the t interval of paired.csv.
 """
 
 from __future__ import annotations
@@ -30,9 +28,12 @@ import pandas as pd
 from .aggregate import CONFIDENCE, PAIR_KEYS, _mean_std_ci
 from .common import (
     ARM_ORDER,
+    DENOISING_ARMS,
+    NoiseSetting,
     arm_display,
+    at_default,
     atomic_write_text,
-    canonical_sigma,
+    describe_setting,
     fraction_column_label,
     parse_sigma,
 )
@@ -164,16 +165,18 @@ def _sigma_claims(runs: pd.DataFrame, sigma: str) -> list[dict]:
     return out
 
 
-def claims_table(runs: pd.DataFrame, default_sigma: str | None) -> pd.DataFrame:
-    """The claims table (CLAIM_COLUMNS) of a runs table (as in runs.csv), with DeP/DDeP at
-    `default_sigma` (None: no DeP/DDeP results, so no rows). Rows: per dataset and preset,
+def claims_table(runs: pd.DataFrame, default: NoiseSetting | None) -> pd.DataFrame:
+    """The claims table (CLAIM_COLUMNS) of a runs table (as in runs.csv), with DeP/DDeP at the
+    `default` setting (None: no DeP/DDeP results, so no rows). Rows: per dataset and preset,
     claims in paper order, then fractions."""
-    if runs.empty or default_sigma is None:
+    if runs.empty or default is None:
         return pd.DataFrame(columns=CLAIM_COLUMNS)
-    # Labels by value, so "0.20" or the workflow's slug "U0.2-0.3" find their runs.
-    sigma = canonical_sigma(default_sigma)
-    runs = runs.assign(sigma=runs["sigma"].map(canonical_sigma))
-    rows = _arm_claims(runs, sigma) + _sigma_claims(runs, sigma)
+    # The sigma claim: the default's formulation, target and conditioning, any sigma.
+    same_axes = ~runs["arm"].isin(DENOISING_ARMS) | (
+        (runs["formulation"] == default.formulation) & (runs["target"] == default.target)
+        & (runs["noise_conditioning"] == default.noise_conditioning))
+    rows = _arm_claims(at_default(runs, default), default.sigma) + \
+        _sigma_claims(runs[same_axes], default.sigma)
     if not rows:
         return pd.DataFrame(columns=CLAIM_COLUMNS)
     df = pd.DataFrame(rows, columns=CLAIM_COLUMNS)
@@ -193,10 +196,9 @@ def _number(x: float) -> str:
     return f"{x:+.2f}" if math.isfinite(x) else "–"
 
 
-def claims_caption(default_sigma: str | None) -> str:
+def claims_caption(default: NoiseSetting | None) -> str:
     """What the table shows and how the verdict is reached (the definitions of this module)."""
-    setting = ("no DeP/DDeP results" if default_sigma is None
-               else f"DeP/DDeP at sigma = {canonical_sigma(default_sigma)}")
+    setting = describe_setting(default)
     return (
         f"Paired mIoU differences (percentage points) over seeds matched within dataset x "
         f"fraction x preset; {setting}. Verdict: *holds* when the 95% "
@@ -210,7 +212,7 @@ def claims_caption(default_sigma: str | None) -> str:
     )
 
 
-def render_claims_markdown(claims: pd.DataFrame, default_sigma: str | None) -> str:
+def render_claims_markdown(claims: pd.DataFrame, default: NoiseSetting | None) -> str:
     """The claims table as Markdown: one table per dataset (and preset), then the caption."""
     lines: list[str] = []
     if claims.empty:
@@ -228,16 +230,16 @@ def render_claims_markdown(claims: pd.DataFrame, default_sigma: str | None) -> s
             lines.append(f"| {r.claim} | {fraction} | {r.comparison} "
                          f"| {r.n_pairs} | {_number(r.mean_diff)} | {ci} | {r.verdict} |")
         lines.append("")
-    lines += [claims_caption(default_sigma), ""]
+    lines += [claims_caption(default), ""]
     return "\n".join(lines)
 
 
 def write_claims(runs: pd.DataFrame, out_dir: str | os.PathLike,
-                 default_sigma: str | None) -> pd.DataFrame:
+                 default: NoiseSetting | None) -> pd.DataFrame:
     """Write ``claims.csv`` and ``tables/claims.md`` under `out_dir` (atomically) and return
     the claims table."""
     out = Path(out_dir)
-    claims = claims_table(runs, default_sigma)
+    claims = claims_table(runs, default)
     atomic_write_text(out / "claims.csv", claims.to_csv(index=False))
-    atomic_write_text(out / "tables" / "claims.md", render_claims_markdown(claims, default_sigma))
+    atomic_write_text(out / "tables" / "claims.md", render_claims_markdown(claims, default))
     return claims

@@ -1,20 +1,14 @@
-"""Command-line entry points. Each step is an (add_*_args, *_main) pair so the project CLI can
-mount it as a subcommand (``add_analysis_commands(subparsers)`` does both)::
-
-    sub = subparsers.add_parser("aggregate"); add_aggregate_args(sub)
-    sub.set_defaults(func=aggregate_main)
-
-The *_main functions raise ValueError (RunFileError is one) or FileNotFoundError on bad input,
-which ``ddep.cli.main`` turns into its usage exit code; ``main`` here does the same (exit 1).
-Standalone: ``python -m ddep.analysis aggregate ...`` / ``python -m ddep.analysis figures ...``.
-"""
+"""The analysis subcommands of ``ddep`` (``aggregate``, ``figures``, ``readme``), mounted by
+``ddep.cli`` with ``add_analysis_commands``. The *_main functions raise ValueError (RunFileError
+is one) or FileNotFoundError on bad input, which ``ddep.cli.main`` turns into its usage exit
+code."""
 
 from __future__ import annotations
 
 import argparse
 import glob
-import sys
-from collections.abc import Sequence
+
+from ddep.sweep import NoiseSetting
 
 DEFAULT_RUNS_GLOB = "resources/runs/**/*.json"
 
@@ -33,10 +27,17 @@ def add_aggregate_args(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
                         help="expected run identities (columns from dataset, label_fraction, "
                              "n_labelled, arm, sigma, formulation, target, preset, seed); "
                              "missing ones are listed and written to missing.csv")
-    parser.add_argument("--default-sigma", default=None,
-                        help="sigma setting of DeP/DDeP in the label-efficiency table "
-                             "(default: the setting with the most results)")
+    _default_noise_arg(parser)
     return parser
+
+
+def _default_noise_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--default-noise", type=NoiseSetting.from_slug, default=None,
+                        metavar="SETTING",
+                        help="DeP/DDeP's noise setting in the label-efficiency table, the "
+                             "claims and as the ablations' baseline, named as in the weights' "
+                             "file names: s0.2, sU0.1-0.4_scaled_x_cond (default: the setting "
+                             "with the most results)")
 
 
 def aggregate_main(args: argparse.Namespace) -> int:
@@ -49,7 +50,7 @@ def aggregate_main(args: argparse.Namespace) -> int:
     if not paths and expected is None:
         # Almost always a wrong glob or working directory; an empty result set would hide it.
         raise ValueError(f"no run files match {args.runs_glob!r}")
-    write_results(paths, args.out, expected=expected, default_sigma=args.default_sigma)
+    write_results(paths, args.out, expected=expected, default_noise=args.default_noise)
     return 0
 
 
@@ -58,9 +59,7 @@ def add_figures_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     parser.add_argument("--results", default="results",
                         help="directory holding summary.csv (default: results)")
     parser.add_argument("--out", default="figures", help="output directory (default: figures)")
-    parser.add_argument("--default-sigma", default=None,
-                        help="sigma setting of DeP/DDeP in the label-efficiency figure "
-                             "(default: the setting with the most results)")
+    _default_noise_arg(parser)
     return parser
 
 
@@ -69,7 +68,7 @@ def figures_main(args: argparse.Namespace) -> int:
     summary.csv is missing. Figures without data are skipped with a message."""
     from .figures import write_figures  # matplotlib import only when figures are wanted
 
-    write_figures(args.results, args.out, default_sigma=args.default_sigma)
+    write_figures(args.results, args.out, default=args.default_noise)
     return 0
 
 
@@ -95,21 +94,3 @@ def add_analysis_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--readme", default="README.md")
     p.add_argument("--root", default=".", help="folder the blocks' paths are relative to")
     p.set_defaults(func=readme_main)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """Parser with the `aggregate` and `figures` subcommands."""
-    parser = argparse.ArgumentParser(prog="python -m ddep.analysis",
-                                     description="Aggregate DDeP results and draw figures.")
-    add_analysis_commands(parser.add_subparsers(dest="command", required=True))
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point: ``python -m ddep.analysis {aggregate,figures} ...``; exit 1 on bad input."""
-    args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"ddep.analysis {args.command}: error: {exc}", file=sys.stderr)
-        return 1

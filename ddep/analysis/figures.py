@@ -3,9 +3,11 @@
 Per dataset:
 (a) ``{stem}_label_efficiency.{png,pdf}``: grouped bars of mIoU vs label fraction, one bar per
     arm in paper order, error bars = 95% CI over seeds;
-(b) ``{stem}_sigma.{png,pdf}``: mIoU vs fixed sigma (log x) per denoising arm, one panel per
-    label fraction; uniform-interval settings are dashed horizontal reference lines in the
-    arm's colour.
+(b) ``{stem}_noise.{png,pdf}``, where a noise ablation has runs: mIoU vs sigma (log x), one
+    line per arm (colour) and formulation (solid unscaled, dashed scaled), one panel per
+    ablated label fraction; a sigma drawn from U(a, b) is a hollow marker at the interval's
+    midpoint with a horizontal bar over [a, b]; the target and conditioning variants are
+    their own markers.
 """
 
 from __future__ import annotations
@@ -32,12 +34,20 @@ from .aggregate import read_csv  # noqa: E402
 from .common import (  # noqa: E402
     ARM_COLOURS,
     DENOISING_ARMS,
+    NoiseSetting,
     arm_display,
+    arm_rank,
     atomic_write_bytes,
     parse_sigma,
-    sigma_sort_key,
 )
-from .tables import fraction_columns, label_efficiency_grid, seed_text, table_groups  # noqa: E402
+from ddep.sweep import CONDITIONING, FORMULATIONS, TARGETS  # noqa: E402
+from .tables import (  # noqa: E402
+    ablated_cells,
+    fraction_columns,
+    label_efficiency_grid,
+    seed_text,
+    table_groups,
+)
 
 DPI = 150
 # Fixed fonts and sizes so figures look the same on every machine (DejaVu Sans ships with
@@ -55,8 +65,9 @@ STYLE: dict = {
     "pdf.fonttype": 42,  # embed TrueType so text stays editable/searchable in the PDF
 }
 FALLBACK_COLOURS = sns.color_palette("colorblind", 10).as_hex()
-INTERVAL_STYLES = ("--", ":", "-.", (0, (5, 1, 1, 1)))
-VARIANT_MARKERS = ("o", "s", "^", "D", "v")
+FORMULATION_STYLES = {"unscaled": "-", "scaled": "--"}
+# Marker per (target, conditioning): the paper's setting is a circle.
+VARIANT_MARKERS = {("eps", "off"): "o", ("x", "off"): "s", ("eps", "on"): "^", ("x", "on"): "D"}
 VARIANT_HATCHES = ("", "//", "..", "xx")
 
 
@@ -99,10 +110,10 @@ def save_figure(fig: Figure, stem: str | os.PathLike) -> list[Path]:
 
 def label_efficiency_figure(
     summary: pd.DataFrame, dataset: str, preset: str | None = None,
-    default_sigma: str | None = None,
+    default: NoiseSetting | None = None,
 ) -> Figure | None:
     """Grouped bar chart of mIoU vs label fraction for one dataset; None when it has no data."""
-    grid = label_efficiency_grid(summary, dataset, preset, default_sigma)
+    grid = label_efficiency_grid(summary, dataset, preset, default)
     if not grid.rows or not grid.cols:
         return None
     with matplotlib.rc_context(STYLE):
@@ -143,81 +154,87 @@ def label_efficiency_figure(
     return fig
 
 
-def sigma_figure(
+def _variant_order(arm: str, formulation: str, target: str, conditioning: str) -> tuple:
+    """The paper's setting first within an arm, then the other variants (as in the table)."""
+    return (arm_rank(arm), FORMULATIONS.index(formulation), TARGETS.index(target),
+            CONDITIONING.index(conditioning))
+
+
+def _variant_name(arm: str, formulation: str, target: str, conditioning: str) -> str:
+    extra = [t for t, on in (("scaled", formulation == "scaled"), ("predict x", target == "x"),
+                             ("σ-conditioned", conditioning == "on")) if on]
+    return arm_display(arm) + (f" ({', '.join(extra)})" if extra else "")
+
+
+def noise_figure(
     summary: pd.DataFrame, dataset: str, preset: str | None = None,
 ) -> Figure | None:
-    """mIoU vs fixed sigma (log x), one panel per label fraction, lines per denoising arm;
-    interval settings as dashed horizontal lines. None when there are no DeP/DDeP results."""
-    df = summary[(summary["dataset"] == dataset) & summary["arm"].isin(DENOISING_ARMS)]
+    """mIoU vs sigma (log x) for the ablated fractions of one dataset; None without ablations."""
+    df = ablated_cells(summary[summary["dataset"] == dataset])
     if preset is not None:
         df = df[df["preset"] == preset]
     df = df[df["mIoU_mean"].notna()]
     if df.empty:
         return None
-    kinds = df["sigma"].map(lambda s: parse_sigma(s)[0])
-    df = df.assign(_kind=kinds, _x=df["sigma"].map(
-        lambda s: parse_sigma(s)[1][0] if parse_sigma(s)[0] == "fixed" else math.nan))
+    kind = df["sigma"].map(lambda s: parse_sigma(s)[0])
+    bounds = df["sigma"].map(lambda s: parse_sigma(s)[1])
+    # x: a fixed sigma, or the middle of an interval (its bounds drawn as a horizontal bar;
+    # a lower bound of 0 is clipped to the axis on the log scale)
+    df = df.assign(_interval=kind == "interval", _x=bounds.map(lambda v: sum(v) / len(v)),
+                   _lo=bounds.map(min), _hi=bounds.map(max))
     fracs = fraction_columns(df)
-    variants = sorted(df[["formulation", "target"]].drop_duplicates().values.tolist())
-    fixed_x = sorted(df.loc[df["_kind"] == "fixed", "_x"].unique())
-    intervals = sorted(df.loc[df["_kind"] == "interval", "sigma"].unique(), key=sigma_sort_key)
-    iv_style = {s: INTERVAL_STYLES[i % len(INTERVAL_STYLES)] for i, s in enumerate(intervals)}
-
+    variants = ["arm", "formulation", "target", "noise_conditioning"]
     with matplotlib.rc_context(STYLE):
-        ncols = min(len(fracs), 4)
+        ncols = min(len(fracs), 3)
         nrows = math.ceil(len(fracs) / ncols)
-        # Room on the right for the legend; a minimum width keeps the title readable.
-        fig = _new_figure(max(7.5, 3.4 * ncols + 2.6), 3.0 * nrows + 0.8)
+        fig = _new_figure(max(7.5, 4.2 * ncols + 2.8), 3.4 * nrows + 0.8)
         axes = fig.subplots(nrows, ncols, sharey=True, squeeze=False).ravel()
         handles: dict[str, Line2D] = {}
         for ax, (lf, label) in zip(axes, fracs):
             sub = df[df["label_fraction"] == lf]
-            for arm in DENOISING_ARMS:
-                for k, (form, tgt) in enumerate(variants):
-                    cur = sub[(sub["arm"] == arm) & (sub["formulation"] == form)
-                              & (sub["target"] == tgt)]
-                    if cur.empty:
-                        continue
-                    name = arm_display(arm) + (f" ({form}, {tgt})" if len(variants) > 1 else "")
-                    colour = _colour(arm)
-                    pts = cur[cur["_kind"] == "fixed"].sort_values("_x")
-                    if not pts.empty:
-                        yerr = pts["mIoU_ci95"].to_numpy(dtype=float)
-                        ax.errorbar(pts["_x"], pts["mIoU_mean"],
-                                    yerr=np.where(np.isfinite(yerr), yerr, 0.0),
-                                    color=colour, marker=VARIANT_MARKERS[k % 5], markersize=5,
-                                    linewidth=1.6, capsize=3)
-                        handles.setdefault(name, Line2D([], [], color=colour, linewidth=1.6,
-                                                        marker=VARIANT_MARKERS[k % 5]))
-                    for _, r in cur[cur["_kind"] == "interval"].iterrows():
-                        ls = iv_style[r["sigma"]]
-                        ax.axhline(r["mIoU_mean"], color=colour, linestyle=ls, linewidth=1.3)
-                        handles.setdefault(f"{name}, σ ~ {r['sigma']}",
-                                           Line2D([], [], color=colour, linestyle=ls,
-                                                  linewidth=1.3))
+            groups = sorted(sub.groupby(variants), key=lambda g: _variant_order(*g[0]))
+            for k, ((arm, form, target, cond), cur) in enumerate(groups):
+                style = dict(color=_colour(arm), linestyle=FORMULATION_STYLES.get(form, ":"),
+                             marker=VARIANT_MARKERS.get((target, cond), "v"))
+                name = _variant_name(arm, form, target, cond)
+                handles.setdefault(name, Line2D([], [], linewidth=1.6, markersize=6, **style))
+                dodge = 1.05 ** (k - (len(groups) - 1) / 2)  # keeps error bars apart on log x
+                fixed = cur[~cur["_interval"]].sort_values("_x")
+                if not fixed.empty:
+                    yerr = fixed["mIoU_ci95"].to_numpy(dtype=float)
+                    ax.errorbar(fixed["_x"] * dodge, fixed["mIoU_mean"], yerr=np.nan_to_num(yerr),
+                                linewidth=1.6, markersize=6, capsize=3, **style)
+                for _, r in cur[cur["_interval"]].iterrows():
+                    ax.errorbar([r["_x"] * dodge], [r["mIoU_mean"]],
+                                xerr=[[r["_x"] * dodge - r["_lo"]], [r["_hi"] - r["_x"] * dodge]],
+                                yerr=[np.nan_to_num(r["mIoU_ci95"])], color=style["color"],
+                                marker=style["marker"], markerfacecolor="white", markersize=7,
+                                linestyle="none", elinewidth=1.0, capsize=3)
             ax.set_xscale("log")
-            if fixed_x:
-                lo, hi = min(fixed_x), max(fixed_x)
-                ax.set_xlim(lo / 1.5, hi * 1.5)
-                ax.set_xticks(fixed_x, [f"{v:g}" for v in fixed_x])
-                ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+            ticks = sorted(set(sub.loc[~sub["_interval"], "_x"]) | set(sub.loc[sub["_interval"], "_x"]))
+            ax.set_xticks(ticks, [f"{v:g}" for v in ticks])
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+            ax.set_xlim(min(ticks) / 1.6, max(sub["_hi"].max(), max(ticks)) * 1.3)
             ax.set_title(f"label fraction {label}")
-            ax.set_xlabel("σ (fixed)")
+            ax.set_xlabel("pretraining noise σ")
         for ax in axes[len(fracs):]:
             ax.set_visible(False)
         for ax in axes[::ncols]:
             ax.set_ylabel("mIoU (%)")
+        if df["_interval"].any():
+            handles["σ ~ U(a, b) (bar: [a, b])"] = Line2D([], [], color="black", marker="o",
+                                                          markerfacecolor="white", linestyle="none")
         where = dataset + (f" [{preset}]" if preset else "")
-        ns = _seeds(df["n"].astype(int).tolist())
-        fig.suptitle(_wrap(f"{where}: mIoU vs pretraining noise σ ({ns})", fig))
+        fig.suptitle(_wrap(f"{where}: mIoU vs pretraining noise ({_seeds(df['n'].astype(int).tolist())},"
+                           f" error bars: 95% CI)", fig))
         fig.legend(list(handles.values()), list(handles.keys()), loc="outside right center",
-                   frameon=True, title="dashed: σ ~ U(a,b)" if intervals else None)
+                   frameon=True)
     return fig
 
 
 def write_figures(
     results_dir: str | os.PathLike, out_dir: str | os.PathLike,
-    default_sigma: str | None = None, quiet: bool = False,
+    default: NoiseSetting | None = None, quiet: bool = False,
 ) -> tuple[list[Path], list[str]]:
     """Read ``summary.csv`` under `results_dir` and write every figure into `out_dir`.
     Returns (written files, messages about skipped figures); messages are also printed
@@ -234,11 +251,12 @@ def write_figures(
     for ds, preset, stem in (table_groups(summary) if not summary.empty else []):
         p = preset if stem != ds else None
         sub = summary[(summary["dataset"] == ds) & (summary["preset"] == preset)]
-        figs = {"label_efficiency": label_efficiency_figure(sub, ds, p, default_sigma),
-                "sigma": sigma_figure(sub, ds, p)}
+        figs = {"label_efficiency": label_efficiency_figure(sub, ds, p, default),
+                "noise": noise_figure(sub, ds, p)}
         for kind, fig in figs.items():
             if fig is None:
-                notes.append(f"{stem}: no data for the {kind} figure, skipped")
+                if kind != "noise":  # a run without noise ablations has no noise figure
+                    notes.append(f"{stem}: no data for the {kind} figure, skipped")
                 continue
             files += save_figure(fig, out / f"{stem}_{kind}")
     if not quiet:

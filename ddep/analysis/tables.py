@@ -2,8 +2,9 @@
 
 (a) label efficiency: rows = arms (Random init, Supervised (21K), DeP, DDeP), columns = label
     fractions, DeP/DDeP at one sigma setting;
-(b) sigma ablation: rows = sigma settings, columns = (DeP, DDeP) x label fraction.
-Cells are ``mean ± 95% CI half-width`` of mIoU over seeds; the best cell of each column is bold.
+    Cells are ``mean ± 95% CI half-width`` of mIoU over seeds; the best of each column is bold;
+(b) noise ablations, where run: one row per DeP/DDeP setting (sigma, formulation, target,
+    conditioning) of each ablated fraction, its mIoU and its paired difference from the default.
 """
 
 from __future__ import annotations
@@ -18,13 +19,21 @@ import pandas as pd
 from .common import (
     ARM_ORDER,
     DENOISING_ARMS,
+    NoiseSetting,
     arm_display,
+    arm_rank,
+    at_default,
+    choose_default_setting,
+    describe_setting,
     atomic_write_text,
     fraction_column_label,
     fraction_value,
     parse_sigma,
+    setting_mask,
+    setting_of,
     sigma_sort_key,
 )
+from ddep.sweep import CONDITIONING, FORMULATIONS, TARGETS, run_name
 
 DASH_MD = "–"
 DASH_TEX = "--"
@@ -72,22 +81,6 @@ def fraction_columns(df: pd.DataFrame) -> list[tuple[str, str]]:
     return list(seen.items())
 
 
-def _variant_suffix(formulation: str, target: str, several: bool) -> str:
-    # Only name the formulation/target when the table would otherwise merge different variants.
-    return f" ({formulation}, {target})" if several else ""
-
-
-def choose_default_sigma(summary: pd.DataFrame) -> str | None:
-    """The sigma setting to show for DeP/DDeP when none is given: the one with results in the
-    most cells (ties: first in sigma order). None when there are no denoising results."""
-    den = summary[summary["arm"].isin(DENOISING_ARMS)]
-    if den.empty:
-        return None
-    counts = den.groupby("sigma").size()
-    best = counts.max()
-    return min((s for s, c in counts.items() if c == best), key=sigma_sort_key)
-
-
 def seed_text(ns: list[int]) -> str:
     """ "n=3" or "n=2–3" for the numbers of seeds behind a set of cells."""
     ns = [n for n in ns if n > 0]
@@ -99,76 +92,106 @@ def seed_text(ns: list[int]) -> str:
 
 def label_efficiency_grid(
     summary: pd.DataFrame, dataset: str, preset: str | None = None,
-    default_sigma: str | None = None,
+    default: NoiseSetting | None = None,
 ) -> Grid:
-    """Grid for the label-efficiency table of one dataset (and preset)."""
+    """Grid for the label-efficiency table of one dataset (and preset): one row per arm, DeP
+    and DDeP at the `default` noise setting (None: the setting with the most results)."""
     df = summary[summary["dataset"] == dataset]
     if preset is not None:
         df = df[df["preset"] == preset]
-    sigma = default_sigma if default_sigma is not None else choose_default_sigma(df)
-    keep = ~df["arm"].isin(DENOISING_ARMS) | (df["sigma"] == sigma)
-    df = df[keep]
+    default = default or choose_default_setting(df)
+    df = at_default(df, default)
     fracs = fraction_columns(df) if not df.empty else []
 
     grid = Grid(title="", caption="", rows=[], cols=[label for _, label in fracs])
     col_of = dict(fracs)
-    arms = sorted(df["arm"].unique(), key=lambda a: (ARM_ORDER.index(a) if a in ARM_ORDER
-                                                     else len(ARM_ORDER), a))
     ns = []
-    for arm in arms:
-        sub = df[df["arm"] == arm]
-        variants = sub[["formulation", "target"]].drop_duplicates().values.tolist()
-        for form, tgt in sorted(variants):
-            row = arm_display(arm) + _variant_suffix(form, tgt, len(variants) > 1)
-            grid.rows.append(row)
-            grid.row_arm[row] = arm
-            for _, r in sub[(sub["formulation"] == form) & (sub["target"] == tgt)].iterrows():
-                grid.cells[(row, col_of[r["label_fraction"]])] = (
-                    r["mIoU_mean"], r["mIoU_ci95"], int(r["n"]))
-                ns.append(int(r["n"]))
-    grid.sigma = sigma
+    for arm in sorted(df["arm"].unique(), key=lambda a: (arm_rank(a), a)):
+        row = arm_display(arm)
+        grid.rows.append(row)
+        grid.row_arm[row] = arm
+        for _, r in df[df["arm"] == arm].iterrows():
+            grid.cells[(row, col_of[r["label_fraction"]])] = (r["mIoU_mean"], r["mIoU_ci95"], int(r["n"]))
+            ns.append(int(r["n"]))
+    grid.sigma = default.sigma if default else None
     where = f"{dataset}" + (f", preset {preset}" if preset else "")
     grid.title = f"{where}: label efficiency (mIoU %)"
-    sig = f"DeP/DDeP at sigma = {sigma}" if sigma is not None else "no DeP/DDeP results"
     grid.caption = (f"{where}. mIoU (%) as mean ± 95% CI half-width (t distribution) over "
                     f"seeds ({seed_text(ns)}); columns: labelled fraction (images); "
-                    f"{sig}. Best per column in bold.")
+                    f"{describe_setting(default)}. Best per column in bold.")
     return grid
 
 
-def sigma_grid(summary: pd.DataFrame, dataset: str, preset: str | None = None) -> Grid:
-    """Grid for the sigma ablation table of one dataset (and preset)."""
-    df = summary[(summary["dataset"] == dataset) & summary["arm"].isin(DENOISING_ARMS)]
-    if preset is not None:
-        df = df[df["preset"] == preset]
-    fracs = fraction_columns(df) if not df.empty else []
-    arms = [a for a in DENOISING_ARMS if (df["arm"] == a).any()]
-    cols, groups = [], []
-    for arm in arms:
-        for _, label in fracs:
-            cols.append(f"{arm_display(arm)} {label}")
-            groups.append(arm_display(arm))
-    grid = Grid(title="", caption="", rows=[], cols=cols, col_groups=groups)
-    col_of = dict(fracs)
-    variants = sorted(df[["formulation", "target"]].drop_duplicates().values.tolist())
-    ns = []
-    for sig in sorted(df["sigma"].unique(), key=sigma_sort_key):
-        for form, tgt in variants:
-            sub = df[(df["sigma"] == sig) & (df["formulation"] == form) & (df["target"] == tgt)]
-            if sub.empty:
-                continue
-            row = sig + _variant_suffix(form, tgt, len(variants) > 1)
-            grid.rows.append(row)
-            for _, r in sub.iterrows():
-                col = f"{arm_display(r['arm'])} {col_of[r['label_fraction']]}"
-                grid.cells[(row, col)] = (r["mIoU_mean"], r["mIoU_ci95"], int(r["n"]))
-                ns.append(int(r["n"]))
-    where = f"{dataset}" + (f", preset {preset}" if preset else "")
-    grid.title = f"{where}: noise level sigma (mIoU %)"
-    grid.caption = (f"{where}. Effect of the pretraining noise level sigma (fixed values, then "
-                    f"uniform intervals U(a,b)). mIoU (%) as mean ± 95% CI half-width over "
-                    f"seeds ({seed_text(ns)}). Best per column in bold.")
-    return grid
+def ablated_cells(summary: pd.DataFrame) -> pd.DataFrame:
+    """DeP/DDeP rows of the (arm, fraction) cells run at more than one noise setting."""
+    den = summary[summary["arm"].isin(DENOISING_ARMS)]
+    # a summary row is one setting of its (dataset, preset, arm, fraction)
+    return den[den.groupby(["dataset", "preset", "arm", "label_fraction"])["arm"].transform("size") > 1]
+
+
+def _diff_text(r) -> str:
+    if not math.isfinite(r.mean_diff):
+        return DASH_MD
+    if not math.isfinite(r.ci95):
+        return f"{r.mean_diff:+.2f} (n=1)"
+    return f"{r.mean_diff:+.2f} [{r.ci_low:+.2f}, {r.ci_high:+.2f}]"
+
+
+def noise_table(summary: pd.DataFrame, paired: pd.DataFrame,
+                default: NoiseSetting | None) -> pd.DataFrame:
+    """The noise ablations of one dataset (and preset): one row per DeP/DDeP setting of each
+    ablated fraction, with its mIoU and its paired difference from the default setting."""
+    df = ablated_cells(summary)
+    if df.empty:
+        return pd.DataFrame()
+    rows = []
+    # per arm and fraction, the paper's formulation/target/conditioning first, sigma ascending
+    order = df.assign(_a=df["arm"].map(arm_rank), _f=df["label_fraction"].map(fraction_value),
+                      _v=[(FORMULATIONS.index(f), TARGETS.index(t), CONDITIONING.index(c))
+                          for f, t, c in zip(df["formulation"], df["target"], df["noise_conditioning"])],
+                      _s=df["sigma"].map(sigma_sort_key))
+    for _, r in order.sort_values(["_a", "_f", "_v", "_s"], kind="mergesort").iterrows():
+        setting = setting_of(r)
+        if setting == default:
+            diff = "default"
+        else:
+            match = paired[(paired["arm"] == r["arm"]) & (paired["label_fraction"] == r["label_fraction"])
+                           & (paired["preset"] == r["preset"])
+                           & (paired["baseline"] == run_name(r["arm"], default))
+                           & setting_mask(paired, setting)] if default else paired.iloc[:0]
+            diff = _diff_text(match.iloc[0]) if len(match) else DASH_MD
+        rows.append({
+            "arm": arm_display(r["arm"]),
+            "images": fraction_column_label(r["label_fraction"], r["n_labelled"]),
+            "sigma": setting.sigma, "formulation": setting.formulation, "target": setting.target,
+            "conditioning": setting.noise_conditioning,
+            "mIoU": _cell_text(r["mIoU_mean"], r["mIoU_ci95"], " ± "), "n": int(r["n"]),
+            "vs default [95% CI]": diff})
+    return pd.DataFrame(rows)
+
+
+def _noise_caption(where: str, default: NoiseSetting | None) -> str:
+    base = f"sigma = {default.sigma}, {default.formulation}, predict {default.target}, " \
+           f"conditioning {default.noise_conditioning}" if default else "none"
+    return (f"{where}. DeP/DDeP pretrained at each noise setting, then fine-tuned: mIoU (%) as "
+            f"mean ± 95% CI half-width over seeds, and the paired difference from the same arm "
+            f"at the default setting ({base}) over matched seeds, with its 95% t CI. Sigma U(a,b): "
+            f"drawn uniformly per image; scaled: sqrt(g)x + sqrt(1-g)eps, g = 1/(1+sigma^2).")
+
+
+def render_noise_markdown(table: pd.DataFrame, where: str, default: NoiseSetting | None) -> str:
+    return "\n".join([f"**{where}: noise ablations (mIoU %)**", "",
+                      table.to_markdown(index=False, colalign=["left"] * 6 + ["center"] * 3), "",
+                      _noise_caption(where, default), ""])
+
+
+def render_noise_latex(table: pd.DataFrame, where: str, default: NoiseSetting | None,
+                       label: str) -> str:
+    styler = table.style.hide(axis="index").format(escape="latex")
+    styler = styler.format_index(escape="latex", axis=1)
+    tex = styler.to_latex(hrules=True, position="t", position_float="centering", label=label,
+                          caption=tex_escape(_noise_caption(where, default)))
+    return tex.replace("±", r"$\pm$").replace("sigma", r"$\sigma$")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -280,11 +303,12 @@ def render_latex(grid: Grid, label: str = "") -> str:
 
 
 def write_tables(
-    summary: pd.DataFrame, out_dir: str | os.PathLike, default_sigma: str | None = None,
+    summary: pd.DataFrame, paired: pd.DataFrame, out_dir: str | os.PathLike,
+    default: NoiseSetting | None = None,
 ) -> tuple[list[Path], list[str]]:
-    """Write ``{stem}_label_efficiency.{md,tex}`` and ``{stem}_sigma.{md,tex}`` for every
-    dataset (stem = dataset, or dataset_preset when a dataset has several presets).
-    Returns (written files, notes about skipped tables)."""
+    """Write ``{stem}_label_efficiency.{md,tex}`` for every dataset (stem = dataset, or
+    dataset_preset when a dataset has several presets), and ``{stem}_noise.{md,tex}`` where a
+    noise ablation has runs. Returns (written files, notes about skipped tables)."""
     out = Path(out_dir)
     files: list[Path] = []
     notes: list[str] = []
@@ -294,18 +318,19 @@ def write_tables(
         sub = summary[(summary["dataset"] == ds) & (summary["preset"] == preset)]
         multi = stem != ds
         den = sub[sub["arm"].isin(DENOISING_ARMS)]
-        if (default_sigma is not None and not den.empty
-                and not (den["sigma"] == default_sigma).any()):
-            notes.append(f"{stem}: no DeP/DDeP results at default sigma {default_sigma}")
-        grid = label_efficiency_grid(sub, ds, preset if multi else None, default_sigma)
+        if default is not None and not den.empty and not setting_mask(den, default).any():
+            notes.append(f"{stem}: no DeP/DDeP results at the default setting {default.slug}")
+        grid = label_efficiency_grid(sub, ds, preset if multi else None, default)
         files.append(atomic_write_text(out / f"{stem}_label_efficiency.md", render_markdown(grid)))
         files.append(atomic_write_text(out / f"{stem}_label_efficiency.tex",
                                        render_latex(grid, f"tab:{stem}_label_efficiency")))
-        if den.empty:
-            notes.append(f"{stem}: no DeP/DDeP results, sigma table skipped")
+        table = noise_table(sub, paired[(paired["dataset"] == ds) & (paired["preset"] == preset)],
+                            default)
+        if table.empty:
             continue
-        grid = sigma_grid(sub, ds, preset if multi else None)
-        files.append(atomic_write_text(out / f"{stem}_sigma.md", render_markdown(grid)))
-        files.append(atomic_write_text(out / f"{stem}_sigma.tex",
-                                       render_latex(grid, f"tab:{stem}_sigma")))
+        where = f"{ds}" + (f", preset {preset}" if multi else "")
+        files.append(atomic_write_text(out / f"{stem}_noise.md",
+                                       render_noise_markdown(table, where, default)))
+        files.append(atomic_write_text(out / f"{stem}_noise.tex",
+                                       render_noise_latex(table, where, default, f"tab:{stem}_noise")))
     return files, notes

@@ -1,64 +1,33 @@
-# The sweep, expanded once from the config into tables of jobs.
-import re
-
+# The sweep, expanded once from the config into a table of jobs (ddep.sweep names them).
 import pandas as pd
 
 from ddep.preflight import unlabelled_source
-from ddep.sweep import DENOISING_ARMS
+from ddep.sweep import NO_SETTING, NoiseSetting, finetune_jobs, parse_run_name, pretrainings
 
-
-def sigma_slug(sigma):
-    """0.2 -> '0.2'; [0.2, 0.3] -> 'U0.2-0.3' (file-name safe)."""
-    if isinstance(sigma, (list, tuple)):
-        return f"U{float(sigma[0]):g}-{float(sigma[1]):g}"
-    return f"{float(sigma):g}"
-
-
-def sigma_args(slug):
-    return "--sigma " + (" ".join(slug[1:].split("-")) if slug.startswith("U") else slug)
-
-
-def fraction_slug(fraction):
-    return str(fraction).replace("/", "_")
-
-
-def run_name(arm, sigma):
-    return f"{arm}_s{sigma}" if arm in DENOISING_ARMS else arm
-
-
-def _finetunes():
-    rows = []
-    default = sigma_slug(config["denoising"]["sigma"])
-    sweep = config.get("sigma_sweep") or {}
-    sweep_sigmas = [sigma_slug(s) for s in sweep.get("fixed", []) + sweep.get("uniform", [])]
-    for ds, d in config["datasets"].items():
-        for fraction in d["fractions"]:
-            seeds = (d.get("fraction_seeds") or {}).get(str(fraction), config["seeds"])
-            for arm in config["arms"]:
-                for seed in seeds:
-                    rows.append((ds, str(fraction), arm, default if arm in DENOISING_ARMS else "-", seed))
-        for fraction in sweep.get("fractions", []):
-            for arm in sweep.get("arms", []):
-                for sigma in sweep_sigmas:
-                    for seed in sweep.get("seeds", config["seeds"]):
-                        rows.append((ds, str(fraction), arm, sigma, seed))
-    jobs = pd.DataFrame(rows, columns=["dataset", "label_fraction", "arm", "sigma", "seed"])
-    jobs = jobs.drop_duplicates().reset_index(drop=True)
-    jobs["fraction"] = jobs.label_fraction.map(fraction_slug)
-    jobs["run"] = [run_name(a, s) for a, s in zip(jobs.arm, jobs.sigma)]
-    jobs["json"] = [f"resources/runs/{r.dataset}/{r.fraction}/{r.run}/seed{r.seed}.json"
-                    for r in jobs.itertuples()]
-    return jobs
-
-
-FINETUNES = _finetunes()
-RESULT_TABLES = ["results/runs.csv", "results/summary.csv", "results/paired.csv", "results/claims.csv"]
-CLAIMS_TABLE = "results/tables/claims.md"  # all datasets in one table, written with the CSVs
-_KINDS = ("label_efficiency", "sigma") if (config.get("sigma_sweep") or {}).get("fractions") else ("label_efficiency",)
-TABLES = [f"results/tables/{ds}_{kind}.{ext}" for ds in config["datasets"] for kind in _KINDS
+FINETUNES = pd.DataFrame(finetune_jobs(config))
+FINETUNES["json"] = [f"resources/runs/{r.dataset}/{r.fraction}/{r.run}/seed{r.seed}.json"
+                     for r in FINETUNES.itertuples()]
+PRETRAININGS = pretrainings(config)  # (dataset, name): each computed once, shared by its fine-tunes
+DEFAULT_NOISE = NoiseSetting.from_config(config["denoising"])
+RESULTS, FIGURES_DIR = config.get("results_dir", "results"), config.get("figures_dir", "figures")
+RESULT_TABLES = [f"{RESULTS}/{name}.csv" for name in ("runs", "summary", "paired", "claims")]
+CLAIMS_TABLE = f"{RESULTS}/tables/claims.md"  # all datasets in one table, written with the CSVs
+# The noise-ablation table and figure exist for a dataset only where an ablation has runs.
+_KINDS = ("label_efficiency", "noise") if config.get("ablations") else ("label_efficiency",)
+TABLES = [f"{RESULTS}/tables/{ds}_{kind}.{ext}" for ds in config["datasets"] for kind in _KINDS
           for ext in ("md", "tex")]
-FIGURES = [f"figures/{ds}_{kind}.{ext}" for ds in config["datasets"] for kind in _KINDS
+FIGURES = [f"{FIGURES_DIR}/{ds}_{kind}.{ext}" for ds in config["datasets"] for kind in _KINDS
            for ext in ("png", "pdf")]
+
+
+def expected_runs():
+    """The identity of every run the sweep expects (results/expected.csv)."""
+    rows = []
+    for r in FINETUNES.itertuples():
+        noise = r.setting.columns() if r.setting else dict.fromkeys(DEFAULT_NOISE.columns(), NO_SETTING)
+        rows.append(dict(dataset=r.dataset, label_fraction=r.label_fraction, arm=r.arm, **noise,
+                         seed=r.seed))
+    return pd.DataFrame(rows).to_csv(index=False)
 
 
 def dataset(wc):
@@ -114,11 +83,3 @@ def job_args(rule_name, stage):
     gpus = int(resources(rule_name).get("gpu", 0) or 0)
     launcher = " --launcher pytorch" if gpus > 1 else ""
     return f"--preset {config['preset']} --amp {config.get('amp', 'none')}{launcher} {schedule_args(stage)}"
-
-
-def sigma_label(slug):
-    """The label the run JSON carries (ddep.noise.NoiseConfig.label): '0.2' or 'U(0.2,0.3)'."""
-    return f"U({slug[1:].replace('-', ',')})" if slug.startswith("U") else slug
-
-
-DEFAULT_SIGMA_LABEL = sigma_label(sigma_slug(config["denoising"]["sigma"]))

@@ -25,7 +25,7 @@ rule finetune:
         seed=r"\d+",
     params:
         root=lambda wc: dataset(wc)["root"],
-        arm=lambda wc: wc.run.split("_s")[0],
+        arm=lambda wc: parse_run_name(wc.run)[0],
         fraction=lambda wc: wc.fraction.replace("_", "/"),
         pretrained=pretrained_args,
         crop=crop_args,

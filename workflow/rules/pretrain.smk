@@ -20,21 +20,25 @@ rule pretrain_supervised:
         "{params.args} > {log} 2>&1"
 
 
+def denoise_arm(wc):
+    return parse_run_name(wc.name)[0]
+
+
 def denoise_inputs(wc):
     inputs = {"data": dataset_ready(wc)}
-    if wc.arm == "ddep":
+    if denoise_arm(wc) == "ddep":
         inputs["encoder"] = supervised_encoder_input(wc)
     return inputs
 
 
 def denoise_args(wc):
-    d, noise = dataset(wc), config["denoising"]
-    args = [sigma_args(wc.sigma), f"--formulation {noise['formulation']}", f"--target {noise['target']}"]
-    if noise.get("noise_conditioning"):
-        args.append("--noise-conditioning")
-    if unlabelled_source(d, wc.arm):
-        args.append(f"--unlabelled {unlabelled_source(d, wc.arm)}")
-    if wc.arm == "ddep":
+    """The setting named by the output file (ddep.sweep), the arm's images and encoder."""
+    arm, setting = parse_run_name(wc.name)
+    args = [f"--arm {arm}", setting.cli_args()]
+    unlabelled = unlabelled_source(dataset(wc), arm)
+    if unlabelled:
+        args.append(f"--unlabelled {unlabelled}")
+    if arm == "ddep":
         args.append(f"--encoder-weights {supervised_encoder(wc)}")
     return " ".join(args)
 
@@ -43,9 +47,9 @@ rule pretrain_denoise:
     input:
         unpack(denoise_inputs),
     output:
-        "resources/weights/{dataset}/{arm}_s{sigma}.pth",
+        "resources/weights/{dataset}/{name}.pth",
     wildcard_constraints:
-        arm="dep|ddep",
+        name=r"(dep|ddep)_s[^/]+",
     params:
         root=lambda wc: dataset(wc)["root"],
         noise=denoise_args,
@@ -57,10 +61,8 @@ rule pretrain_denoise:
     resources:
         **resources("pretrain_denoise"),
     log:
-        "logs/pretrain/{dataset}/{arm}_s{sigma}.log",
+        "logs/pretrain/{dataset}/{name}.log",
     shell:
-        "OMP_NUM_THREADS={threads} {params.ddep} pretrain-denoise --arm {wildcards.arm} "
-        "--dataset {wildcards.dataset} --data-root {params.root} {params.noise} {params.crop} "
-        "--out {output} "
-        "--work-dir work/pretrain/{wildcards.dataset}/{wildcards.arm}_s{wildcards.sigma} "
-        "{params.args} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} {params.ddep} pretrain-denoise {params.noise} "
+        "--dataset {wildcards.dataset} --data-root {params.root} {params.crop} --out {output} "
+        "--work-dir work/pretrain/{wildcards.dataset}/{wildcards.name} {params.args} > {log} 2>&1"

@@ -1,11 +1,10 @@
 rule plan:
     output:
-        "results/expected.csv",
+        f"{RESULTS}/expected.csv",
     params:
-        runs=lambda wc: FINETUNES.assign(sigma=FINETUNES.sigma.map(lambda s: s if s == "-" else sigma_label(s)))[
-            ["dataset", "label_fraction", "arm", "sigma", "seed"]].to_csv(index=False),
+        runs=lambda wc: expected_runs(),
     run:
-        from ddep.analysis.common import atomic_write_text
+        from ddep.io import atomic_write_text
 
         atomic_write_text(output[0], params.runs)
 
@@ -13,41 +12,47 @@ rule plan:
 rule aggregate:
     input:
         runs=FINETUNES.json,
-        expected="results/expected.csv",
+        expected=f"{RESULTS}/expected.csv",
     output:
         RESULT_TABLES,
         [report(t, category="Tables", caption="../report/tables.rst") for t in TABLES if t.endswith(".md")],
         report(CLAIMS_TABLE, category="Tables", caption="../report/claims.rst"),
         [t for t in TABLES if t.endswith(".tex")],
     params:
-        sigma=DEFAULT_SIGMA_LABEL,
+        noise=DEFAULT_NOISE.slug,
+        out=RESULTS,
     log:
         "logs/aggregate.log",
     shell:
-        "ddep aggregate --runs {input.runs} --expected {input.expected} --out results "
-        "--default-sigma '{params.sigma}' 2>&1 | tee {log}"
+        "ddep aggregate --runs {input.runs} --expected {input.expected} --out {params.out} "
+        "--default-noise {params.noise} 2>&1 | tee {log}"
 
 
 rule figures:
     input:
-        "results/summary.csv",
+        f"{RESULTS}/summary.csv",
+        f"{RESULTS}/paired.csv",
     output:
         [report(f, category="Figures", caption="../report/figures.rst") for f in FIGURES if f.endswith(".png")],
         [f for f in FIGURES if f.endswith(".pdf")],
     params:
-        sigma=DEFAULT_SIGMA_LABEL,
+        noise=DEFAULT_NOISE.slug,
+        results=RESULTS,
+        out=FIGURES_DIR,
     log:
         "logs/figures.log",
     shell:
-        "ddep figures --results results --out figures --default-sigma '{params.sigma}' > {log} 2>&1"
+        "ddep figures --results {params.results} --out {params.out} --default-noise {params.noise} > {log} 2>&1"
 
 
-# `snakemake replot`: redraw figures/ from results/*.csv alone (no training, no aggregation).
+# `snakemake replot`: redraw the figures from the CSVs alone (no training, no aggregation).
 rule replot:
     params:
-        sigma=DEFAULT_SIGMA_LABEL,
+        noise=DEFAULT_NOISE.slug,
+        results=RESULTS,
+        out=FIGURES_DIR,
     shell:
-        "ddep figures --results results --out figures --default-sigma '{params.sigma}'"
+        "ddep figures --results {params.results} --out {params.out} --default-noise {params.noise}"
 
 
 # `snakemake estimate --configfile config/paper.yaml [--config gpu_model=H100]`: jobs, training
@@ -57,9 +62,7 @@ rule estimate:
         from ddep.estimate import estimate, format_estimate
 
         jobs = [dict(rule="finetune", dataset=ds) for ds in FINETUNES.dataset]
-        pretrained = FINETUNES[FINETUNES.arm.isin(DENOISING_ARMS)]
-        jobs += [dict(rule="pretrain_denoise", dataset=ds)
-                 for ds, _ in pretrained.groupby(["dataset", "run"]).groups]
+        jobs += [dict(rule="pretrain_denoise", dataset=ds) for ds, _ in PRETRAININGS]
         jobs += [dict(rule="pretrain_supervised", dataset=ds)
                  for ds, d in config["datasets"].items() if not d.get("encoder_weights")]
         print(format_estimate(estimate(jobs, config, config["gpu_model"]), config["gpu_model"]))
