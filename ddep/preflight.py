@@ -128,14 +128,12 @@ def _model_problems(config: dict) -> list[str]:
             problems.append(f"datasets.{name}.crop_size: {crop} cannot run: the {preset} "
                             f"TransUNet needs multiples of {TOKEN_STRIDE} (its token stride), "
                             f"e.g. {[max(TOKEN_STRIDE, c // TOKEN_STRIDE * TOKEN_STRIDE) for c in crop]}")
-    settings = dict.fromkeys(j["setting"] for j in finetune_jobs(config) if j["setting"])
-    for setting in settings:
-        sigma = parse_sigma(setting.sigma)[1]
+    for sigma in dict.fromkeys(j["setting"].sigma for j in finetune_jobs(config) if j["setting"]):
+        values = parse_sigma(sigma)[1]
         try:
-            NoiseConfig(sigma=sigma if len(sigma) == 2 else sigma[0],
-                        formulation=setting.formulation, target=setting.target)
+            NoiseConfig(sigma=values if len(values) == 2 else values[0])
         except (ValueError, TypeError, IndexError) as e:
-            problems.append(f"denoising / ablations: sigma {setting.sigma}: {e}")
+            problems.append(f"denoising / ablations: sigma {sigma}: {e}")
     return problems
 
 
