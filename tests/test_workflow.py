@@ -137,17 +137,60 @@ def test_a_bad_config_value_gets_the_schema_error_naming_the_key(tmp_path, key, 
     assert "Error validating config file" in out and message in out, out[-2000:]
 
 
-@pytest.mark.slow
-def test_smoke_grid_end_to_end_and_rerun_of_exactly_the_missing_run(tmp_path):
-    ws = workspace(tmp_path)
-    cfg = yaml.safe_load((ws / "config/smoke.yaml").read_text())
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    """The smoke grid run once through Snakemake; its workspace and config."""
+    ws = workspace(tmp_path_factory.mktemp("smoke"))
     snakemake(ws, "--configfile", "config/smoke.yaml")
+    return ws, yaml.safe_load((ws / "config/smoke.yaml").read_text())
+
+
+# One setting per ablation axis in config/smoke.yaml: its pretraining's name and the values the
+# checkpoint, the run JSON, runs.csv and summary.csv must carry.
+AXIS_RUNS = {
+    "sigma interval": ("dep_sU0.1-0.4", dict(sigma="U(0.1,0.4)", formulation="unscaled", target="eps", noise_conditioning=False)),
+    "formulation": ("dep_s0.2_scaled_x", dict(sigma="0.2", formulation="scaled", target="x", noise_conditioning=False)),
+    "target": ("dep_s0.2_scaled_x", dict(sigma="0.2", formulation="scaled", target="x", noise_conditioning=False)),
+    "noise_conditioning": ("dep_sU0.1-0.4_cond", dict(sigma="U(0.1,0.4)", formulation="unscaled", target="eps", noise_conditioning=True)),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("axis", AXIS_RUNS)
+def test_each_ablation_axis_reaches_its_pretraining_and_every_result_table(smoke_run, axis):
+    import json
+
+    import pandas as pd
+
+    from ddep.train.jobs import read_checkpoint_meta
+    ws, _ = smoke_run
+    name, want = AXIS_RUNS[axis]
+    meta = read_checkpoint_meta(ws / f"resources/weights/builtin/{name}.pth")  # what the job used
+    assert {k: meta[k] for k in want} == want
+    run = json.loads((ws / f"resources/runs/builtin/8/{name}/seed0.json").read_text())
+    assert {k: run[k] for k in want} == want
+    as_csv = {**want, "noise_conditioning": "on" if want["noise_conditioning"] else "off"}
+    for table in ("runs", "summary"):
+        df = pd.read_csv(ws / f"results/{table}.csv", dtype=str, keep_default_na=False)
+        rows = df[(df.arm == "dep") & (df.label_fraction == "8")]
+        assert sum((rows[list(as_csv)] == pd.Series(as_csv)).all(axis=1)) == 1, (table, as_csv)
+    paired = pd.read_csv(ws / "results/paired.csv", dtype=str, keep_default_na=False)
+    assert f"{name} - dep_s0.2" in set(paired.comparison)
+    table = (ws / "results/tables/builtin_noise.md").read_text()
+    cells = [[c.strip() for c in line.split("|")[1:-1]] for line in table.splitlines()
+             if line.startswith("| DeP")]
+    assert ["DeP", "8 (8)", *as_csv.values()] in [c[:6] for c in cells]
+
+
+@pytest.mark.slow
+def test_smoke_grid_end_to_end_and_rerun_of_exactly_the_missing_run(smoke_run):
+    ws, cfg = smoke_run
     import pandas as pd
     runs = pd.read_csv(ws / "results/runs.csv", keep_default_na=False)
     assert len(runs) == expected_counts(cfg)["finetune"]
     assert set(runs.arm) == {"none", "21k", "dep", "ddep"}
     for f in ("summary.csv", "paired.csv", "tables/builtin_label_efficiency.md",
-              "tables/claims.md"):
+              "tables/claims.md", "tables/builtin_noise.md"):
         assert (ws / "results" / f).stat().st_size > 0
     # One seed: every claim has one pair; the sigma claim finds the interval run by its label.
     claims = pd.read_csv(ws / "results/claims.csv", keep_default_na=False)

@@ -1,0 +1,102 @@
+"""The sweep vocabulary: names of noise settings and runs, and the expansion of a config."""
+import subprocess
+import sys
+
+import pytest
+
+from ddep.sweep import (
+    NoiseSetting,
+    finetune_jobs,
+    parse_run_name,
+    parse_sigma,
+    pretrainings,
+    run_name,
+    sigma_label,
+    sigma_slug,
+)
+
+
+@pytest.mark.parametrize("value, label, slug", [
+    (0.2, "0.2", "0.2"), ("0.20", "0.2", "0.2"), ([0.1, 0.4], "U(0.1,0.4)", "U0.1-0.4"),
+    ("U0.1-0.4", "U(0.1,0.4)", "U0.1-0.4"), ("U[0.1, 0.4]", "U(0.1,0.4)", "U0.1-0.4"),
+    ([0, 1], "U(0,1)", "U0-1"),
+])
+def test_sigma_labels_and_slugs_agree_whatever_the_spelling(value, label, slug):
+    assert sigma_label(value) == label and sigma_slug(value) == slug
+    assert sigma_label(slug) == label  # a file name gives back the label
+
+
+def test_sigma_parsing_keeps_non_settings_apart():
+    assert parse_sigma("-") == ("none", ())
+    assert parse_sigma("U(a,b)")[0] == "other"
+    with pytest.raises(ValueError, match="not a noise level"):
+        sigma_slug("-")
+
+
+@pytest.mark.parametrize("setting, name", [
+    (NoiseSetting(0.2), "ddep_s0.2"),
+    (NoiseSetting([0.1, 0.4], noise_conditioning=True), "ddep_sU0.1-0.4_cond"),
+    (NoiseSetting(0.4, "scaled", "x"), "ddep_s0.4_scaled_x"),
+    (NoiseSetting("U(0,1)", "scaled", "x", "on"), "ddep_sU0-1_scaled_x_cond"),
+])
+def test_a_run_name_is_its_setting_and_parses_back(setting, name):
+    assert run_name("ddep", setting) == name
+    assert parse_run_name(name) == ("ddep", setting)
+    assert run_name("21k", setting) == "21k" and parse_run_name("21k") == ("21k", None)
+
+
+def test_a_setting_becomes_the_pretraining_jobs_options():
+    assert NoiseSetting([0.1, 0.4], "scaled", "x", True).cli_args() == (
+        "--sigma 0.1 0.4 --formulation scaled --target x --noise-conditioning")
+    assert NoiseSetting(0.2).cli_args() == "--sigma 0.2 --formulation unscaled --target eps"
+
+
+@pytest.mark.parametrize("bad", ["none_s0.2", "ddep", "ddep_s0.2_cond_cond", "ddep_s0.2_big", "21k_s0.2"])
+def test_names_that_are_not_runs_are_refused(bad):
+    with pytest.raises(ValueError, match="not a"):
+        parse_run_name(bad)
+
+
+def test_bad_axis_values_are_refused():
+    with pytest.raises(ValueError, match="formulation"):
+        NoiseSetting(0.2, formulation="vp")
+    with pytest.raises(ValueError, match="target"):
+        NoiseSetting(0.2, target="v")
+
+
+CONFIG = dict(
+    seeds=[0, 1], arms=["none", "21k", "dep", "ddep"],
+    denoising=dict(sigma=0.2, formulation="unscaled", target="eps", noise_conditioning=False),
+    datasets=dict(a=dict(fractions=["10", "20"], fraction_seeds={"20": [0]}), b=dict(fractions=["1/8"])),
+    ablations=[
+        dict(sigma=[0.2, 0.4, [0.1, 0.4]], formulation=["unscaled", "scaled"], arms=["ddep"],
+             fractions=["10"], seeds=[0, 1, 2]),
+        dict(target=["x"], fractions=["10"]),
+        dict(sigma=[[0.1, 0.4]], noise_conditioning=[True], arms=["dep"], fractions=["10"]),
+    ],
+)
+
+
+def test_the_sweep_is_the_grid_plus_each_ablation_product_once():
+    jobs = finetune_jobs(CONFIG)
+    keys = [(j["dataset"], j["label_fraction"], j["run"], j["seed"]) for j in jobs]
+    assert len(keys) == len(set(keys))  # a run shared by the grid and an ablation is listed once
+    grid = {("a", "10"): 2, ("a", "20"): 1, ("b", "1/8"): 2}
+    n_grid = sum(4 * n for n in grid.values())
+    # DDeP: 3 sigmas x 2 formulations x 3 seeds (in a, the grid already has the default at
+    # 10 images, seeds 0 and 1); target x: DeP and DDeP x 2 seeds; conditioned DeP: 2 seeds
+    n_ablation = (3 * 2 * 3 - 2 + 2 * 2 + 2) + (3 * 2 * 3 + 2 * 2 + 2)
+    assert len(jobs) == n_grid + n_ablation
+    runs = {j["run"] for j in jobs if j["dataset"] == "b"}
+    assert {"ddep_s0.4_scaled", "ddep_sU0.1-0.4", "dep_s0.2_x", "ddep_s0.2_x",
+            "dep_sU0.1-0.4_cond", "none", "21k"} <= runs
+    assert sum(j["seed"] == 2 for j in jobs if j["dataset"] == "a") == 6  # the block's own seeds
+    # every pretraining once per dataset, whatever the fractions and seeds that use it: DeP and
+    # DDeP at the default, DDeP's 5 other sigma x formulation settings, x for both, DeP cond
+    assert len(pretrainings(CONFIG)) == 2 * (2 + 5 + 2 + 1)
+
+
+def test_the_vocabulary_imports_neither_torch_nor_pandas():
+    code = "import sys, ddep.sweep; print(sorted({'torch', 'pandas'} & set(sys.modules)))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "[]"
