@@ -142,7 +142,9 @@ def find_problems(config: dict, models: bool = False) -> list[str]:
     checks that import torch. Relative paths are taken from the current directory, as the
     workflow does."""
     jobs = finetune_jobs(config)
-    problems = []
+    problems = [f"ablations[{i}].datasets: {name!r} is not one of datasets {list(config['datasets'])}"
+                for i, block in enumerate(config.get("ablations") or [])
+                for name in block.get("datasets", []) if name not in config["datasets"]]
     for name, d in config["datasets"].items():
         arms = {j["arm"] for j in jobs if j["dataset"] == name}
         fractions = dict.fromkeys(j["label_fraction"] for j in jobs if j["dataset"] == name)

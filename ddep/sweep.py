@@ -196,7 +196,7 @@ def ablation_settings(block: dict, default: NoiseSetting) -> list[NoiseSetting]:
 def finetune_jobs(config: dict) -> list[dict]:
     """Every fine-tuning run of a (schema-valid) config, once: the label-efficiency grid
     (datasets x fractions x arms x seeds at the default noise setting), then each ablation
-    block (its arms x settings x fractions x seeds). Keys: dataset, label_fraction, fraction
+    block (its datasets, default all, x arms x settings x fractions x seeds). Keys: dataset, label_fraction, fraction
     (slug), arm, seed, run (the run / pretraining name), setting (NoiseSetting or None)."""
     default = NoiseSetting.from_config(config["denoising"])
     rows: dict[tuple, dict] = {}
@@ -214,6 +214,8 @@ def finetune_jobs(config: dict) -> list[dict]:
             for arm, seed in itertools.product(config["arms"], seeds):
                 add(ds, fraction, arm, default, seed)
         for block in config.get("ablations") or []:
+            if ds not in block.get("datasets", [ds]):
+                continue
             for fraction, arm, setting, seed in itertools.product(
                     block["fractions"], block.get("arms", DENOISING_ARMS),
                     ablation_settings(block, default), block.get("seeds", config["seeds"])):
@@ -225,3 +227,13 @@ def pretrainings(config: dict) -> list[tuple[str, str]]:
     """(dataset, pretraining name) of every denoising pretraining the sweep needs, once."""
     return list(dict.fromkeys((j["dataset"], j["run"]) for j in finetune_jobs(config)
                               if j["setting"] is not None))
+
+
+def ablated_datasets(jobs: list[dict]) -> list[str]:
+    """Datasets where some arm is fine-tuned at one fraction after several noise settings:
+    those get a noise-ablation table and figure."""
+    settings: dict[tuple, set] = {}
+    for j in jobs:
+        if j["setting"] is not None:
+            settings.setdefault((j["dataset"], j["arm"], j["label_fraction"]), set()).add(j["setting"])
+    return list(dict.fromkeys(key[0] for key, found in settings.items() if len(found) > 1))

@@ -63,10 +63,12 @@ def test_check_reports_weights_not_in_cache_a_crop_that_cannot_run_and_bad_noise
     cfg["datasets"]["ade20k"]["encoder_weights"] = "vit_base_r50_s16_224.orig_in21k"
     cfg["datasets"]["cityscapes"]["crop_size"] = [500, 1000]       # not multiples of 16
     cfg["ablations"][0]["sigma"] = [0.2, [0.5, 0.1], float("nan")]  # an interval [b, a]; NaN
+    cfg["ablations"][1]["datasets"] = ["cityscape"]                   # a typo
     proc = ddep_check(tmp_path, cfg)
     assert proc.returncode == 2
     err = proc.stderr
-    assert "4 problem(s) found before any job ran" in err, err[-3000:]
+    assert "5 problem(s) found before any job ran" in err, err[-3000:]
+    assert "ablations[1].datasets: 'cityscape' is not one of datasets" in err
     assert "datasets.cityscapes.crop_size: [500, 1000] cannot run" in err and "[496, 992]" in err
     assert "datasets.ade20k.encoder_weights" in err and "not in the local Hugging Face cache" in err
     assert "huggingface-cli download timm/vit_base_r50_s16_224.orig_in21k" in err

@@ -6,6 +6,7 @@ import pytest
 
 from ddep.sweep import (
     NoiseSetting,
+    ablated_datasets,
     finetune_jobs,
     parse_run_name,
     parse_sigma,
@@ -94,6 +95,16 @@ def test_the_sweep_is_the_grid_plus_each_ablation_product_once():
     # every pretraining once per dataset, whatever the fractions and seeds that use it: DeP and
     # DDeP at the default, DDeP's 5 other sigma x formulation settings, x for both, DeP cond
     assert len(pretrainings(CONFIG)) == 2 * (2 + 5 + 2 + 1)
+
+
+def test_only_datasets_with_several_settings_of_an_arm_at_a_fraction_are_ablated():
+    assert ablated_datasets(finetune_jobs(CONFIG)) == ["a", "b"]
+    only_a = dict(CONFIG, ablations=[dict(block, datasets=["a"]) for block in CONFIG["ablations"]])
+    assert ablated_datasets(finetune_jobs(only_a)) == ["a"]
+    assert {j["dataset"] for j in finetune_jobs(only_a) if j["run"] == "ddep_s0.4_scaled"} == {"a"}
+    # a block that only repeats the default setting ablates nothing
+    trivial = dict(CONFIG, ablations=[dict(noise_conditioning=[False], fractions=["10"])])
+    assert ablated_datasets(finetune_jobs(trivial)) == []
 
 
 def test_the_vocabulary_imports_neither_torch_nor_pandas():

@@ -62,6 +62,8 @@ def expected_counts(cfg: dict) -> dict[str, int]:
             for arm in cfg["arms"]:
                 add(ds, f, arm, default, d.get("fraction_seeds", {}).get(f, cfg["seeds"]))
         for block in cfg.get("ablations", []):
+            if ds not in block.get("datasets", [ds]):
+                continue
             axes = [[str(v) for v in block[k]] if k in block else [default[i]]
                     for i, k in enumerate(("sigma", "formulation", "target", "noise_conditioning"))]
             for f in block["fractions"]:
@@ -89,9 +91,9 @@ def test_paper_grid_dry_run_lists_every_job_once_with_shared_pretraining(tmp_pat
     assert counts == expected_counts(cfg)
     # sanity: 3 datasets; Cityscapes 5 fractions, the others 4; x 4 arms x 3 seeds
     assert counts["finetune"] >= (5 + 4 + 4) * 4 * 3
-    # per dataset: DDeP 10 sigmas x 2 formulations, DeP 10 sigmas, target x and the
-    # conditioned interval for both arms; never per fraction or seed
-    assert counts["pretrain_denoise"] == 3 * (20 + 10 + 2 + 2)
+    # Cityscapes: DDeP 10 sigmas x 2 formulations, DeP 10 sigmas, target x and the conditioned
+    # interval for both arms; the other two: DeP and DDeP at the default; never per fraction or seed
+    assert counts["pretrain_denoise"] == (20 + 10 + 2 + 2) + 2 * 2
 
 
 def test_default_config_job_counts(tmp_path):

@@ -2,9 +2,11 @@
 import pandas as pd
 
 from ddep.preflight import unlabelled_source
-from ddep.sweep import NO_SETTING, NoiseSetting, finetune_jobs, parse_run_name, pretrainings
+from ddep.sweep import (NO_SETTING, NoiseSetting, ablated_datasets, finetune_jobs, parse_run_name,
+                        pretrainings)
 
-FINETUNES = pd.DataFrame(finetune_jobs(config))
+JOBS = finetune_jobs(config)
+FINETUNES = pd.DataFrame(JOBS)  # one row per run
 FINETUNES["json"] = [f"resources/runs/{r.dataset}/{r.fraction}/{r.run}/seed{r.seed}.json"
                      for r in FINETUNES.itertuples()]
 PRETRAININGS = pretrainings(config)  # (dataset, name): each computed once, shared by its fine-tunes
@@ -12,12 +14,11 @@ DEFAULT_NOISE = NoiseSetting.from_config(config["denoising"])
 RESULTS, FIGURES_DIR = config.get("results_dir", "results"), config.get("figures_dir", "figures")
 RESULT_TABLES = [f"{RESULTS}/{name}.csv" for name in ("runs", "summary", "paired", "claims")]
 CLAIMS_TABLE = f"{RESULTS}/tables/claims.md"  # all datasets in one table, written with the CSVs
-# The noise-ablation table and figure exist for a dataset only where an ablation has runs.
-_KINDS = ("label_efficiency", "noise") if config.get("ablations") else ("label_efficiency",)
-TABLES = [f"{RESULTS}/tables/{ds}_{kind}.{ext}" for ds in config["datasets"] for kind in _KINDS
-          for ext in ("md", "tex")]
-FIGURES = [f"{FIGURES_DIR}/{ds}_{kind}.{ext}" for ds in config["datasets"] for kind in _KINDS
-           for ext in ("png", "pdf")]
+# Every dataset has a label-efficiency table and figure; a noise-ablation one where it is ablated.
+_KINDS = [(ds, "label_efficiency") for ds in config["datasets"]] + \
+    [(ds, "noise") for ds in ablated_datasets(JOBS)]
+TABLES = [f"{RESULTS}/tables/{ds}_{kind}.{ext}" for ds, kind in _KINDS for ext in ("md", "tex")]
+FIGURES = [f"{FIGURES_DIR}/{ds}_{kind}.{ext}" for ds, kind in _KINDS for ext in ("png", "pdf")]
 
 
 def expected_runs():
