@@ -13,7 +13,6 @@ import pytest
 from ddep.analysis.aggregate import (
     RunFileError,
     load_runs,
-    missing_runs,
     paired_differences,
     read_csv,
     summarise,
@@ -202,40 +201,16 @@ def test_paired_uses_only_matching_seeds(tmp_path: Path) -> None:
     assert paired.iloc[0]["n_pairs"] == 1 and paired.iloc[0]["mean_diff"] == pytest.approx(9.0)
 
 
-# --- missing runs and writing -------------------------------------------------------------
+# --- writing -------------------------------------------------------------
 
 
-def test_missing_runs(run_files: list[Path]) -> None:
-    runs = load_runs(run_files)
-    expected = [
-        {"dataset": "toy", "label_fraction": "1/30", "arm": "21k", "sigma": "-", "seed": 0},
-        {"dataset": "toy", "label_fraction": "1/30", "arm": "21k", "sigma": "-", "seed": 3},
-        {"dataset": "toy", "label_fraction": "1/8", "arm": "ddep", "sigma": "0.2", "seed": 0},
-    ]
-    missing = missing_runs(expected, runs)
-    assert len(missing) == 2
-    assert set(zip(missing["label_fraction"], missing["seed"])) == {("1/30", 3), ("1/8", 0)}
-    # Identities read from a CSV are strings ("0"); they still match integer seeds.
-    as_csv = pd.DataFrame(expected).astype(str)
-    assert len(missing_runs(as_csv, runs)) == 2
-    # The workflow names interval settings by file-name slug; they match by value.
-    slug = [{"dataset": "toy", "label_fraction": "1/30", "arm": "DDeP", "sigma": s, "seed": 0}
-            for s in ("U0.1-0.3", "0.20", "U0.4-0.5")]
-    assert missing_runs(slug, runs)["sigma"].tolist() == ["U0.4-0.5"]
-
-
-def test_write_results_partial_grid(tmp_path: Path, run_files: list[Path]) -> None:
+def test_write_results_atomically(tmp_path: Path, run_files: list[Path]) -> None:
     out = tmp_path / "results"
-    expected = [{**{k: r[k] for k in ("dataset", "label_fraction", "n_labelled", "arm", "sigma",
-                                       "formulation", "target", "preset")}, "seed": s}
-                for r in [run_record("ddep", "0.2", "1/30", 0, 0.0)] for s in range(5)]
-    text = write_results(run_files, out, expected=expected, default_noise=DEFAULT, quiet=True)
-    for name in ("runs.csv", "summary.csv", "paired.csv", "missing.csv"):
+    text = write_results(run_files, out, default_noise=DEFAULT, quiet=True)
+    for name in ("runs.csv", "summary.csv", "paired.csv", "claims.csv"):
         assert (out / name).is_file(), name
     assert len(read_csv(out / "runs.csv")) == 36
-    missing = read_csv(out / "missing.csv")
-    assert sorted(missing["seed"]) == [3, 4]
-    assert "missing: 2 of 5" in text and "seed=3" in text
+    assert "aggregated 36 run(s) into 12 cell(s)" in text  # one per MIOU entry
     summary = read_csv(out / "summary.csv")
     assert summary.loc[summary.arm == "none", "sigma"].eq("-").all()  # "-" is not read as NaN
     assert not list(out.rglob("*.tmp"))  # atomic writes leave no temp files
@@ -330,19 +305,20 @@ def test_mount_on_project_parser(tmp_path: Path, run_files: list[Path]) -> None:
 
 
 def test_cli_aggregate_and_figures(tmp_path: Path, run_files: list[Path], capsys) -> None:
-    exp = tmp_path / "expected.csv"
-    pd.DataFrame([{"dataset": "toy", "label_fraction": "1/30", "arm": "none", "sigma": "-",
-                   "seed": 9}]).to_csv(exp, index=False)
     results = tmp_path / "results"
     rc = main(["aggregate", "--runs-glob", str(tmp_path / "runs" / "**" / "*.json"),
-               "--out", str(results), "--expected", str(exp), "--default-noise", "s0.2"])
+               "--out", str(results), "--default-noise", "s0.2"])
     assert rc == 0
-    out = capsys.readouterr().out
-    assert "aggregated 36 run(s)" in out and "missing: 1 of 1" in out
+    assert "aggregated 36 run(s)" in capsys.readouterr().out
     assert main(["figures", "--results", str(results), "--out", str(tmp_path / "figs")]) == 0
     assert (tmp_path / "figs" / "toy_noise.png").is_file()
     assert main(["aggregate", "--runs-glob", str(tmp_path / "nothing" / "*.json"),
                  "--out", str(results)]) == 2  # the usage exit code
+    with pytest.raises(SystemExit) as e:
+        main(["aggregate", "--runs-glob", str(tmp_path / "runs" / "**" / "*.json"),
+              "--default-noise", "0.2"])  # a sigma, not a setting's name
+    assert e.value.code == 2
+    assert "not a noise-setting name: '0.2' (e.g. s0.2" in capsys.readouterr().err
 
 
 # --- claims -------------------------------------------------------------------------------

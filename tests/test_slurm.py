@@ -105,7 +105,7 @@ def test_smoke_grid_runs_through_sbatch_with_the_repository_profile(slurm_cluste
         assert "JobState=COMPLETED" in info and "Partition=gpu" in info, info
         if "/rule_generate_builtin/" not in log:  # training rules ask for a GPU in the config
             assert re.search(r"TresPerJob=gres[:/]gpu:1\b", info), info
-    for local in ("aggregate", "figures", "split", "plan"):
+    for local in ("aggregate", "figures", "split"):
         assert not (tmp_path / ".snakemake" / "slurm_logs" / f"rule_{local}").exists()
     assert (tmp_path / "figures" / "builtin_label_efficiency.png").stat().st_size > 0
     assert set(runs.arm) == set(cfg["arms"])

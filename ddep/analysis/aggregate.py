@@ -1,10 +1,11 @@
 """Aggregate per-run JSON files into tidy CSVs: runs, per-cell summary, paired differences,
-and a list of missing runs.
+claims, tables.
 
 Input contract (one JSON per fine-tuning run)::
 
     {"dataset": "builtin", "label_fraction": "1/30", "n_labelled": 10, "arm": "ddep",
-     "sigma": "0.2", "formulation": "unscaled", "target": "eps", "seed": 0, "preset": "tiny",
+     "sigma": "0.2", "formulation": "unscaled", "target": "eps", "noise_conditioning": false,
+     "seed": 0, "preset": "tiny",
      "mIoU": 41.3, "aAcc": 80.1, "mAcc": 50.2, "per_class_iou": {"sky": 90.1},
      "iterations": 300, "wall_time_s": 41.2, "config_hash": "ab12cd34",
      "git_commit": "abc123", "versions": {"torch": "2.14.1"}}
@@ -15,10 +16,9 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from .common import (
@@ -258,7 +258,7 @@ def paired_differences(runs: pd.DataFrame, default: NoiseSetting | None = None) 
     ``ddep_s0.4_scaled - ddep_s0.2``). Seeds are matched on (dataset, label_fraction,
     n_labelled, preset, seed); each difference is summarised by its mean, sample std, n
     pairs, t CI half-width and bounds, and the number of seeds where it is > 0. Settings with
-    no matching baseline seed are omitted (missing_runs reports the gap).
+    no matching baseline seed are omitted.
     """
     cols = [*PAIR_KEYS, "comparison", "arm", "baseline", *NOISE_AXES, "n_pairs", "mean_diff",
             "std_diff", "ci95", "ci_low", "ci_high", "n_positive", "seeds"]
@@ -293,66 +293,6 @@ def paired_differences(runs: pd.DataFrame, default: NoiseSetting | None = None) 
 
 
 # ---------------------------------------------------------------------------------------------
-# Missing runs
-# ---------------------------------------------------------------------------------------------
-
-
-def _norm(v: object) -> str:
-    """Canonical string for matching identities from JSON, CSV or Python (0 == "0" == 0.0)."""
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return ""
-    if isinstance(v, (float, np.floating)) and float(v).is_integer():
-        return str(int(v))
-    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
-        return str(int(v))
-    return str(v).strip()
-
-
-def missing_runs(expected: pd.DataFrame | Sequence[dict], runs: pd.DataFrame) -> pd.DataFrame:
-    """Rows of `expected` (run identities) that have no matching run in `runs`.
-
-    Matching uses the identity columns (RUN_KEYS) that `expected` has, so the workflow may pass
-    a partial identity (e.g. without n_labelled). Arms match case-insensitively and sigma labels
-    by value ("U0.2-0.3" matches "U(0.2,0.3)", "0.20" matches "0.2"). Returns the
-    missing rows of `expected` with their original columns, in paper order.
-    """
-    exp = expected.copy() if isinstance(expected, pd.DataFrame) else pd.DataFrame(list(expected))
-    keys = [k for k in RUN_KEYS if k in exp.columns]
-    if exp.empty:
-        return exp
-    if not keys:
-        raise ValueError(f"expected runs have none of the identity columns {RUN_KEYS}")
-
-    def ident(df: pd.DataFrame) -> pd.Series:
-        parts = []
-        for k in keys:
-            s = df[k].map(_norm)
-            if k == "arm":
-                s = s.str.lower()
-            elif k == "sigma":  # the workflow may name settings by slug ("U0.2-0.3")
-                s = s.map(sigma_label)
-            parts.append(s)
-        return pd.Series(list(zip(*parts)), index=df.index) if parts else pd.Series(dtype=object)
-
-    have = set(ident(runs)) if not runs.empty else set()
-    mask = ~ident(exp).isin(have)
-    return sort_rows(exp[mask]).reset_index(drop=True)
-
-
-def read_expected(path: str | os.PathLike) -> pd.DataFrame:
-    """Read expected run identities from a .csv or .json (list of objects) file."""
-    path = Path(path)
-    if path.suffix.lower() == ".json":
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-        if not isinstance(data, list):
-            raise ValueError(f"{path}: expected a JSON list of run identities")
-        return pd.DataFrame(data)
-    # All columns as strings: identities are labels, and missing_runs normalises numbers.
-    return pd.read_csv(path, dtype=str, keep_default_na=False)
-
-
-# ---------------------------------------------------------------------------------------------
 # Writing everything
 # ---------------------------------------------------------------------------------------------
 
@@ -361,26 +301,15 @@ def _write_csv(df: pd.DataFrame, path: Path) -> Path:
     return atomic_write_text(path, df.to_csv(index=False))
 
 
-def _describe_missing(missing: pd.DataFrame, limit: int = 20) -> list[str]:
-    lines = []
-    for _, r in missing.head(limit).iterrows():
-        lines.append("  - " + ", ".join(f"{k}={r[k]}" for k in missing.columns))
-    if len(missing) > limit:
-        lines.append(f"  ... and {len(missing) - limit} more (see missing.csv)")
-    return lines
-
-
 def write_results(
     json_paths: Iterable[str | os.PathLike],
     out_dir: str | os.PathLike,
-    expected: pd.DataFrame | Sequence[dict] | None = None,
     default_noise: NoiseSetting | None = None,
     quiet: bool = False,
 ) -> str:
-    """Load runs and write ``runs.csv``, ``summary.csv``, ``paired.csv``, ``claims.csv``,
-    ``missing.csv`` (when `expected` is given) and ``tables/`` (with ``claims.md``) under
-    `out_dir`, each atomically. Prints (unless `quiet`) and returns a short human summary that
-    lists missing runs."""
+    """Load runs and write ``runs.csv``, ``summary.csv``, ``paired.csv``, ``claims.csv`` and
+    ``tables/`` (with ``claims.md``) under `out_dir`, each atomically. Prints (unless `quiet`)
+    and returns a short human summary."""
     # Local imports: both modules import this one.
     from .claims import write_claims
     from .tables import write_tables
@@ -400,19 +329,6 @@ def write_results(
          f"over {runs['dataset'].nunique() if len(runs) else 0} dataset(s) -> {out}"),
         f"paired comparisons: {len(paired)} setting(s)",
     ]
-    if expected is not None:
-        exp = expected if isinstance(expected, pd.DataFrame) else pd.DataFrame(list(expected))
-        missing = missing_runs(exp, runs)
-        _write_csv(missing, out / "missing.csv")
-        if missing.empty:
-            lines.append(f"missing: none (all {len(exp)} expected runs present)")
-        else:
-            lines.append(f"missing: {len(missing)} of {len(exp)} expected run(s):")
-            lines += _describe_missing(missing)
-    else:
-        # A stale missing.csv from an earlier call would be misleading.
-        (out / "missing.csv").unlink(missing_ok=True)
-
     table_files, notes = write_tables(summary, paired, out / "tables", default)
     claims = write_claims(runs, out, default)
     table_files.append(out / "tables" / "claims.md")

@@ -21,18 +21,21 @@ def add_aggregate_args(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     parser.add_argument("--runs", nargs="+", default=None, metavar="JSON",
                         help="explicit per-run JSON files (instead of --runs-glob)")
     parser.add_argument("--out", default="results",
-                        help="output directory for runs/summary/paired/claims/missing CSVs and tables/ "
+                        help="output directory for runs/summary/paired/claims CSVs and tables/ "
                              "(default: results)")
-    parser.add_argument("--expected", default=None, metavar="CSV_OR_JSON",
-                        help="expected run identities (columns from dataset, label_fraction, "
-                             "n_labelled, arm, sigma, formulation, target, preset, seed); "
-                             "missing ones are listed and written to missing.csv")
     _default_noise_arg(parser)
     return parser
 
 
+def _noise_setting(name: str) -> NoiseSetting:
+    try:
+        return NoiseSetting.from_slug(name)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def _default_noise_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--default-noise", type=NoiseSetting.from_slug, default=None,
+    parser.add_argument("--default-noise", type=_noise_setting, default=None,
                         metavar="SETTING",
                         help="DeP/DDeP's noise setting in the label-efficiency table, the "
                              "claims and as the ablations' baseline, named as in the weights' "
@@ -42,15 +45,14 @@ def _default_noise_arg(parser: argparse.ArgumentParser) -> None:
 
 def aggregate_main(args: argparse.Namespace) -> int:
     """Run the aggregate step from parsed arguments. Returns 0; raises ValueError (a malformed
-    run file, duplicate runs, no run files and no --expected) or FileNotFoundError."""
-    from .aggregate import read_expected, write_results
+    run file, duplicate runs, no run files) or FileNotFoundError."""
+    from .aggregate import write_results
 
     paths = list(args.runs) if args.runs else sorted(glob.glob(args.runs_glob, recursive=True))
-    expected = read_expected(args.expected) if args.expected else None
-    if not paths and expected is None:
+    if not paths:
         # Almost always a wrong glob or working directory; an empty result set would hide it.
         raise ValueError(f"no run files match {args.runs_glob!r}")
-    write_results(paths, args.out, expected=expected, default_noise=args.default_noise)
+    write_results(paths, args.out, default_noise=args.default_noise)
     return 0
 
 

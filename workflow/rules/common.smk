@@ -2,7 +2,7 @@
 import pandas as pd
 
 from ddep.preflight import unlabelled_source
-from ddep.sweep import (NO_SETTING, NoiseSetting, ablated_datasets, finetune_jobs, parse_run_name,
+from ddep.sweep import (NoiseSetting, ablated_datasets, finetune_jobs, parse_run_name,
                         pretrainings)
 
 JOBS = finetune_jobs(config)
@@ -21,18 +21,18 @@ TABLES = [f"{RESULTS}/tables/{ds}_{kind}.{ext}" for ds, kind in _KINDS for ext i
 FIGURES = [f"{FIGURES_DIR}/{ds}_{kind}.{ext}" for ds, kind in _KINDS for ext in ("png", "pdf")]
 
 
-def expected_runs():
-    """The identity of every run the sweep expects (results/expected.csv)."""
-    rows = []
-    for r in FINETUNES.itertuples():
-        noise = r.setting.columns() if r.setting else dict.fromkeys(DEFAULT_NOISE.columns(), NO_SETTING)
-        rows.append(dict(dataset=r.dataset, label_fraction=r.label_fraction, arm=r.arm, **noise,
-                         seed=r.seed))
-    return pd.DataFrame(rows).to_csv(index=False)
-
-
 def dataset(wc):
     return config["datasets"][wc.dataset]
+
+
+def label_fraction(wc):
+    """The fraction as the config writes it ("1/30") from its file-name slug ("1_30")."""
+    return wc.fraction.replace("_", "/")
+
+
+def run_arm(wc):
+    """The arm of a run or pretraining name (ddep.sweep): ddep_s0.4_scaled -> ddep."""
+    return parse_run_name(wc.run)[0]
 
 
 def dataset_ready(wc):

@@ -20,8 +20,8 @@ rule split:
     output:
         "resources/splits/{dataset}/{fraction}_seed{seed}.txt",
     params:
-        root=lambda wc: dataset(wc)["root"],
-        fraction=lambda wc: wc.fraction.replace("_", "/"),
+        root=lookup(dpath="datasets/{dataset}/root", within=config),
+        fraction=label_fraction,
     log:
         "logs/split/{dataset}/{fraction}_seed{seed}.log",
     shell:

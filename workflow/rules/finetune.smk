@@ -24,9 +24,9 @@ rule finetune:
     wildcard_constraints:
         seed=r"\d+",
     params:
-        root=lambda wc: dataset(wc)["root"],
-        arm=lambda wc: parse_run_name(wc.run)[0],
-        fraction=lambda wc: wc.fraction.replace("_", "/"),
+        root=lookup(dpath="datasets/{dataset}/root", within=config),
+        arm=run_arm,
+        fraction=label_fraction,
         pretrained=pretrained_args,
         crop=crop_args,
         ddep=ddep("finetune"),
@@ -37,7 +37,7 @@ rule finetune:
     log:
         "logs/finetune/{dataset}/{fraction}/{run}/seed{seed}.log",
     shell:
-        "OMP_NUM_THREADS={threads} {params.ddep} finetune --arm {params.arm} "
+        "{params.ddep} finetune --arm {params.arm} "
         "--dataset {wildcards.dataset} --data-root {params.root} --split {input.split} "
         "--label-fraction {params.fraction} --seed {wildcards.seed} {params.pretrained} {params.crop} "
         "--out {output} --work-dir work/finetune/{wildcards.dataset}/{wildcards.fraction}/"

@@ -5,7 +5,7 @@ rule pretrain_supervised:
         weights="resources/weights/{dataset}/supervised.safetensors",
         metrics="resources/weights/{dataset}/supervised.json",
     params:
-        root=lambda wc: dataset(wc)["root"],
+        root=lookup(dpath="datasets/{dataset}/root", within=config),
         ddep=ddep("pretrain_supervised"),
         args=job_args("pretrain_supervised", "supervised"),
     threads: config.get("threads", 1)
@@ -15,25 +15,21 @@ rule pretrain_supervised:
     log:
         "logs/pretrain/{dataset}/supervised.log",
     shell:
-        "OMP_NUM_THREADS={threads} {params.ddep} pretrain-supervised --data-root {params.root} "
+        "{params.ddep} pretrain-supervised --data-root {params.root} "
         "--out {output.weights} --work-dir work/pretrain/{wildcards.dataset}/supervised "
         "{params.args} > {log} 2>&1"
 
 
-def denoise_arm(wc):
-    return parse_run_name(wc.name)[0]
-
-
 def denoise_inputs(wc):
     inputs = {"data": dataset_ready(wc)}
-    if denoise_arm(wc) == "ddep":
+    if run_arm(wc) == "ddep":
         inputs["encoder"] = supervised_encoder_input(wc)
     return inputs
 
 
 def denoise_args(wc):
     """The setting named by the output file (ddep.sweep), the arm's images and encoder."""
-    arm, setting = parse_run_name(wc.name)
+    arm, setting = parse_run_name(wc.run)
     args = [f"--arm {arm}", setting.cli_args()]
     unlabelled = unlabelled_source(dataset(wc), arm)
     if unlabelled:
@@ -47,11 +43,11 @@ rule pretrain_denoise:
     input:
         unpack(denoise_inputs),
     output:
-        "resources/weights/{dataset}/{name}.pth",
+        "resources/weights/{dataset}/{run}.pth",
     wildcard_constraints:
-        name=r"(dep|ddep)_s[^/]+",
+        run=r"(dep|ddep)_s[^/]+",
     params:
-        root=lambda wc: dataset(wc)["root"],
+        root=lookup(dpath="datasets/{dataset}/root", within=config),
         noise=denoise_args,
         crop=crop_args,
         ddep=ddep("pretrain_denoise"),
@@ -61,8 +57,8 @@ rule pretrain_denoise:
     resources:
         **resources("pretrain_denoise"),
     log:
-        "logs/pretrain/{dataset}/{name}.log",
+        "logs/pretrain/{dataset}/{run}.log",
     shell:
-        "OMP_NUM_THREADS={threads} {params.ddep} pretrain-denoise {params.noise} "
+        "{params.ddep} pretrain-denoise {params.noise} "
         "--dataset {wildcards.dataset} --data-root {params.root} {params.crop} --out {output} "
-        "--work-dir work/pretrain/{wildcards.dataset}/{wildcards.name} {params.args} > {log} 2>&1"
+        "--work-dir work/pretrain/{wildcards.dataset}/{wildcards.run} {params.args} > {log} 2>&1"

@@ -1,18 +1,6 @@
-rule plan:
-    output:
-        f"{RESULTS}/expected.csv",
-    params:
-        runs=lambda wc: expected_runs(),
-    run:
-        from ddep.io import atomic_write_text
-
-        atomic_write_text(output[0], params.runs)
-
-
 rule aggregate:
     input:
-        runs=FINETUNES.json,
-        expected=f"{RESULTS}/expected.csv",
+        FINETUNES.json,  # every run: Snakemake itself says what is missing (`snakemake -n`)
     output:
         RESULT_TABLES,
         [report(t, category="Tables", caption="../report/tables.rst") for t in TABLES if t.endswith(".md")],
@@ -24,14 +12,13 @@ rule aggregate:
     log:
         "logs/aggregate.log",
     shell:
-        "ddep aggregate --runs {input.runs} --expected {input.expected} --out {params.out} "
+        "ddep aggregate --runs {input} --out {params.out} "
         "--default-noise {params.noise} 2>&1 | tee {log}"
 
 
 rule figures:
     input:
         f"{RESULTS}/summary.csv",
-        f"{RESULTS}/paired.csv",
     output:
         [report(f, category="Figures", caption="../report/figures.rst") for f in FIGURES if f.endswith(".png")],
         [f for f in FIGURES if f.endswith(".pdf")],
