@@ -8,6 +8,8 @@ from pathlib import Path
 
 from mmengine.config import DictAction
 
+from ddep.sweep import ARMS, DENOISING_ARMS
+
 EXIT_USAGE, EXIT_FAILED = 2, 1
 EXIT_PREEMPTED = 75  # sysexits' EX_TEMPFAIL: stopped on a signal, checkpoint saved, rerun to resume
 SCHEMA = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
@@ -200,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_pretrain_supervised)
 
     p = sub.add_parser("pretrain-denoise", help="denoising pretraining: DeP or DDeP")
-    p.add_argument("--arm", choices=("dep", "ddep"), required=True)
+    p.add_argument("--arm", choices=DENOISING_ARMS, required=True)
     p.add_argument("--dataset", required=True, help="sets crop size and schedule")
     p.add_argument("--data-root", type=Path, help="dataset root (its train images are the default "
                                                   "unlabelled source)")
@@ -217,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_pretrain_denoise)
 
     p = sub.add_parser("finetune", help="fine-tune the whole network, evaluate, write the run JSON")
-    p.add_argument("--arm", choices=("none", "21k", "dep", "ddep"), required=True)
+    p.add_argument("--arm", choices=ARMS, required=True)
     p.add_argument("--dataset", required=True)
     p.add_argument("--data-root", type=Path, required=True)
     p.add_argument("--split", type=Path, required=True, help="label-fraction split file")

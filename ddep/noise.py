@@ -22,6 +22,8 @@ from typing import Literal, NamedTuple
 
 import torch
 
+from ddep.sweep import sigma_label
+
 Formulation = Literal["unscaled", "scaled"]
 Target = Literal["eps", "x"]
 LossKind = Literal["l2", "l1"]
@@ -65,9 +67,7 @@ class NoiseConfig:
     @property
     def label(self) -> str:
         """Short name of the sigma setting used in file names and tables: '0.2' or 'U(0.2,0.3)'."""
-        if isinstance(self.sigma, tuple):
-            return f"U({self.sigma[0]:g},{self.sigma[1]:g})"
-        return f"{self.sigma:g}"
+        return sigma_label(self.sigma)
 
 
 class NoisyBatch(NamedTuple):

@@ -120,8 +120,8 @@ def _arm_claims(runs: pd.DataFrame, sigma: str) -> list[dict]:
     """Rows of the arm claims: one per claim x cell x denoising variant."""
     # Per seed, one column per arm: DeP/DDeP at the default sigma (per variant), beside the
     # baselines of the same seed.
-    den = runs[runs["arm"].isin(["dep", "ddep"]) & (runs["sigma"] == sigma)]
-    base = runs[runs["arm"].isin(["none", "21k"])]
+    den = runs[runs["arm"].isin(DENOISING_ARMS) & (runs["sigma"] == sigma)]
+    base = runs[~runs["arm"].isin(DENOISING_ARMS)]
     if den.empty:
         return []
     wide = den.pivot_table(index=[*VARIANT_KEYS, "seed"], columns="arm", values="mIoU")
@@ -149,7 +149,7 @@ def _sigma_claims(runs: pd.DataFrame, sigma: str) -> list[dict]:
     if parse_sigma(sigma)[0] != "fixed":
         return []  # the claim is about a fixed sigma; an interval default has nothing to beat
     out = []
-    for arm in ("dep", "ddep"):
+    for arm in DENOISING_ARMS:
         sub = runs[runs["arm"] == arm]
         intervals = sorted({s for s in sub["sigma"] if parse_sigma(s)[0] == "interval"},
                            key=lambda s: parse_sigma(s)[1])
