@@ -23,14 +23,14 @@ import pandas as pd
 
 from .common import (
     CELL_KEYS,
+    DENOISING_ARMS,
+    NOISE_AXES,
+    NO_SETTING,
     RUN_KEYS,
     STRING_COLUMNS,
+    NoiseSetting,
     arm_rank,
     atomic_write_text,
-    DENOISING_ARMS,
-    NO_SETTING,
-    NOISE_AXES,
-    NoiseSetting,
     choose_default_setting,
     ci_halfwidth,
     fraction_value,

@@ -33,7 +33,6 @@ from matplotlib.lines import Line2D  # noqa: E402
 from .aggregate import read_csv  # noqa: E402
 from .common import (  # noqa: E402
     ARM_COLOURS,
-    DENOISING_ARMS,
     NoiseSetting,
     arm_display,
     arm_rank,

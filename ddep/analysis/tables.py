@@ -17,15 +17,14 @@ from pathlib import Path
 import pandas as pd
 
 from .common import (
-    ARM_ORDER,
     DENOISING_ARMS,
     NoiseSetting,
     arm_display,
     arm_rank,
     at_default,
+    atomic_write_text,
     choose_default_setting,
     describe_setting,
-    atomic_write_text,
     fraction_column_label,
     fraction_value,
     parse_sigma,
