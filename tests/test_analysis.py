@@ -228,17 +228,19 @@ def test_tables_bold_best_and_order(tmp_path: Path, run_files: list[Path]) -> No
     tables = out / "tables"
     md = (tables / "toy_label_efficiency.md").read_text()
     tex = (tables / "toy_label_efficiency.tex").read_text()
-    rows = [line for line in md.splitlines() if line.startswith("| ")]
-    assert "1/30 (10)" in rows[0] and rows[0].index("1/30") < rows[0].index("1/4")
-    assert [r.split("|")[1].strip() for r in rows[1:]] == [
-        "Random init", "Supervised (21K)", "DeP", "DDeP"]
+    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in md.splitlines()
+            if line.startswith("| ")]
+    assert rows[0] == ["", "1/30 (10)", "1/4 (75)"]  # numeric order, not text order
+    assert [r[0] for r in rows[1:]] == ["Random init", "Supervised (21K)", "DeP", "DDeP"]
     ci = 2 * T2 / math.sqrt(3)
-    assert f"| Supervised (21K) | 42.0 ± {ci:.1f} |" in md
+    assert rows[2][1] == f"42.0 ± {ci:.1f}"
     # DDeP at sigma 0.2 is best in both columns: bold in Markdown and LaTeX.
-    assert rows[4].count("**") == 4 and "**45.3 ± " in rows[4]
+    assert rows[4][1].startswith("**45.3 ± ") and rows[4][2].startswith("**66.0 ± ")
+    assert sum(c.startswith("**") for r in rows for c in r) == 2
     assert r"\textbf{45.3 $\pm$" in tex and r"\toprule" in tex and r"\bottomrule" in tex
+    assert r"Supervised (21K) & 42.0 $\pm$" in tex and r"\caption{toy. mIoU (\%)" in tex
     # Only the default sigma appears in the label-efficiency table (DDeP 0.05 would be 42.0).
-    assert sum(r.startswith("| DDeP") for r in rows) == 1
+    assert sum(r[0] == "DDeP" for r in rows) == 1
 
     noise = (tables / "toy_noise.md").read_text()
     rows = [[c.strip() for c in line.split("|")[1:-1]] for line in noise.splitlines()

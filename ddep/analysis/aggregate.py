@@ -166,39 +166,18 @@ def load_runs(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
     return sort_rows(df).reset_index(drop=True)
 
 
+# Columns with a paper order; others sort as text.
+_ORDER = {"label_fraction": fraction_value, "arm": lambda a: (arm_rank(a), a),
+          "sigma": sigma_sort_key, "seed": int}
+
+
 def sort_rows(df: pd.DataFrame) -> pd.DataFrame:
-    """Sort rows in paper order: dataset, preset, label fraction (numeric), arm, sigma, seed."""
-    if df.empty:
-        return df
-    keys = pd.DataFrame(index=df.index)
-    order: list[str] = []
-    if "dataset" in df:
-        keys["_d"] = df["dataset"].astype(str)
-        order.append("_d")
-    if "preset" in df:
-        keys["_p"] = df["preset"].astype(str)
-        order.append("_p")
-    if "label_fraction" in df:
-        keys["_f"] = df["label_fraction"].map(fraction_value)
-        order.append("_f")
-    if "arm" in df:
-        keys["_a"] = df["arm"].map(arm_rank)
-        keys["_a2"] = df["arm"].astype(str)
-        order += ["_a", "_a2"]
-    if "sigma" in df:
-        # Rank sigma labels by their sort key (tuples are not sortable inside pandas directly).
-        labels = sorted(df["sigma"].astype(str).unique(), key=sigma_sort_key)
-        keys["_s"] = df["sigma"].astype(str).map({s: i for i, s in enumerate(labels)})
-        order.append("_s")
-    for c in ("formulation", "target", "noise_conditioning"):
-        if c in df:
-            keys[f"_{c}"] = df[c].astype(str)
-            order.append(f"_{c}")
-    if "seed" in df:
-        keys["_seed"] = pd.to_numeric(df["seed"], errors="coerce")
-        order.append("_seed")
-    idx = keys.sort_values(order, kind="mergesort").index
-    return df.loc[idx]
+    """Rows in paper order: dataset, preset, label fraction (numeric), arm, noise setting
+    (sigma numeric, fixed before intervals), seed."""
+    by = [c for c in ("dataset", "preset", "label_fraction", "arm", *NOISE_AXES, "seed") if c in df]
+    # ranks, not the keys themselves: pandas cannot order tuples
+    return df.sort_values(by, kind="mergesort", key=lambda col: col.map(
+        {v: i for i, v in enumerate(sorted(set(col), key=_ORDER.get(col.name, str)))}))
 
 
 def read_csv(path: str | os.PathLike) -> pd.DataFrame:
@@ -214,11 +193,8 @@ def read_csv(path: str | os.PathLike) -> pd.DataFrame:
 
 def _mean_std_ci(values: pd.Series, confidence: float) -> tuple[float, float, int, float]:
     """Mean, sample std (ddof=1, over seeds), n and t CI half-width of the non-NaN values."""
-    v = values.dropna().to_numpy(dtype=float)
-    n = int(v.size)
-    mean = float(v.mean()) if n else math.nan
-    std = float(v.std(ddof=1)) if n >= 2 else math.nan
-    return mean, std, n, ci_halfwidth(std, n, confidence)
+    v = values.dropna()
+    return v.mean(), v.std(ddof=1), len(v), ci_halfwidth(v.std(ddof=1), len(v), confidence)
 
 
 def summarise(runs: pd.DataFrame) -> pd.DataFrame:
@@ -232,22 +208,14 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
             "mIoU_ci_high", "aAcc_mean", "mAcc_mean", "seeds"]
     if runs.empty:
         return pd.DataFrame(columns=cols)
-    out = []
-    for key, g in runs.groupby(CELL_KEYS, sort=False, dropna=False):
-        mean, std, n, ci = _mean_std_ci(g["mIoU"], CONFIDENCE)
-        out.append({
-            **dict(zip(CELL_KEYS, key)),
-            "n": n,
-            "mIoU_mean": mean,
-            "mIoU_std": std,
-            "mIoU_ci95": ci,
-            "mIoU_ci_low": mean - ci,
-            "mIoU_ci_high": mean + ci,
-            "aAcc_mean": float(g["aAcc"].mean()),
-            "mAcc_mean": float(g["mAcc"].mean()),
-            "seeds": ";".join(str(s) for s in sorted(g["seed"].astype(int))),
-        })
-    return sort_rows(pd.DataFrame(out, columns=cols)).reset_index(drop=True)
+    out = runs.groupby(CELL_KEYS, sort=False, dropna=False).agg(
+        n=("mIoU", "count"), mIoU_mean=("mIoU", "mean"), mIoU_std=("mIoU", "std"),
+        aAcc_mean=("aAcc", "mean"), mAcc_mean=("mAcc", "mean"),
+        seeds=("seed", lambda s: ";".join(map(str, sorted(s.astype(int)))))).reset_index()
+    out["mIoU_ci95"] = [ci_halfwidth(sd, n, CONFIDENCE) for sd, n in zip(out["mIoU_std"], out["n"])]
+    out["mIoU_ci_low"] = out["mIoU_mean"] - out["mIoU_ci95"]
+    out["mIoU_ci_high"] = out["mIoU_mean"] + out["mIoU_ci95"]
+    return sort_rows(out[cols]).reset_index(drop=True)
 
 
 def paired_differences(runs: pd.DataFrame, default: NoiseSetting | None = None) -> pd.DataFrame:

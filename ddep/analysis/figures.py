@@ -43,7 +43,7 @@ from ddep.sweep import CONDITIONING, FORMULATIONS, TARGETS  # noqa: E402
 from .tables import (  # noqa: E402
     ablated_cells,
     fraction_columns,
-    label_efficiency_grid,
+    label_efficiency,
     seed_text,
     table_groups,
 )
@@ -67,7 +67,6 @@ FALLBACK_COLOURS = sns.color_palette("colorblind", 10).as_hex()
 FORMULATION_STYLES = {"unscaled": "-", "scaled": "--"}
 # Marker per (target, conditioning): the paper's setting is a circle.
 VARIANT_MARKERS = {("eps", "off"): "o", ("x", "off"): "s", ("eps", "on"): "^", ("x", "on"): "D"}
-VARIANT_HATCHES = ("", "//", "..", "xx")
 
 
 def _colour(arm: str) -> str:
@@ -112,43 +111,34 @@ def label_efficiency_figure(
     default: NoiseSetting | None = None,
 ) -> Figure | None:
     """Grouped bar chart of mIoU vs label fraction for one dataset; None when it has no data."""
-    grid = label_efficiency_grid(summary, dataset, preset, default)
-    if not grid.rows or not grid.cols:
+    wide = label_efficiency(summary, dataset, preset, default)
+    if wide.empty:
         return None
+    means, cis = wide["mIoU_mean"].to_numpy(float), wide["mIoU_ci95"].to_numpy(float)
+    arm_of = {arm_display(a): a for a in summary["arm"].unique()}
     with matplotlib.rc_context(STYLE):
-        nrow, ncol = len(grid.rows), len(grid.cols)
+        nrow, ncol = means.shape
         # Width grows with the number of bars so labels never collide.
         fig = _new_figure(max(6.0, 1.2 + ncol * (0.35 * nrow + 0.5)), 4.2)
         ax = fig.add_subplot()
-        width = 0.8 / nrow
-        x = np.arange(ncol)
-        ns, top = [], 0.0
-        variant_no: dict[str, int] = {}
-        for i, row in enumerate(grid.rows):
-            arm = grid.row_arm[row]
-            k = variant_no[arm] = variant_no.get(arm, -1) + 1
-            cells = [grid.cells.get((row, c), (math.nan, math.nan, 0)) for c in grid.cols]
-            means = np.array([m for m, _, _ in cells], dtype=float)
-            cis = np.array([c for _, c, _ in cells], dtype=float)
-            ns += [n for _, _, n in cells if n]
+        width, x = 0.8 / nrow, np.arange(ncol)
+        for i, row in enumerate(wide.index):
             pos = x - 0.4 + width * (i + 0.5)
-            ax.bar(pos, np.nan_to_num(means), width * 0.92, label=row, color=_colour(arm),
-                   edgecolor="black", linewidth=0.5,
-                   hatch=VARIANT_HATCHES[k % len(VARIANT_HATCHES)])
-            ok = np.isfinite(means) & np.isfinite(cis)  # single-seed cells have no error bar
-            if ok.any():
-                ax.errorbar(pos[ok], means[ok], yerr=cis[ok], fmt="none", ecolor="black",
-                            elinewidth=1.0, capsize=3)
-            if np.isfinite(means).any():
-                top = max(top, float(np.nanmax(means + np.nan_to_num(cis))))
-        ax.set_xticks(x, grid.cols)
+            ax.bar(pos, np.nan_to_num(means[i]), width * 0.92, label=row,
+                   color=_colour(arm_of.get(row, row)), edgecolor="black", linewidth=0.5)
+            ok = np.isfinite(means[i]) & np.isfinite(cis[i])  # a single seed has no error bar
+            ax.errorbar(pos[ok], means[i][ok], yerr=cis[i][ok], fmt="none", ecolor="black",
+                        elinewidth=1.0, capsize=3)
+        top = np.nanmax(means + np.nan_to_num(cis)) if np.isfinite(means).any() else 0.0
+        ax.set_xticks(x, list(wide["mIoU_mean"].columns))
         ax.set_xlabel("labelled fraction (images)")
         ax.set_ylabel("mIoU (%)")
         ax.set_ylim(0, min(100.0, top * 1.12) if top > 0 else 1.0)
         ax.grid(axis="x", visible=False)
         where = dataset + (f" [{preset}]" if preset else "")
-        sig = f", DeP/DDeP at σ = {grid.sigma}" if grid.sigma is not None else ""
-        ax.set_title(_wrap(f"{where}: label efficiency ({_seeds(ns)}{sig})", fig))
+        default = wide.attrs["default"]
+        sig = f", DeP/DDeP at σ = {default.sigma}" if default is not None else ""
+        ax.set_title(_wrap(f"{where}: label efficiency ({_seeds(wide['n'].stack().astype(int).tolist())}{sig})", fig))
         ax.legend(loc="upper left", frameon=True, ncols=min(nrow, 4))
     return fig
 
