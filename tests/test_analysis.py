@@ -276,6 +276,21 @@ def test_figures_png_pdf(tmp_path: Path, run_files: list[Path]) -> None:
     assert len(files) == 4
 
 
+def test_figures_draw_the_summary(tmp_path: Path, run_files: list[Path]) -> None:
+    from ddep.analysis.figures import label_efficiency_figure, noise_figure
+
+    write_results(run_files, tmp_path, quiet=True)
+    summary = read_csv(tmp_path / "summary.csv")
+    bars = label_efficiency_figure(summary, "toy", default=DEFAULT).axes[0].patches
+    # 4 arms x 2 fractions, arm by arm: none, 21K, DeP, DDeP (DeP/DDeP at sigma 0.2)
+    assert [round(b.get_height(), 2) for b in bars] == [32.0, 51.0, 42.0, 61.0, 33.0, 56.0, 45.33, 66.0]
+    axes = [ax for ax in noise_figure(summary, "toy").axes if ax.get_visible()]
+    assert [ax.get_title() for ax in axes] == ["label fraction 1/30 (10)"]  # 1/4 is not ablated
+    lines = {tuple(round(y, 2) for y in line.get_ydata()) for line in axes[0].get_lines()}
+    assert (42.0, 45.33) in lines and (32.0, 33.0) in lines  # DDeP and DeP over fixed sigma
+    assert (44.0,) in lines and (34.0,) in lines  # the U(0.1,0.3) markers
+
+
 def test_figures_skip_without_denoising_data(tmp_path: Path) -> None:
     from ddep.analysis.figures import write_figures
 

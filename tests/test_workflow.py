@@ -4,7 +4,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -84,9 +83,7 @@ def test_paper_grid_dry_run_lists_every_job_once_with_shared_pretraining(tmp_pat
     # preflight checks them even in a dry run
     cfg = fake_paper_inputs(yaml.safe_load((ws / "config/paper.yaml").read_text()), tmp_path)
     (ws / "config/paper.yaml").write_text(yaml.safe_dump(cfg))
-    start = time.time()
     proc = snakemake(ws, "-n", "--configfile", "config/paper.yaml")
-    assert time.time() - start < 30
     counts = job_counts(proc.stdout)
     assert counts == expected_counts(cfg)
     # sanity: 3 datasets; Cityscapes 5 fractions, the others 4; x 4 arms x 3 seeds
