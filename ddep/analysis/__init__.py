@@ -1,3 +1,27 @@
 """Result aggregation, the paper's claims, tables and figures for the DDeP benchmark:
 ``aggregate`` (per-run JSONs -> CSVs, claims, tables), ``tables``, ``claims``, ``figures``
-(from the CSVs only), ``cli`` (the ``ddep aggregate|figures|readme`` subcommands)."""
+(from the CSVs only), ``cli`` (the ``ddep aggregate|figures|readme`` subcommands).
+
+The names of the files they write are made here, and only here: the workflow declares its
+outputs with the same functions (this module imports nothing, so the Snakefile stays fast)."""
+
+CSV_NAMES = ("runs", "summary", "paired", "claims")
+TABLE_FORMATS, FIGURE_FORMATS = ("md", "tex"), ("png", "pdf")
+
+
+def csv_paths(results_dir: str) -> list[str]:
+    return [f"{results_dir}/{name}.csv" for name in CSV_NAMES]
+
+
+def claims_table_path(results_dir: str) -> str:
+    return f"{results_dir}/tables/claims.md"
+
+
+def table_paths(results_dir: str, stem: str, kind: str) -> list[str]:
+    """``{results_dir}/tables/{stem}_{kind}.md`` and ``.tex`` (kind: label_efficiency | noise)."""
+    return [f"{results_dir}/tables/{stem}_{kind}.{ext}" for ext in TABLE_FORMATS]
+
+
+def figure_paths(figures_dir: str, stem: str, kind: str) -> list[str]:
+    """``{figures_dir}/{stem}_{kind}.png`` and ``.pdf``."""
+    return [f"{figures_dir}/{stem}_{kind}.{ext}" for ext in FIGURE_FORMATS]

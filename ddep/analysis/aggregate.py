@@ -38,6 +38,7 @@ from .common import (
     sigma_label,
     sigma_sort_key,
 )
+from . import claims_table_path, csv_paths
 from ddep.sweep import conditioning_label, run_name
 
 METRICS: tuple[str, ...] = ("mIoU", "aAcc", "mAcc")
@@ -288,18 +289,17 @@ def write_results(
     # DeP/DDeP's setting in the label-efficiency table and the claims, the ablations' baseline
     default = default_noise or choose_default_setting(summary)
     paired = paired_differences(runs, default)
-    _write_csv(runs, out / "runs.csv")
-    _write_csv(summary, out / "summary.csv")
-    _write_csv(paired, out / "paired.csv")
+    for table, path in zip((runs, summary, paired), csv_paths(str(out))):
+        _write_csv(table, Path(path))
 
     lines = [
         (f"aggregated {len(runs)} run(s) into {len(summary)} cell(s) "
          f"over {runs['dataset'].nunique() if len(runs) else 0} dataset(s) -> {out}"),
         f"paired comparisons: {len(paired)} setting(s)",
     ]
-    table_files, notes = write_tables(summary, paired, out / "tables", default)
+    table_files, notes = write_tables(summary, paired, out, default)
     claims = write_claims(runs, out, default)
-    table_files.append(out / "tables" / "claims.md")
+    table_files.append(Path(claims_table_path(str(out))))
     lines.append(f"tables: {len(table_files)} file(s) in {out / 'tables'}")
     verdicts = claims["verdict"].value_counts()
     lines.append(f"claims: {len(claims)} row(s)"

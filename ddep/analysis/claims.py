@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from . import CSV_NAMES, claims_table_path, csv_paths
 from .aggregate import CONFIDENCE, PAIR_KEYS, _mean_std_ci
 from .common import (
     ARM_ORDER,
@@ -240,6 +241,6 @@ def write_claims(runs: pd.DataFrame, out_dir: str | os.PathLike,
     the claims table."""
     out = Path(out_dir)
     claims = claims_table(runs, default)
-    atomic_write_text(out / "claims.csv", claims.to_csv(index=False))
-    atomic_write_text(out / "tables" / "claims.md", render_claims_markdown(claims, default))
+    atomic_write_text(csv_paths(str(out))[CSV_NAMES.index("claims")], claims.to_csv(index=False))
+    atomic_write_text(claims_table_path(str(out)), render_claims_markdown(claims, default))
     return claims

@@ -30,6 +30,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
+from . import CSV_NAMES, csv_paths, figure_paths  # noqa: E402
 from .aggregate import read_csv  # noqa: E402
 from .common import (  # noqa: E402
     ARM_COLOURS,
@@ -93,17 +94,17 @@ def _new_figure(width: float, height: float) -> Figure:
     return fig
 
 
-def save_figure(fig: Figure, stem: str | os.PathLike) -> list[Path]:
-    """Save `fig` as ``stem.png`` (dpi 150) and ``stem.pdf``, each written atomically."""
-    paths = []
-    for fmt in ("png", "pdf"):
+def save_figure(fig: Figure, paths: list[str]) -> list[Path]:
+    """Save `fig` to each path in the format of its suffix (PNG at dpi 150, PDF), atomically."""
+    written = []
+    for path in map(Path, paths):
         buf = io.BytesIO()
         # No timestamps in the metadata so re-running gives the same bytes.
-        meta = {"CreationDate": None} if fmt == "pdf" else {}
+        meta = {"CreationDate": None} if path.suffix == ".pdf" else {}
         with matplotlib.rc_context(STYLE):
-            fig.savefig(buf, format=fmt, dpi=DPI, metadata=meta)
-        paths.append(atomic_write_bytes(Path(f"{stem}.{fmt}"), buf.getvalue()))
-    return paths
+            fig.savefig(buf, format=path.suffix[1:], dpi=DPI, metadata=meta)
+        written.append(atomic_write_bytes(path, buf.getvalue()))
+    return written
 
 
 def label_efficiency_figure(
@@ -228,11 +229,10 @@ def write_figures(
     """Read ``summary.csv`` under `results_dir` and write every figure into `out_dir`.
     Returns (written files, messages about skipped figures); messages are also printed
     unless `quiet`."""
-    summary_path = Path(results_dir) / "summary.csv"
+    summary_path = Path(csv_paths(str(results_dir))[CSV_NAMES.index("summary")])
     if not summary_path.is_file():
         raise FileNotFoundError(f"{summary_path}: not found (run the aggregate step first)")
     summary = read_csv(summary_path)
-    out = Path(out_dir)
     files: list[Path] = []
     notes: list[str] = []
     if summary.empty:
@@ -247,7 +247,7 @@ def write_figures(
                 if kind != "noise":  # a run without noise ablations has no noise figure
                     notes.append(f"{stem}: no data for the {kind} figure, skipped")
                 continue
-            files += save_figure(fig, out / f"{stem}_{kind}")
+            files += save_figure(fig, figure_paths(str(out_dir), stem, kind))
     if not quiet:
         for f in files:
             print(f"wrote {f}")

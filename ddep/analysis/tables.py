@@ -31,6 +31,7 @@ from .common import (
     setting_of,
     sigma_sort_key,
 )
+from . import table_paths
 from ddep.sweep import CONDITIONING, FORMULATIONS, TARGETS, run_name
 
 DASH = "–"
@@ -202,13 +203,13 @@ def render_noise_latex(table: pd.DataFrame, where: str, default: NoiseSetting | 
 
 
 def write_tables(
-    summary: pd.DataFrame, paired: pd.DataFrame, out_dir: str | os.PathLike,
+    summary: pd.DataFrame, paired: pd.DataFrame, results_dir: str | os.PathLike,
     default: NoiseSetting | None = None,
 ) -> tuple[list[Path], list[str]]:
-    """Write ``{stem}_label_efficiency.{md,tex}`` for every dataset (stem = dataset, or
-    dataset_preset when a dataset has several presets), and ``{stem}_noise.{md,tex}`` where a
-    noise ablation has runs. Returns (written files, notes about skipped tables)."""
-    out = Path(out_dir)
+    """Write ``tables/{stem}_label_efficiency.{md,tex}`` under `results_dir` for every dataset
+    (stem = dataset, or dataset_preset when a dataset has several presets), and
+    ``tables/{stem}_noise.{md,tex}`` where a noise ablation has runs. Returns (written files,
+    notes about skipped tables)."""
     files: list[Path] = []
     notes: list[str] = []
     if summary.empty:
@@ -222,14 +223,14 @@ def write_tables(
         where = f"{ds}" + (f", preset {preset}" if multi else "")
         md, tex = render_label_efficiency(label_efficiency(sub, ds, preset if multi else None, default),
                                           where, f"tab:{stem}_label_efficiency")
-        files.append(atomic_write_text(out / f"{stem}_label_efficiency.md", md))
-        files.append(atomic_write_text(out / f"{stem}_label_efficiency.tex", tex))
+        files += [atomic_write_text(path, text) for path, text in
+                  zip(table_paths(str(results_dir), stem, "label_efficiency"), (md, tex))]
         table = noise_table(sub, paired[(paired["dataset"] == ds) & (paired["preset"] == preset)],
                             default)
         if table.empty:
             continue
-        files.append(atomic_write_text(out / f"{stem}_noise.md",
-                                       render_noise_markdown(table, where, default)))
-        files.append(atomic_write_text(out / f"{stem}_noise.tex",
-                                       render_noise_latex(table, where, default, f"tab:{stem}_noise")))
+        files += [atomic_write_text(path, text) for path, text in zip(
+            table_paths(str(results_dir), stem, "noise"),
+            (render_noise_markdown(table, where, default),
+             render_noise_latex(table, where, default, f"tab:{stem}_noise")))]
     return files, notes

@@ -1,6 +1,7 @@
 # The sweep, expanded once from the config into a table of jobs (ddep.sweep names them).
 import pandas as pd
 
+from ddep.analysis import CSV_NAMES, claims_table_path, csv_paths, figure_paths, table_paths
 from ddep.preflight import unlabelled_source
 from ddep.sweep import (NoiseSetting, ablated_datasets, finetune_jobs, parse_run_name,
                         pretrainings)
@@ -12,13 +13,13 @@ FINETUNES["json"] = [f"resources/runs/{r.dataset}/{r.fraction}/{r.run}/seed{r.se
 PRETRAININGS = pretrainings(config)  # (dataset, name): each computed once, shared by its fine-tunes
 DEFAULT_NOISE = NoiseSetting.from_config(config["denoising"])
 RESULTS, FIGURES_DIR = config.get("results_dir", "results"), config.get("figures_dir", "figures")
-RESULT_TABLES = [f"{RESULTS}/{name}.csv" for name in ("runs", "summary", "paired", "claims")]
-CLAIMS_TABLE = f"{RESULTS}/tables/claims.md"  # all datasets in one table, written with the CSVs
+RESULT_TABLES = csv_paths(RESULTS)
+CLAIMS_TABLE = claims_table_path(RESULTS)  # all datasets in one table, written with the CSVs
 # Every dataset has a label-efficiency table and figure; a noise-ablation one where it is ablated.
 _KINDS = [(ds, "label_efficiency") for ds in config["datasets"]] + \
     [(ds, "noise") for ds in ablated_datasets(JOBS)]
-TABLES = [f"{RESULTS}/tables/{ds}_{kind}.{ext}" for ds, kind in _KINDS for ext in ("md", "tex")]
-FIGURES = [f"{FIGURES_DIR}/{ds}_{kind}.{ext}" for ds, kind in _KINDS for ext in ("png", "pdf")]
+TABLES = [path for ds, kind in _KINDS for path in table_paths(RESULTS, ds, kind)]
+FIGURES = [path for ds, kind in _KINDS for path in figure_paths(FIGURES_DIR, ds, kind)]
 
 
 def dataset(wc):

@@ -18,7 +18,7 @@ rule aggregate:
 
 rule figures:
     input:
-        f"{RESULTS}/summary.csv",
+        RESULT_TABLES[CSV_NAMES.index("summary")],  # figures are drawn from summary.csv alone
     output:
         [report(f, category="Figures", caption="../report/figures.rst") for f in FIGURES if f.endswith(".png")],
         [f for f in FIGURES if f.endswith(".pdf")],
