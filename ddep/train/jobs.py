@@ -1,6 +1,7 @@
-"""The training jobs. Each composes one MMSegmentation config (dataset x preset x schedule x
-arm), trains it with an mmengine ``Runner`` (resuming from its work dir) and writes its one
-output atomically."""
+"""The training jobs. Each takes a config composed from ``ddep/configs`` (dataset x preset),
+adds its run's values (arm, schedule, seed, split, initial weights, work dir), trains it with
+an mmengine ``Runner`` (resuming from its work dir) and writes its output and the resolved
+config beside it, atomically."""
 from __future__ import annotations
 
 import hashlib
