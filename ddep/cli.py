@@ -117,6 +117,7 @@ def cmd_pretrain_supervised(args: argparse.Namespace) -> None:
 
 
 def cmd_pretrain_denoise(args: argparse.Namespace) -> None:
+    from ddep.configs import denoise_config
     from ddep.data import check_dataset, get_dataset_def
     from ddep.noise import NoiseConfig
     from ddep.train.jobs import pretrain_denoise
@@ -130,9 +131,8 @@ def cmd_pretrain_denoise(args: argparse.Namespace) -> None:
         check_dataset(args.dataset, args.data_root, splits=("train",))
         unlabelled = Path(args.data_root) / spec.splits["train"].img_path
     opts, sched = _options_and_schedule(args, "denoise", args.dataset)
-    crop = tuple(args.crop_size or spec.crop_size)
-    m = pretrain_denoise(args.arm, crop, spec.train_scale, spec.ratio_range, unlabelled, noise,
-                         args.out, opts, sched, dataset=args.dataset,
+    cfg = denoise_config(args.dataset, args.preset, unlabelled, crop_size=args.crop_size)
+    m = pretrain_denoise(cfg, args.arm, noise, args.out, opts, sched,
                          encoder_weights=args.encoder_weights,
                          noise_conditioning=args.noise_conditioning)
     print(f"{args.arm} sigma={noise.label} -> {args.out}: final loss {m['final_loss']:.4f}, "
@@ -140,20 +140,14 @@ def cmd_pretrain_denoise(args: argparse.Namespace) -> None:
 
 
 def cmd_finetune(args: argparse.Namespace) -> None:
-    from ddep.configs import seg_test_pipeline, seg_train_pipeline
-    from ddep.data import check_dataset, dataset_cfg, get_dataset_def, slide_stride
+    from ddep.configs import finetune_config
+    from ddep.data import check_dataset
     from ddep.train.jobs import finetune
     check_dataset(args.dataset, args.data_root)
-    spec = get_dataset_def(args.dataset)
-    crop = tuple(args.crop_size or spec.crop_size)
-    train = dataset_cfg(args.dataset, args.data_root, "train", ann_file=str(args.split),
-                        pipeline=seg_train_pipeline(crop, spec.train_scale, spec.ratio_range))
-    val = dataset_cfg(args.dataset, args.data_root, "val", pipeline=seg_test_pipeline(spec.test_scale))
+    cfg = finetune_config(args.dataset, args.preset, args.data_root, crop_size=args.crop_size)
     opts, sched = _options_and_schedule(args, "finetune", args.dataset)
-    r = finetune(args.arm, args.dataset, spec.num_classes, crop, train, val, args.split,
-                 args.label_fraction or args.split.stem, args.out, opts, sched,
-                 init_from=args.init_from, encoder_weights=args.encoder_weights,
-                 test_stride=slide_stride(crop))
+    r = finetune(cfg, args.arm, args.split, args.label_fraction or args.split.stem, args.out,
+                 opts, sched, init_from=args.init_from, encoder_weights=args.encoder_weights)
     print(f"{args.arm} {r['label_fraction']} ({r['n_labelled']} images) seed {args.seed}: "
           f"mIoU {r['mIoU']:.2f} -> {args.out}")
 

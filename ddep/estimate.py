@@ -13,7 +13,7 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-from ddep.data.table import get_dataset_def
+from ddep.data.table import config_literal
 from ddep.train.schedules import get_schedule
 
 THROUGHPUTS = Path(__file__).resolve().parent.parent / "benchmarks" / "throughput.csv"
@@ -60,7 +60,7 @@ def estimate(jobs: list[dict], config: dict, gpu: str) -> list[dict]:
         iters = override.get("iters", sched.max_iters)
         batch = override.get("batch_size", sched.batch_size)
         crop = tuple(config["datasets"][job["dataset"]].get("crop_size")
-                     or get_dataset_def(job["dataset"]).crop_size)
+                     or config_literal(job["dataset"], "crop_size"))
         gpus = max(1, int(((config.get("resources") or {}).get(job["rule"]) or {}).get("gpu", 1)))
         speed = throughput(table, gpu, config["preset"], crop, amp)
         images = iters * batch * gpus  # the batch size is per GPU under DDP

@@ -1,6 +1,7 @@
 """Atomic file writes: a reader (or a Snakemake rule) never sees a half-written file."""
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -54,3 +55,16 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: str | os.PathLike, obj: object, indent: int = 2,
+               sort_keys: bool = False) -> Path:
+    """Atomic, strict JSON (NaN becomes null)."""
+    def clean(v):
+        if isinstance(v, float) and v != v:
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        return v
+    return atomic_write_text(path, json.dumps(clean(obj), indent=indent, sort_keys=sort_keys,
+                                             allow_nan=False) + "\n")

@@ -114,7 +114,7 @@ def _dataset_problems(name: str, d: dict, arms: set[str], fractions: Iterable[st
 
 def _model_problems(config: dict) -> list[str]:
     """Needs torch: presets, crop sizes and noise settings as the jobs will build them."""
-    from ddep.data.table import get_dataset_def
+    from ddep.data.table import config_literal
     from ddep.models.transunet import PRESETS, TOKEN_STRIDE
     from ddep.noise import NoiseConfig
 
@@ -123,7 +123,7 @@ def _model_problems(config: dict) -> list[str]:
     if preset not in PRESETS:
         problems.append(f"preset: {preset!r} is not a model preset; choose one of {sorted(PRESETS)}")
     for name, d in config["datasets"].items():
-        crop = d.get("crop_size") or list(get_dataset_def(name).crop_size)
+        crop = d.get("crop_size") or list(config_literal(name, "crop_size"))
         if any(c % TOKEN_STRIDE for c in crop):
             problems.append(f"datasets.{name}.crop_size: {crop} cannot run: the {preset} "
                             f"TransUNet needs multiples of {TOKEN_STRIDE} (its token stride), "

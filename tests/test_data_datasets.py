@@ -13,7 +13,7 @@ from ddep.data import (
     DATASET_DEFS,
     DatasetNotFoundError,
     check_dataset,
-    dataset_cfg,
+    config_literal,
     generate_builtin,
     select_split,
     write_split,
@@ -48,9 +48,16 @@ def _img(path: Path, h: int = 8, w: int = 32) -> None:
     _image(path, (w, h))
 
 
-def _load_pipeline(name: str) -> list[dict]:
-    # reduce_zero_label comes from the dataset (dataset_cfg); mmseg deprecates setting it here
-    return [dict(type="LoadImageFromFile"), dict(type="LoadAnnotations")]
+def dataset_cfg(name: str, root: Path, split: str, ann_file: Path | None = None) -> dict:
+    """The ``split`` dataset of the dataset's config file at ``root``, loading images and labels
+    only (reduce_zero_label comes from the dataset; mmseg deprecates setting it in the loader)."""
+    from ddep.configs import finetune_config
+
+    cfg = finetune_config(name, "tiny", root)
+    loader = {"train": cfg.train_dataloader, "val": cfg.val_dataloader}[split]
+    extra = {} if ann_file is None else dict(ann_file=str(ann_file))
+    return dict(loader.dataset.to_dict(), **extra,
+                pipeline=[dict(type="LoadImageFromFile"), dict(type="LoadAnnotations")])
 
 
 def _build(cfg: dict):
@@ -61,14 +68,24 @@ def _build(cfg: dict):
     return ds
 
 
-def test_table_matches_paper_datasets():
-    assert {k: (d.type, d.num_classes) for k, d in DATASET_DEFS.items()} == {
+def test_table_and_config_files_match_paper_datasets():
+    from ddep.configs import finetune_config
+
+    classes = {k: (d.type, config_literal(k, "num_classes")) for k, d in DATASET_DEFS.items()}
+    assert classes == {
         "cityscapes": ("CityscapesDataset", 19), "ade20k": ("ADE20KDataset", 150),
         "pascal_context59": ("PascalContextDataset59", 59),
         "builtin": ("BuiltinStreetDataset", len(BUILTIN_CLASSES))}
-    assert DATASET_DEFS["cityscapes"].crop_size == (512, 1024)
-    assert DATASET_DEFS["ade20k"].crop_size == (512, 512)
-    assert DATASET_DEFS["pascal_context59"].crop_size == (480, 480)
+    assert config_literal("cityscapes", "crop_size") == (512, 1024)  # from mmseg's file
+    assert config_literal("ade20k", "crop_size") == (512, 512)
+    assert config_literal("pascal_context59", "crop_size") == (480, 480)
+    for name, d in DATASET_DEFS.items():  # the table's layout is the config files' layout
+        cfg = finetune_config(name, "tiny", "/x")
+        assert cfg.crop_size == config_literal(name, "crop_size")
+        for split, loader in (("train", cfg.train_dataloader), ("val", cfg.val_dataloader)):
+            assert loader.dataset.type == d.type
+            assert loader.dataset.data_prefix == dict(img_path=d.splits[split].img_path,
+                                                      seg_map_path=d.splits[split].seg_map_path)
 
 
 @pytest.mark.parametrize("name", sorted(MAKERS))
@@ -79,7 +96,7 @@ def test_real_shape_tree_loads_with_correct_labels(name, tmp_path):
     check_dataset(name, tmp_path)
     values, sizes = ON_DISK[name]
     for split in ("train", "val"):
-        ds = _build(dataset_cfg(name, tmp_path, split, pipeline=_load_pipeline(name)))
+        ds = _build(dataset_cfg(name, tmp_path, split))
         assert len(ds) == {"train": 4, "val": {"cityscapes": 1}.get(name, len(sizes))}[split]
         shapes = set()
         for item in ds:
@@ -93,7 +110,7 @@ def test_real_shape_tree_loads_with_correct_labels(name, tmp_path):
             np.testing.assert_array_equal(item["gt_seg_map"], want)
         if split == "val":
             assert shapes == set(sizes)
-    assert int(want.max()) == 255 and int(want[want != 255].max()) == DATASET_DEFS[name].num_classes - 1
+    assert int(want.max()) == 255 and int(want[want != 255].max()) == config_literal(name, "num_classes") - 1
 
 
 def test_cityscapes_split_ann_file(tmp_path):
@@ -103,8 +120,7 @@ def test_cityscapes_split_ann_file(tmp_path):
     stems = list_train_stems("cityscapes", tmp_path)
     assert stems[0] == "aachen/aachen_000000_000019"
     split = write_split(tmp_path / "split.txt", select_split(stems, "cityscapes", 2, 0))
-    ds = _build(dataset_cfg("cityscapes", tmp_path, "train", ann_file=split,
-                            pipeline=_load_pipeline("cityscapes")))
+    ds = _build(dataset_cfg("cityscapes", tmp_path, "train", ann_file=split))
     assert len(ds) == 2 and ds[1]["gt_seg_map"].shape == (1024, 2048)
 
 
@@ -112,7 +128,7 @@ def test_builtin_dataset_and_unlabelled_pool(tmp_path):
     root = generate_builtin(tmp_path / "b", n_train=3, n_val=2, n_unlabelled=5, n_cls_train=1,
                             n_cls_val=1, workers=1)
     check_dataset("builtin", root)
-    ds = _build(dataset_cfg("builtin", root, "train", pipeline=_load_pipeline("builtin")))
+    ds = _build(dataset_cfg("builtin", root, "train"))
     assert len(ds) == 3 and list(ds.metainfo["classes"]) == list(BUILTIN_CLASSES)
     seg = ds[0]["gt_seg_map"]
     assert seg.shape == (64, 128) and seg.max() < len(BUILTIN_CLASSES)
@@ -160,8 +176,10 @@ def test_missing_paths_give_one_clear_error(name, tmp_path):
             "pascal_context59": "pascal_context.py"}[name] in str(e.value)
 
 
-def test_unknown_dataset_and_split():
+def test_unknown_dataset():
+    from ddep.configs import finetune_config
+
     with pytest.raises(ValueError, match="unknown dataset"):
-        dataset_cfg("imagenet", "/x")
-    with pytest.raises(ValueError, match="no split"):
-        dataset_cfg("ade20k", "/x", split="test")
+        config_literal("imagenet", "crop_size")
+    with pytest.raises(ValueError, match=r"no config file .*imagenet\.py"):
+        finetune_config("imagenet", "tiny", "/x")

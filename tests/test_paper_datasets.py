@@ -14,7 +14,7 @@ import pytest
 import torch
 import yaml
 
-from ddep.data import DATASET_DEFS, dataset_cfg, slide_stride
+from ddep.data import DATASET_DEFS
 from fake_data import MAKERS, fake_paper_inputs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,18 +29,16 @@ def test_real_shape_evaluation_predicts_at_each_label_maps_size(name, tmp_path):
     from mmengine.dataset import pseudo_collate
     from mmseg.registry import DATASETS, MODELS
 
-    from ddep.configs import seg_test_pipeline, segmentor_cfg
+    from ddep.configs import finetune_config
     from ddep.train.components import PerClassIoUMetric
 
     MAKERS[name](tmp_path)
-    spec = DATASET_DEFS[name]
-    val = DATASETS.build(dataset_cfg(name, tmp_path, "val", pipeline=seg_test_pipeline(spec.test_scale)))
-    stride = slide_stride(spec.crop_size)
-    assert stride == {"cityscapes": (341, 683), "pascal_context59": (320, 320),
-                      "ade20k": (341, 341)}[name]  # mmseg's 2/3-crop convention
-    model = MODELS.build(ConfigDict(segmentor_cfg("tiny", spec.num_classes, spec.crop_size,
-                                                  test_stride=stride)))
-    assert model.test_cfg == dict(mode="slide", crop_size=spec.crop_size, stride=stride)
+    cfg = finetune_config(name, "tiny", tmp_path)  # the val pipeline and model of a fine-tune
+    val = DATASETS.build(cfg.val_dataloader.dataset)
+    stride = {"cityscapes": (341, 683), "pascal_context59": (320, 320),
+              "ade20k": (341, 341)}[name]  # mmseg's 2/3-crop convention
+    model = MODELS.build(ConfigDict(cfg.model))
+    assert model.test_cfg == dict(mode="slide", crop_size=cfg.crop_size, stride=stride)
     model.init_weights()
     model.eval()
     metric = PerClassIoUMetric(iou_metrics=["mIoU"])
@@ -57,7 +55,7 @@ def test_real_shape_evaluation_predicts_at_each_label_maps_size(name, tmp_path):
     assert len(seen) == len(val) or name == "cityscapes"
     assert any(w % 16 or h % 16 for w, h in seen) or name == "cityscapes"
     result = metric.compute_metrics(metric.results)
-    assert 0 <= result["mIoU"] <= 100 and len([k for k in result if k.startswith("IoU.")]) == spec.num_classes
+    assert 0 <= result["mIoU"] <= 100 and len([k for k in result if k.startswith("IoU.")]) == cfg.num_classes
 
 
 def paper_test_config(tmp_path: Path) -> dict:

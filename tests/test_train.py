@@ -60,6 +60,7 @@ def test_supervised_encoder_is_saved_in_timm_format(supervised):
     assert "patch_embed.backbone.stem.conv.weight" in keys and "pos_embed" in keys
     report = json.loads(supervised.with_suffix(".json").read_text())
     assert 0 <= report["accuracy"] <= 1 and report["iterations"] == 12
+    assert supervised.with_suffix(".py").is_file()  # its resolved config
 
 
 def test_finetune_writes_the_run_json_and_is_deterministic(data, tmp_path):
@@ -72,6 +73,7 @@ def test_finetune_writes_the_run_json_and_is_deterministic(data, tmp_path):
         assert key in run, key
     assert run["n_labelled"] == 8 and run["iterations"] == 12 and run["arm"] == "none"
     assert len(run["per_class_iou"]) == 9
+    assert (tmp_path / "a.py").is_file()  # its resolved config (tests/test_configs.py runs one)
     assert metrics(tmp_path / "a.json") == metrics(tmp_path / "b.json")
     assert not list((tmp_path / "work_a").glob("*.pth"))  # resume checkpoints go once done
     assert list((tmp_path / "work_a").rglob("*.log"))
@@ -119,6 +121,7 @@ def test_ddep_keeps_the_supervised_encoder_and_finetune_loads_all_but_the_projec
     state, encoder = ckpt["state_dict"], load_file(str(supervised))
     assert all(torch.equal(state[f"backbone.vit.{k}"], v) for k, v in encoder.items())
     assert not any("optimizer" in k for k in ckpt)  # weights only
+    assert "DenoisingPretrainer" in out.with_suffix(".py").read_text()  # its resolved config
 
     finetune(data, tmp_path, "--init-from", out, arm="ddep", name="ft")
     run = json.loads((tmp_path / "ft.json").read_text())

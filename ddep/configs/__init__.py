@@ -1,6 +1,17 @@
-"""Config pieces the CLI composes into full MMSegmentation configs."""
-from ddep.configs.models import DATA_PREPROCESSOR, denoiser_cfg, segmentor_cfg
-from ddep.configs.pipelines import classification_pipeline, image_train_pipeline, seg_test_pipeline, seg_train_pipeline
+"""ddep's MMSegmentation config files (``_base_/``: runtime, model presets, datasets) and the
+functions that compose them into one job's config."""
+from ddep.configs.compose import (
+    CONFIG_DIR,
+    RUNTIME,
+    dataset_file,
+    denoise_config,
+    denoiser_cfg,
+    finetune_config,
+    model_file,
+    segmentor_cfg,
+    slide_stride,
+    unlabelled_pipeline,
+)
 
-__all__ = ["DATA_PREPROCESSOR", "classification_pipeline", "denoiser_cfg", "image_train_pipeline",
-           "seg_test_pipeline", "seg_train_pipeline", "segmentor_cfg"]
+__all__ = ["CONFIG_DIR", "RUNTIME", "dataset_file", "denoise_config", "denoiser_cfg",
+           "finetune_config", "model_file", "segmentor_cfg", "slide_stride", "unlabelled_pipeline"]

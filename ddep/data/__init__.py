@@ -5,7 +5,12 @@ the Snakefile); the MMSeg dataset classes are registered by importing :mod:`ddep
 (the jobs' ``custom_imports`` do).
 """
 
-from ddep.data.builtin import BUILTIN_CLASSES, BUILTIN_PALETTE, generate_builtin, render_image
+from ddep.data.builtin import (
+    BUILTIN_CLASSES,
+    BUILTIN_PALETTE,
+    generate_builtin,
+    render_image,
+)
 from ddep.data.preview import write_preview_grid
 from ddep.data.splits import (
     list_train_stems,
@@ -19,15 +24,14 @@ from ddep.data.table import (
     DatasetDef,
     DatasetNotFoundError,
     check_dataset,
-    dataset_cfg,
+    config_literal,
     find_images,
     get_dataset_def,
-    slide_stride,
 )
 
 __all__ = [
     "BUILTIN_CLASSES", "BUILTIN_PALETTE", "DATASET_DEFS", "DatasetDef", "DatasetNotFoundError",
-    "check_dataset", "dataset_cfg", "find_images", "generate_builtin", "get_dataset_def",
+    "check_dataset", "config_literal", "find_images", "generate_builtin", "get_dataset_def",
     "list_train_stems", "parse_fraction", "render_image", "select_split", "split_size",
-    "slide_stride", "write_preview_grid", "write_split",
+    "write_preview_grid", "write_split",
 ]

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ddep.io import atomic_path, atomic_write_text
+from ddep.io import atomic_path, write_json
 
 BUILTIN_CLASSES: tuple[str, ...] = (
     "road", "sidewalk", "building", "pole", "vegetation", "terrain", "sky", "person", "car",
@@ -370,10 +370,6 @@ def _save_png(arr: np.ndarray, path: Path) -> None:
         Image.fromarray(arr).save(tmp, format="PNG", optimize=False, compress_level=1)
 
 
-def _write_json(obj: object, path: Path) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=True) + "\n")
-
-
 _CHUNK = 100
 
 
@@ -446,7 +442,8 @@ def generate_builtin(root: Path, seed: int = 0, n_train: int = 500, n_val: int =
     for task, part in zip(tasks, results):
         targets.get(task[2], {}).update(part)
     for split, tg in targets.items():
-        _write_json(dict(sorted(tg.items())), root / "cls" / f"{split[4:]}.json")
+        write_json(root / "cls" / f"{split[4:]}.json", dict(sorted(tg.items())), indent=1,
+                   sort_keys=True)
 
     meta = dict(format_version=FORMAT_VERSION, params=params, classes=list(BUILTIN_CLASSES),
                 palette=[list(p) for p in BUILTIN_PALETTE], ignore_index=IGNORE_INDEX,
@@ -454,5 +451,5 @@ def generate_builtin(root: Path, seed: int = 0, n_train: int = 500, n_val: int =
                 cls_target_layout="row-major grid cells, then classes: "
                                   "index = (row * cols + col) * num_classes + class",
                 num_cls_targets=grid[0] * grid[1] * k)
-    _write_json(meta, meta_path)
+    write_json(meta_path, meta, indent=1, sort_keys=True)
     return root

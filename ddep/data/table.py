@@ -1,5 +1,6 @@
-"""The one table of supported datasets: MMSeg type, on-disk layout, geometry and how to prepare
-them, plus the checks and config dicts built from it.
+"""The one table of supported datasets: MMSeg type, on-disk layout and how to prepare them, plus
+the checks built from it. Their configs (pipelines, crop size, classes) are the files
+``ddep/configs/_base_/datasets/{name}.py``.
 
 Pure Python (no torch, no mmseg): the workflow's preflight imports it while Snakemake parses the
 Snakefile. The MMSeg dataset classes live in :mod:`ddep.data.datasets`.
@@ -7,14 +8,14 @@ Snakefile. The MMSeg dataset classes live in :mod:`ddep.data.datasets`.
 
 from __future__ import annotations
 
+import ast
+import importlib.util
 import os
 import os.path as osp
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Iterator
 from typing import Any
-
-from ddep.data.builtin import BUILTIN_CLASSES
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
@@ -32,31 +33,24 @@ class SplitDef:
 
 @dataclass(frozen=True)
 class DatasetDef:
-    """One dataset: MMSeg type, layout and the default geometry of MMSeg's base configs."""
+    """One dataset: MMSeg type and layout, as the layout checks need them."""
 
     type: str
-    num_classes: int
     img_suffix: str
     seg_map_suffix: str
     reduce_zero_label: bool
     splits: dict[str, SplitDef]
-    crop_size: tuple[int, int]  # (h, w), as MMSeg's RandomCrop; also the sliding-window size
-    train_scale: tuple[int, int]  # (w, h), as MMSeg's RandomResize / Resize
-    test_scale: tuple[int, int]
-    ratio_range: tuple[float, float] = (0.5, 2.0)
     prepare: str = ""
     layout: tuple[str, ...] = field(default_factory=tuple)
 
 
-# The one table of dataset definitions (geometry from mmseg configs/_base_/datasets/*.py).
+# The one table of dataset layouts (as mmseg's configs/_base_/datasets/*.py lay them out).
 DATASET_DEFS: dict[str, DatasetDef] = {
     "cityscapes": DatasetDef(
-        type="CityscapesDataset", num_classes=19,
-        img_suffix="_leftImg8bit.png", seg_map_suffix="_gtFine_labelTrainIds.png",
-        reduce_zero_label=False,
+        type="CityscapesDataset", img_suffix="_leftImg8bit.png",
+        seg_map_suffix="_gtFine_labelTrainIds.png", reduce_zero_label=False,
         splits={"train": SplitDef("leftImg8bit/train", "gtFine/train"),
                 "val": SplitDef("leftImg8bit/val", "gtFine/val")},
-        crop_size=(512, 1024), train_scale=(2048, 1024), test_scale=(2048, 1024),
         prepare="download leftImg8bit_trainvaltest.zip and gtFine_trainvaltest.zip from "
                 "cityscapes-dataset.com, unzip both into the root, then create the "
                 "*_labelTrainIds.png maps with mmseg's "
@@ -64,23 +58,21 @@ DATASET_DEFS: dict[str, DatasetDef] = {
         layout=("leftImg8bit/{train,val}/CITY/CITY_xxxxxx_yyyyyy_leftImg8bit.png",
                 "gtFine/{train,val}/CITY/CITY_xxxxxx_yyyyyy_gtFine_labelTrainIds.png")),
     "ade20k": DatasetDef(
-        type="ADE20KDataset", num_classes=150, img_suffix=".jpg", seg_map_suffix=".png",
+        type="ADE20KDataset", img_suffix=".jpg", seg_map_suffix=".png",
         reduce_zero_label=True,
         splits={"train": SplitDef("images/training", "annotations/training"),
                 "val": SplitDef("images/validation", "annotations/validation")},
-        crop_size=(512, 512), train_scale=(2048, 512), test_scale=(2048, 512),
         prepare="download ADEChallengeData2016.zip (MIT Scene Parsing benchmark) and unzip it; "
                 "ROOT is the ADEChallengeData2016 folder",
         layout=("images/{training,validation}/ADE_*_xxxxxxxx.jpg",
                 "annotations/{training,validation}/ADE_*_xxxxxxxx.png")),
     "pascal_context59": DatasetDef(
-        type="PascalContextDataset59", num_classes=59, img_suffix=".jpg", seg_map_suffix=".png",
+        type="PascalContextDataset59", img_suffix=".jpg", seg_map_suffix=".png",
         reduce_zero_label=True,
         splits={"train": SplitDef("JPEGImages", "SegmentationClassContext",
                                   "ImageSets/SegmentationContext/train.txt"),
                 "val": SplitDef("JPEGImages", "SegmentationClassContext",
                                 "ImageSets/SegmentationContext/val.txt")},
-        crop_size=(480, 480), train_scale=(520, 520), test_scale=(520, 520),
         prepare="download VOCtrainval_03-May-2010.tar and trainval_merged.json, install the "
                 "Detail API, then run mmseg's `python tools/dataset_converters/pascal_context.py "
                 "data/VOCdevkit data/VOCdevkit/VOC2010/trainval_merged.json`; ROOT is "
@@ -88,22 +80,14 @@ DATASET_DEFS: dict[str, DatasetDef] = {
         layout=("JPEGImages/YYYY_xxxxxx.jpg", "SegmentationClassContext/YYYY_xxxxxx.png",
                 "ImageSets/SegmentationContext/{train,val}.txt")),
     "builtin": DatasetDef(
-        type="BuiltinStreetDataset", num_classes=len(BUILTIN_CLASSES), img_suffix=".png",
-        seg_map_suffix=".png", reduce_zero_label=False,
+        type="BuiltinStreetDataset", img_suffix=".png", seg_map_suffix=".png", reduce_zero_label=False,
         splits={"train": SplitDef("img_dir/train", "ann_dir/train"),
                 "val": SplitDef("img_dir/val", "ann_dir/val")},
-        crop_size=(64, 128), train_scale=(128, 64), test_scale=(128, 64),
         prepare="generate it: `python -c \"from ddep.data import generate_builtin; "
                 "generate_builtin('ROOT')\"`",
         layout=("img_dir/{train,val,unlabelled}/NNNNNN.png", "ann_dir/{train,val}/NNNNNN.png",
                 "meta.json")),
 }
-
-
-def slide_stride(crop_size: tuple[int, int]) -> tuple[int, int]:
-    """Stride of the sliding window at evaluation: 2/3 of the crop, as mmseg's configs use
-    (512 -> 341, 480 -> 320, 769 -> 513)."""
-    return tuple(round(c * 2 / 3) for c in crop_size)  # type: ignore[return-value]
 
 
 def get_dataset_def(name: str) -> DatasetDef:
@@ -114,29 +98,35 @@ def get_dataset_def(name: str) -> DatasetDef:
         raise ValueError(f"unknown dataset {name!r}; known: {sorted(DATASET_DEFS)}") from None
 
 
-def dataset_cfg(name: str, data_root: str | os.PathLike, split: str = "train",
-                ann_file: str | os.PathLike | None = None, pipeline: list | None = None,
-                **overrides: Any) -> dict:
-    """An MMSeg dataset config dict for ``split`` of ``name``.
+DATASET_CONFIGS = Path(__file__).resolve().parent.parent / "configs" / "_base_" / "datasets"
 
-    ``ann_file`` (e.g. a label-fraction split) replaces the table's default list; a relative path
-    is taken relative to the current directory, not the data root.
-    """
-    d = get_dataset_def(name)
-    if split not in d.splits:
-        raise ValueError(f"dataset {name!r} has no split {split!r}; known: {sorted(d.splits)}")
-    s = d.splits[split]
-    if ann_file is not None:
-        ann = osp.abspath(ann_file)
-    else:
-        ann = s.ann_file or ""
-    cfg = dict(type=d.type, data_root=str(data_root),
-               data_prefix=dict(img_path=s.img_path, seg_map_path=s.seg_map_path),
-               img_suffix=d.img_suffix, seg_map_suffix=d.seg_map_suffix,
-               reduce_zero_label=d.reduce_zero_label, ann_file=ann,
-               pipeline=list(pipeline) if pipeline is not None else [])
-    cfg.update(overrides)
-    return cfg
+
+def config_literal(name: str, key: str) -> Any:
+    """The literal value of ``key`` (e.g. ``crop_size``, ``num_classes``) in the dataset's config
+    file ``ddep/configs/_base_/datasets/{name}.py`` or, if it leaves it to them, its
+    ``mmseg::`` bases; read without importing mmseg, for the preflight."""
+    get_dataset_def(name)
+    return _literal(DATASET_CONFIGS / f"{name}.py", key)
+
+
+def _literal(path: Path, key: str) -> Any:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    values = {t.id: node.value for node in tree.body if isinstance(node, ast.Assign)
+              for t in node.targets if isinstance(t, ast.Name)}
+    if key in values:
+        return ast.literal_eval(values[key])
+    for base in ast.literal_eval(values["_base_"]) if "_base_" in values else ():
+        scope, _, rel = base.rpartition("::")
+        if scope:  # an installed package's configs, e.g. mmseg::_base_/datasets/cityscapes.py
+            spec = importlib.util.find_spec(scope)
+            root = Path(next(iter(spec.submodule_search_locations))) / ".mim" / "configs"
+        else:
+            root = path.parent
+        try:
+            return _literal(root / rel, key)
+        except KeyError:
+            continue
+    raise KeyError(f"{path} sets no {key!r} (nor do its _base_ files): add `{key} = ...` to it")
 
 
 def find_images(folder: str | os.PathLike) -> Iterator[str]:

@@ -1,6 +1,7 @@
-"""The training jobs. Each composes one MMSegmentation config (dataset x preset x schedule x
-arm), trains it with an mmengine ``Runner`` (resuming from its work dir) and writes its one
-output atomically."""
+"""The training jobs. Each takes a config composed from ``ddep/configs`` (dataset x preset),
+adds its run's values (arm, schedule, seed, split, initial weights, work dir), trains it with
+an mmengine ``Runner`` (resuming from its work dir) and writes its output and the resolved
+config beside it, atomically."""
 from __future__ import annotations
 
 import hashlib
@@ -16,21 +17,14 @@ from mmengine.dist import is_main_process
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
-from ddep.configs import (
-    DATA_PREPROCESSOR,
-    classification_pipeline,
-    denoiser_cfg,
-    image_train_pipeline,
-    segmentor_cfg,
-)
+from ddep.configs import RUNTIME, denoiser_cfg
+from ddep.configs.compose import copy_val_to_test
 from ddep.data.checks import checked_pipeline, count_split
-from ddep.io import atomic_write_text, ensure_writable
+from ddep.io import atomic_write_text, ensure_writable, write_json
 from ddep.noise import NoiseConfig
 from ddep.preflight import CheckpointError
 from ddep.sweep import ARMS, DENOISING_ARMS
 from ddep.train.schedules import Schedule
-
-RUNTIME_BASE = Path(__file__).resolve().parent.parent / "configs" / "runtime.py"
 
 
 @dataclass
@@ -44,17 +38,6 @@ class JobOptions:
     pin_memory: bool = False
     keep_checkpoints: bool = False  # else a finished job deletes its resume checkpoints
     cfg_options: dict = field(default_factory=dict)
-
-
-def write_json(path: str | os.PathLike, obj: dict) -> None:
-    """Atomic, strict JSON (NaN becomes null)."""
-    def clean(v):
-        if isinstance(v, float) and v != v:
-            return None
-        if isinstance(v, dict):
-            return {k: clean(x) for k, x in v.items()}
-        return v
-    atomic_write_text(path, json.dumps(clean(obj), indent=2, allow_nan=False) + "\n")
 
 
 def _optim_wrapper(opts: JobOptions, sched: Schedule, **extra) -> dict:
@@ -74,39 +57,29 @@ def _param_scheduler(sched: Schedule) -> list[dict]:
     return [dict(type="LinearLR", start_factor=1e-3, by_epoch=False, begin=0, end=warmup), poly]
 
 
-def build_config(opts: JobOptions, sched: Schedule, model: dict, train_dataset: dict,
-                 optim_wrapper: dict | None = None, val_dataset: dict | None = None,
-                 val_evaluator: dict | None = None) -> Config:
-    """A complete mmengine config for one job, on top of mmseg's default runtime."""
-    cfg = Config.fromfile(str(RUNTIME_BASE))
+def apply_run(cfg: Config, opts: JobOptions, sched: Schedule,
+              optim_wrapper: dict | None = None) -> Config:
+    """``cfg`` with one run's values: where it works, its seed, schedule and hardware, then
+    ``opts.cfg_options``. A config with a ``val_dataloader`` also gets mmseg's val and test
+    loops (tested as validated)."""
     loader = dict(num_workers=sched.num_workers, persistent_workers=sched.num_workers > 0,
                   pin_memory=opts.pin_memory)
     cfg.merge_from_dict(dict(
-        work_dir=str(opts.work_dir), launcher=opts.launcher,
-        randomness=dict(seed=opts.seed, deterministic=False),
-        model=model,
-        train_dataloader=dict(batch_size=sched.batch_size, sampler=dict(type="InfiniteSampler", shuffle=True),
-                              dataset=train_dataset, **loader),
-        # validation runs once, after training (runner.val() in the job), never inside the
-        # loop: mmengine's loop also validates at max_iters unless val_begin lies beyond it
+        work_dir=str(opts.work_dir), launcher=opts.launcher, randomness=dict(seed=opts.seed),
+        train_dataloader=dict(batch_size=sched.batch_size, **loader),
+        # validation runs once, after training (runner.val() in the job, or mmseg's
+        # tools/test.py), never inside the loop: mmengine's loop also validates at max_iters
+        # unless val_begin lies beyond it
         train_cfg=dict(type="IterBasedTrainLoop", max_iters=sched.max_iters,
                        val_begin=sched.max_iters + 1, val_interval=sched.max_iters + 1),
         optim_wrapper=optim_wrapper or _optim_wrapper(opts, sched),
         param_scheduler=_param_scheduler(sched),
-        default_hooks=dict(
-            timer=dict(type="IterTimerHook"),
-            logger=dict(type="LoggerHook", interval=sched.log_interval, log_metric_by_epoch=False),
-            param_scheduler=dict(type="ParamSchedulerHook"),
-            checkpoint=dict(type="ResumableCheckpointHook", by_epoch=False,
-                            interval=sched.checkpoint_interval, max_keep_ckpts=1, save_last=True),
-            sampler_seed=dict(type="DistSamplerSeedHook")),
-        custom_hooks=[dict(type="FiniteLossHook"), dict(type="NoiseSeedHook")],
+        default_hooks=dict(logger=dict(interval=sched.log_interval),
+                           checkpoint=dict(interval=sched.checkpoint_interval)),
     ))
-    if val_dataset is not None:
-        cfg.merge_from_dict(dict(
-            val_dataloader=dict(batch_size=1, sampler=dict(type="DefaultSampler", shuffle=False),
-                                dataset=val_dataset, **loader),
-            val_cfg=dict(type="ValLoop"), val_evaluator=val_evaluator))
+    if "val_dataloader" in cfg:
+        cfg.merge_from_dict(dict(val_dataloader=loader, val_cfg=dict(type="ValLoop"),
+                                 test_cfg=dict(type="TestLoop")))
     if opts.launcher != "none" and not _cuda():
         # DDP on CPU (gloo): tests and CPU-only clusters. mmengine's defaults assume one GPU
         # per rank (NCCL, device_ids=[LOCAL_RANK]); _train initialises the process group.
@@ -116,6 +89,8 @@ def build_config(opts: JobOptions, sched: Schedule, model: dict, train_dataset: 
                                    broadcast_buffers=False)))
     if opts.cfg_options:
         cfg.merge_from_dict(opts.cfg_options)
+    if "val_dataloader" in cfg:
+        copy_val_to_test(cfg)
     return cfg
 
 
@@ -125,11 +100,31 @@ def _cuda() -> bool:
 
 
 def config_hash(cfg: Config) -> str:
-    """Hash of the resolved config, without where it ran."""
+    """Hash of the resolved config, without where it ran: no work dir or launcher, and every
+    absolute path inside the current directory (the checkout, where the workflow runs) made
+    relative to it, so two checkouts of one commit hash alike."""
+    here = Path.cwd()
+
+    def relative(v):
+        if isinstance(v, dict):
+            return {k: relative(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [relative(x) for x in v]
+        if isinstance(v, str) and os.path.isabs(v) and Path(v).is_relative_to(here):
+            return Path(v).relative_to(here).as_posix()
+        return v
+
     d = cfg.to_dict()
     for key in ("work_dir", "launcher"):
         d.pop(key, None)
+    d = relative(d)
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def save_config(cfg: Config, out: str | os.PathLike) -> Path:
+    """Write the run's resolved config beside its output ``out`` (same stem, ``.py``), where it
+    trains and tests with mmseg's own ``tools/train.py`` and ``tools/test.py``."""
+    return atomic_write_text(Path(out).with_suffix(".py"), cfg.pretty_text)
 
 
 def provenance() -> dict:
@@ -196,14 +191,22 @@ def pretrain_supervised(data_root: Path, out: Path, opts: JobOptions, sched: Sch
     size = (meta["params"]["height"], meta["params"]["width"])
     cls = Path(data_root) / "cls"
     model = dict(type="GridPresenceClassifier", num_classes=len(meta["classes"]), grid=meta["grid"],
-                 data_preprocessor=dict(DATA_PREPROCESSOR, size=size),
+                 data_preprocessor=denoiser_cfg(opts.preset, size)["data_preprocessor"],
                  backbone=dict(type="TransUNetEncoder", preset=opts.preset, img_size=size))
+    # grid-presence targets are tied to positions: no flips or crops
+    pipeline = checked_pipeline([dict(type="LoadImageFromFile"), dict(
+        type="PackSegInputs", meta_keys=("img_path", "ori_shape", "img_shape", "cls_target"))])
     data = [dict(type="MultiLabelImageDataset", ann_file=str(cls / f"{s}.json"),
-                 data_prefix=dict(img_path=str(cls / s)),
-                 pipeline=checked_pipeline(classification_pipeline()))
+                 data_prefix=dict(img_path=str(cls / s)), pipeline=pipeline)
             for s in ("train", "val")]
-    cfg = build_config(opts, sched, model, data[0], val_dataset=data[1],
-                       val_evaluator=dict(type="MultiLabelAccuracy"))
+    cfg = Config.fromfile(str(RUNTIME))
+    cfg.merge_from_dict(dict(
+        model=model,
+        train_dataloader=dict(sampler=dict(type="InfiniteSampler", shuffle=True), dataset=data[0]),
+        val_dataloader=dict(batch_size=1, sampler=dict(type="DefaultSampler", shuffle=False),
+                            dataset=data[1]),
+        val_evaluator=dict(type="MultiLabelAccuracy")))
+    cfg = apply_run(cfg, opts, sched)
     start = time.time()
     runner = _train(cfg, out)
     metrics = runner.val()
@@ -215,18 +218,19 @@ def pretrain_supervised(data_root: Path, out: Path, opts: JobOptions, sched: Sch
         vit = _bare(runner.model).backbone.vit
         save_atomic({k: v.detach().cpu() for k, v in vit.state_dict().items()}, out)
         write_json(Path(out).with_suffix(".json"), result)
+        save_config(cfg, out)
     _finish(opts, out)
     return result
 
 
 # --- denoising pretraining (DeP / DDeP) ---------------------------------------------------
 
-def pretrain_denoise(arm: str, crop_size: tuple[int, int], scale: tuple[int, int],
-                     ratio_range: tuple[float, float], unlabelled_dir: Path, noise: NoiseConfig,
-                     out: Path, opts: JobOptions, sched: Schedule, dataset: str,
-                     encoder_weights: str | None = None, noise_conditioning: bool = False) -> dict:
-    """Pretrain with the denoising objective and write a weights-only checkpoint whose meta
-    records the arm and noise setting (fine-tuning reads its identity from there)."""
+def pretrain_denoise(cfg: Config, arm: str, noise: NoiseConfig, out: Path, opts: JobOptions,
+                     sched: Schedule, encoder_weights: str | None = None,
+                     noise_conditioning: bool = False) -> dict:
+    """Pretrain ``cfg`` (from :func:`ddep.configs.denoise_config`) with the denoising objective
+    and write a weights-only checkpoint whose meta records the arm and noise setting
+    (fine-tuning reads its identity from there)."""
     if arm not in DENOISING_ARMS:
         raise ValueError(f"denoising arm must be one of {DENOISING_ARMS}, got {arm!r}")
     if arm == "ddep" and not encoder_weights:
@@ -235,20 +239,21 @@ def pretrain_denoise(arm: str, crop_size: tuple[int, int], scale: tuple[int, int
     if arm == "dep" and encoder_weights:
         raise ValueError("arm 'dep' pretrains the whole U-Net from random init: "
                          "drop --encoder-weights (or use arm 'ddep')")
-    unlabelled_dir = Path(unlabelled_dir)
+    dataset = cfg.train_dataloader.dataset
+    unlabelled_dir = Path(dataset.data_root)
     if not unlabelled_dir.is_dir():
         raise FileNotFoundError(f"unlabelled image folder not found: {unlabelled_dir}")
-    model = denoiser_cfg(opts.preset, crop_size, noise=asdict(noise), freeze_encoder=arm == "ddep",
-                         noise_conditioning=noise_conditioning, pretrained=encoder_weights,
-                         norm_cfg=_norm_cfg(opts))
-    data = dict(type="UnlabelledImageDataset", data_root=str(unlabelled_dir),
-                pipeline=checked_pipeline(image_train_pipeline(crop_size, scale, ratio_range)))
+    dataset.pipeline = checked_pipeline(dataset.pipeline)
+    cfg.merge_from_dict(dict(model=dict(
+        noise=asdict(noise), freeze_encoder=arm == "ddep",
+        backbone=dict(pretrained=encoder_weights),
+        decode_head=dict(noise_conditioning=noise_conditioning, norm_cfg=_norm_cfg(opts)))))
     wrapper = _optim_wrapper(opts, sched, constructor="TrainableOnlyOptimWrapperConstructor")
-    cfg = build_config(opts, sched, model, data, optim_wrapper=wrapper)
+    cfg = apply_run(cfg, opts, sched, optim_wrapper=wrapper)
     start = time.time()
     runner = _train(cfg, out)
     loss = runner.message_hub.log_scalars.get("train/loss")
-    meta = dict(stage="denoise", arm=arm, dataset=dataset, sigma=noise.label,
+    meta = dict(stage="denoise", arm=arm, dataset=cfg.dataset_name, sigma=noise.label,
                 formulation=noise.formulation, target=noise.target, loss=noise.loss,
                 noise_conditioning=noise_conditioning, preset=opts.preset,
                 iterations=runner.iter, final_loss=float(loss.mean(50)) if loss else None,
@@ -258,12 +263,12 @@ def pretrain_denoise(arm: str, crop_size: tuple[int, int], scale: tuple[int, int
     if is_main_process():
         from ddep.models.weights import export_weights
         export_weights(_bare(runner.model), out, meta=meta)
+        save_config(cfg, out)
     _finish(opts, out)
     return meta
 
 
 # --- fine-tuning + evaluation -------------------------------------------------------------
-
 def read_checkpoint_meta(path: str | os.PathLike) -> dict:
     import pickle
 
@@ -279,15 +284,13 @@ def read_checkpoint_meta(path: str | os.PathLike) -> dict:
     return ckpt.get("meta", {}) if isinstance(ckpt, dict) else {}
 
 
-def finetune(arm: str, dataset: str, num_classes: int, crop_size: tuple[int, int],
-             train_dataset: dict, val_dataset: dict, split_file: Path, label_fraction: str,
-             out: Path, opts: JobOptions, sched: Schedule, init_from: str | None = None,
-             encoder_weights: str | None = None,
-             test_stride: tuple[int, int] | None = None) -> dict:
-    """Fine-tune the whole network on a labelled split, evaluate on the full val split with
-    mmseg's IoU metric (sliding windows of ``crop_size`` at ``test_stride``; the prediction is
-    compared with the label map at its original resolution) and write the run's JSON
-    (identity + metrics + provenance)."""
+def finetune(cfg: Config, arm: str, split_file: Path, label_fraction: str, out: Path,
+             opts: JobOptions, sched: Schedule, init_from: str | None = None,
+             encoder_weights: str | None = None) -> dict:
+    """Fine-tune ``cfg`` (from :func:`ddep.configs.finetune_config`) on the labelled split
+    ``split_file``, evaluate on the full val split with mmseg's IoU metric (the model's sliding
+    windows; the prediction is compared with the label map at its original resolution) and
+    write the run's JSON (identity + metrics + provenance) and its config."""
     if arm not in ARMS:
         raise ValueError(f"arm must be one of {ARMS}, got {arm!r}")
     needs = {"none": (), "21k": ("encoder_weights",), "dep": ("init_from",), "ddep": ("init_from",)}
@@ -309,21 +312,23 @@ def finetune(arm: str, dataset: str, num_classes: int, crop_size: tuple[int, int
         raise CheckpointError(f"{init_from} was pretrained with preset {pre['preset']!r}, but this "
                               f"fine-tune builds preset {opts.preset!r}: pass --preset "
                               f"{pre['preset']} or a checkpoint pretrained with {opts.preset!r}")
-    train_dataset = dict(train_dataset, pipeline=checked_pipeline(train_dataset["pipeline"], num_classes))
-    val_dataset = dict(val_dataset, pipeline=checked_pipeline(val_dataset["pipeline"], num_classes))
-    model = segmentor_cfg(opts.preset, num_classes, crop_size, test_stride=test_stride,
-                          norm_cfg=_norm_cfg(opts), pretrained=encoder_weights, init_from=init_from)
+    num_classes = cfg.model.decode_head.num_classes
+    train, val = cfg.train_dataloader.dataset, cfg.val_dataloader.dataset
+    train.ann_file = os.path.abspath(split_file)
+    train.pipeline = checked_pipeline(train.pipeline, num_classes)
+    val.pipeline = checked_pipeline(val.pipeline, num_classes)
+    cfg.merge_from_dict(dict(model=dict(init_from=init_from, backbone=dict(pretrained=encoder_weights),
+                                        decode_head=dict(norm_cfg=_norm_cfg(opts)))))
     extra = {}
     if arm != "none" and sched.encoder_lr_mult != 1.0:
         extra["paramwise_cfg"] = dict(custom_keys={"backbone": dict(lr_mult=sched.encoder_lr_mult)})
-    cfg = build_config(opts, sched, model, train_dataset, optim_wrapper=_optim_wrapper(opts, sched, **extra),
-                       val_dataset=val_dataset, val_evaluator=dict(type="PerClassIoUMetric", iou_metrics=["mIoU"]))
+    cfg = apply_run(cfg, opts, sched, optim_wrapper=_optim_wrapper(opts, sched, **extra))
     start = time.time()
     runner = _train(cfg, out)
     metrics = runner.val()
     per_class = {k[len("IoU."):]: v for k, v in metrics.items() if k.startswith("IoU.")}
     result = dict(
-        dataset=dataset, label_fraction=str(label_fraction), n_labelled=n_labelled, arm=arm,
+        dataset=cfg.dataset_name, label_fraction=str(label_fraction), n_labelled=n_labelled, arm=arm,
         sigma=pre.get("sigma", "-"), formulation=pre.get("formulation", "-"),
         target=pre.get("target", "-"), noise_conditioning=pre.get("noise_conditioning", False),
         seed=opts.seed, preset=opts.preset,
@@ -333,5 +338,6 @@ def finetune(arm: str, dataset: str, num_classes: int, crop_size: tuple[int, int
         pretrained=str(init_from or encoder_weights or ""), **provenance())
     if is_main_process():
         write_json(out, result)
+        save_config(cfg, out)
     _finish(opts, out)
     return result

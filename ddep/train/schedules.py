@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-STAGES = ("supervised", "denoise", "finetune")
-
 
 @dataclass(frozen=True)
 class Schedule:

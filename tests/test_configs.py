@@ -1,0 +1,85 @@
+"""The config files under ddep/configs and the config each run saves beside its result, which
+must train and test with mmseg's own tools/train.py and tools/test.py."""
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def test_model_preset_files_match_the_encoder_presets():
+    """The decoder's input channels in each preset file are its encoder's widths."""
+    from mmengine.config import Config
+
+    from ddep.configs import model_file
+    from ddep.models.transunet import PRESETS
+
+    for preset, arch in PRESETS.items():
+        model = Config.fromfile(str(model_file(preset))).model
+        enc = arch["encoder"]
+        assert model.backbone.preset == preset
+        assert model.decode_head.in_channels == [enc["stem_channels"], *enc["resnet_channels"][:2],
+                                                 enc["embed_dim"]]
+        assert model.decode_head.head_channels == arch["decoder"]["head_channels"]
+        assert tuple(model.decode_head.decoder_channels) == tuple(arch["decoder"]["decoder_channels"])
+
+
+def test_unknown_preset_names_the_missing_file():
+    from ddep.configs import model_file
+
+    with pytest.raises(ValueError, match=r"transunet_huge\.py.*have: transunet_r50_vit_b16, transunet_tiny"):
+        model_file("huge")
+
+
+def test_config_hash_does_not_depend_on_where_the_checkout_is(tmp_path, monkeypatch):
+    from ddep.configs import finetune_config
+    from ddep.train.jobs import JobOptions, apply_run, config_hash
+    from ddep.train.schedules import get_schedule
+
+    def hashed(checkout: Path) -> str:
+        (checkout / "resources").mkdir(parents=True)
+        monkeypatch.chdir(checkout)
+        cfg = finetune_config("builtin", "tiny", checkout / "resources" / "data")
+        cfg.train_dataloader.dataset.ann_file = str(checkout / "resources" / "split.txt")
+        opts = JobOptions(work_dir=checkout / "work", seed=5)
+        return config_hash(apply_run(cfg, opts, get_schedule("builtin", "finetune")))
+
+    assert hashed(tmp_path / "a") == hashed(tmp_path / "elsewhere" / "b")
+
+
+def _mmseg_tool(name: str) -> str:
+    import mmseg
+    return str(Path(mmseg.__file__).parent / ".mim" / "tools" / f"{name}.py")
+
+
+def _run(*args: object) -> str:
+    proc = subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise AssertionError(f"{args[0]} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+    return proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_saved_config_trains_and_tests_with_plain_mmseg(tmp_path):
+    """A fine-tune saves seed0.py beside seed0.json; mmseg's tools/train.py trains it as it is
+    and tools/test.py evaluates the checkpoint to the job's own mIoU (same seed, same config)."""
+    data, split = tmp_path / "data", tmp_path / "split.txt"
+    _run("-m", "ddep.cli", "generate-builtin", "--root", data, "--n-train", 8, "--n-val", 2,
+         "--n-unlabelled", 2, "--n-cls-train", 2, "--n-cls-val", 2)
+    _run("-m", "ddep.cli", "split", "--dataset", "builtin", "--data-root", data, "--fraction", 4,
+         "--out", split)
+    out = tmp_path / "runs" / "seed0.json"
+    _run("-m", "ddep.cli", "finetune", "--arm", "none", "--dataset", "builtin", "--data-root", data,
+         "--split", split, "--iters", 2, "--batch-size", 2, "--out", out, "--work-dir", tmp_path / "job")
+    saved = out.with_suffix(".py")
+    assert saved.is_file() and "custom_imports" in saved.read_text()
+
+    work = tmp_path / "plain"
+    _run(_mmseg_tool("train"), saved, "--work-dir", work)
+    checkpoint = work / "iter_2.pth"
+    assert checkpoint.is_file()
+    log = _run(_mmseg_tool("test"), saved, checkpoint, "--work-dir", tmp_path / "plain_test")
+    miou = float(re.findall(r"mIoU: ([0-9.]+)", log)[-1])
+    assert miou == json.loads(out.read_text())["mIoU"]
