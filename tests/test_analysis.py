@@ -289,6 +289,7 @@ def test_figures_draw_the_summary(tmp_path: Path, run_files: list[Path]) -> None
     lines = {tuple(round(y, 2) for y in line.get_ydata()) for line in axes[0].get_lines()}
     assert (42.0, 45.33) in lines and (32.0, 33.0) in lines  # DDeP and DeP over fixed sigma
     assert (44.0,) in lines and (34.0,) in lines  # the U(0.1,0.3) markers
+    assert (42.0, 42.0) in lines and (32.0, 32.0) in lines  # 21K and random init as references
 
 
 def test_figures_skip_without_denoising_data(tmp_path: Path) -> None:

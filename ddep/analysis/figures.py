@@ -7,7 +7,8 @@ Per dataset:
     line per arm (colour) and formulation (solid unscaled, dashed scaled), one panel per
     ablated label fraction; a sigma drawn from U(a, b) is a hollow marker at the interval's
     midpoint with a horizontal bar over [a, b]; the target and conditioning variants are
-    their own markers.
+    their own markers; random init and 21K, where run at that fraction, are dash-dotted
+    horizontal lines with their CI as a band.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from . import CSV_NAMES, csv_paths, figure_paths  # noqa: E402
 from .aggregate import read_csv  # noqa: E402
 from .common import (  # noqa: E402
     ARM_COLOURS,
+    DENOISING_ARMS,
     NoiseSetting,
     arm_display,
     arm_rank,
@@ -160,12 +162,15 @@ def noise_figure(
     summary: pd.DataFrame, dataset: str, preset: str | None = None,
 ) -> Figure | None:
     """mIoU vs sigma (log x) for the ablated fractions of one dataset; None without ablations."""
-    df = ablated_cells(summary[summary["dataset"] == dataset])
+    mine = summary[summary["dataset"] == dataset]
     if preset is not None:
-        df = df[df["preset"] == preset]
+        mine = mine[mine["preset"] == preset]
+    df = ablated_cells(mine)
     df = df[df["mIoU_mean"].notna()]
     if df.empty:
         return None
+    # the arms without denoising pretraining, as horizontal references with their CI band
+    references = mine[~mine["arm"].isin(DENOISING_ARMS) & mine["mIoU_mean"].notna()]
     kind = df["sigma"].map(lambda s: parse_sigma(s)[0])
     bounds = df["sigma"].map(lambda s: parse_sigma(s)[1])
     # x: a fixed sigma, or the middle of an interval (its bounds drawn as a horizontal bar;
@@ -200,6 +205,12 @@ def noise_figure(
                                 yerr=[np.nan_to_num(r["mIoU_ci95"])], color=style["color"],
                                 marker=style["marker"], markerfacecolor="white", markersize=7,
                                 linestyle="none", elinewidth=1.0, capsize=3)
+            for _, r in references[references["label_fraction"] == lf].iterrows():
+                colour, ci = _colour(r["arm"]), np.nan_to_num(r["mIoU_ci95"])
+                ax.axhline(r["mIoU_mean"], color=colour, linewidth=1.2, linestyle="-.")
+                ax.axhspan(r["mIoU_mean"] - ci, r["mIoU_mean"] + ci, color=colour, alpha=0.12, linewidth=0)
+                handles.setdefault(f"{arm_display(r['arm'])} (no denoising)",
+                                   Line2D([], [], color=colour, linewidth=1.2, linestyle="-."))
             ax.set_xscale("log")
             ticks = sorted(set(sub.loc[~sub["_interval"], "_x"]) | set(sub.loc[sub["_interval"], "_x"]))
             ax.set_xticks(ticks, [f"{v:g}" for v in ticks])
