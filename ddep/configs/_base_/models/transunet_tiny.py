@@ -1,23 +1,9 @@
 # TransUNet, 'tiny' preset: the R50-ViT-B/16 layout at ~1/100 of the FLOPs (laptops, CI).
-# The encoder is built from ddep.models.transunet.PRESETS['tiny']; the decoder's input channels
-# are that encoder's [stem, stage 1, stage 2, ViT] widths. The dataset config or the job sets
-# num_classes, the crop size (img_size, size) and the sliding-window test_cfg.
-norm_cfg = dict(type='BN', requires_grad=True)
-# Images enter in [-1, 1] (mean = std = 127.5): the pixel space of the noise (ddep.noise) and
-# of timm's R50-ViT-B/16 in21k weights. Test images are padded to the token stride (16).
-data_preprocessor = dict(
-    type='SegDataPreProcessor', mean=[127.5, 127.5, 127.5], std=[127.5, 127.5, 127.5],
-    bgr_to_rgb=True, pad_val=0, seg_pad_val=255, size=None, test_cfg=dict(size_divisor=16))
+# Only the widths differ from the paper's model: the encoder is built from
+# ddep.models.transunet.PRESETS['tiny']; the decoder's input channels are that encoder's
+# [stem, stage 1, stage 2, ViT] widths.
+_base_ = ['./transunet_r50_vit_b16.py']
 model = dict(
-    type='TransUNetSegmentor',
-    init_from=None,  # a denoising checkpoint (all but the final projection)
-    data_preprocessor=data_preprocessor,
-    backbone=dict(type='TransUNetEncoder', preset='tiny', img_size=None, pretrained=None),
-    decode_head=dict(
-        type='TransUNetHead', in_channels=[32, 64, 128, 192], head_channels=128,
-        decoder_channels=(64, 32, 16, 16), norm_cfg=norm_cfg, align_corners=False,
-        num_classes=None, ignore_index=255,
-        loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0,
-                         avg_non_ignore=True)),
-    train_cfg=dict(),
-    test_cfg=dict(mode='whole'))
+    backbone=dict(preset='tiny'),
+    decode_head=dict(in_channels=[32, 64, 128, 192], head_channels=128,
+                     decoder_channels=(64, 32, 16, 16)))
