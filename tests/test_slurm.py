@@ -111,9 +111,9 @@ def test_smoke_grid_runs_through_sbatch_with_the_repository_profile(slurm_cluste
     assert set(runs.arm) == set(cfg["arms"])
 
 
-def _ddep(*args, wait: bool = True) -> subprocess.Popen:
+def _ddep(*args, wait: bool = True, cwd: Path | None = None) -> subprocess.Popen:
     """`ddep ARGS` on this host, one thread (as the rules run it); wait=False: don't wait."""
-    proc = subprocess.Popen([sys.executable, "-m", "ddep.cli", *map(str, args)],
+    proc = subprocess.Popen([sys.executable, "-m", "ddep.cli", *map(str, args)], cwd=cwd,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             env=dict(os.environ, OMP_NUM_THREADS="1"))
     if wait:
@@ -232,12 +232,12 @@ def test_preempted_jobs_are_resubmitted_and_resume_bit_for_bit(slurm_cluster, tm
         else:  # checkpointed at the step the signal arrived in
             assert saved and resumed == int(saved[1]) >= at, logs[0][-3000:]
 
-    refs = {seed: _ddep(  # the same commands, uninterrupted, outside SLURM
+    refs = {seed: _ddep(  # the rule's commands, from the workflow's folder, uninterrupted, outside SLURM
         "finetune", "--arm", "none", "--dataset", "builtin", "--data-root", data,
-        "--split", tmp_path / f"resources/splits/builtin/8_seed{seed}.txt", "--label-fraction", "8",
+        "--split", f"resources/splits/builtin/8_seed{seed}.txt", "--label-fraction", "8",
         "--seed", seed, "--out", tmp_path / f"ref{seed}.json", "--work-dir", tmp_path / f"ref{seed}",
         "--preset", "tiny", "--amp", "none", "--iters", iters, "--checkpoint-interval", interval,
-        wait=False) for seed in seeds}
+        wait=False, cwd=tmp_path) for seed in seeds}
     keys = ("mIoU", "aAcc", "mAcc", "per_class_iou", "iterations", "n_labelled", "config_hash")
     for seed, ref in refs.items():
         err = ref.communicate()[1]  # reads the pipe: a full one would block the job
