@@ -6,8 +6,13 @@ ours / plain is the framework overhead. FLOPs per image are counted (torch.utils
 forward + backward of one step), so achieved TFLOP/s and MFU follow from the step time; the
 peak is the GPU's dense tensor-core peak from PEAK_TFLOPS (or --peak-tflops).
 
-    python benchmarks/train_step.py --preset tiny --size 128 128 --batch 8
-    python benchmarks/train_step.py --preset r50_vit_b16 --size 512 1024 --batch 2 --amp bf16
+Fast-path variants (``ddep.models.transunet.apply_fast_path``) are measured in the same run as
+the baseline (the first variant), interleaved; each row also gives the largest relative
+difference of its first three losses from the baseline's (same initial weights and data).
+
+    python benchmarks/train_step.py --preset tiny --size 64 128 --batch 4 --variants base channels_last
+    python benchmarks/train_step.py --preset r50_vit_b16 --size 512 1024 --batch 4 --amp bf16 \
+        --variants base channels_last channels_last+compile
 """
 from __future__ import annotations
 
@@ -98,6 +103,16 @@ def timed(step, device: str, warmup: int, iters: int) -> list[float]:
     return times
 
 
+def fast_path(variant: str) -> dict:
+    """``base`` -> {}; ``channels_last+compile`` -> {channels_last: True, compile: True}."""
+    keys = [] if variant == "base" else variant.split("+")
+    unknown = set(keys) - {"channels_last", "compile"}
+    if unknown:
+        raise SystemExit(f"unknown option(s) {sorted(unknown)} in variant {variant!r}: "
+                         f"use base or channels_last, compile joined by '+'")
+    return {k: True for k in keys}
+
+
 def main() -> None:
     register_all_modules(init_default_scope=True)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -108,20 +123,19 @@ def main() -> None:
     ap.add_argument("--iters", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--amp", choices=("none", "bf16"), default="none")
-    ap.add_argument("--rounds", type=int, default=3, help="alternate ours/plain this many times")
+    ap.add_argument("--variants", nargs="+", default=["base"],
+                    help="fast-path variants measured in the same run, the first one the "
+                         "baseline: base, channels_last, compile, channels_last+compile")
+    ap.add_argument("--rounds", type=int, default=3, help="alternate all models this many times")
     ap.add_argument("--peak-tflops", type=float,
                     help="the device's peak TFLOP/s for MFU (default: PEAK_TFLOPS by GPU name)")
     args = ap.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    torch.manual_seed(0)
     h, w = args.size
     n = args.batch
+    autocast = dict(device_type=device, dtype=torch.bfloat16, enabled=args.amp == "bf16")
 
-    ours = MODELS.build(segmentor_cfg(args.preset, args.classes, (h, w))).to(device).train()
-    wrapper_cfg = dict(optimizer=dict(type="AdamW", lr=1e-4))
-    if args.amp == "bf16":
-        wrapper_cfg.update(type="AmpOptimWrapper", dtype="bfloat16")
-    wrapper = build_optim_wrapper(ours, wrapper_cfg)
+    torch.manual_seed(0)
     imgs = [torch.randint(0, 256, (3, h, w), dtype=torch.uint8) for _ in range(n)]
     samples = []
     for _ in range(n):
@@ -129,47 +143,76 @@ def main() -> None:
         s.gt_sem_seg = PixelData(data=torch.randint(0, args.classes, (1, h, w)))
         samples.append(s)
     data = dict(inputs=imgs, data_samples=samples)
-
-    plain = PlainTransUNet(args.preset, args.classes, (h, w)).to(device).train()
-    n_ours = sum(p.numel() for p in ours.parameters())
-    n_plain = sum(p.numel() for p in plain.parameters())
-    assert n_ours == n_plain, f"architectures differ: {n_ours} vs {n_plain} parameters"
-    opt = torch.optim.AdamW(plain.parameters(), lr=1e-4)
     mean = torch.tensor([127.5] * 3, device=device).view(1, 3, 1, 1)
     labels = torch.stack([s.gt_sem_seg.data[0] for s in samples]).to(device)
 
-    def plain_step() -> None:
-        x = (torch.stack(imgs).to(device).flip(1).float() - mean) / mean  # the same preprocessing
-        with torch.autocast(device, dtype=torch.bfloat16, enabled=args.amp == "bf16"):
-            loss = F.cross_entropy(plain(x), labels, ignore_index=255)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+    def ours_step_of(variant: str):
+        torch.manual_seed(0)  # every variant starts from the same weights
+        cfg = segmentor_cfg(args.preset, args.classes, (h, w))
+        model = MODELS.build(dict(cfg, fast_path=fast_path(variant))).to(device).train()
+        wrapper_cfg = dict(optimizer=dict(type="AdamW", lr=1e-4))
+        if args.amp == "bf16":
+            wrapper_cfg.update(type="AmpOptimWrapper", dtype="bfloat16")
+        wrapper = build_optim_wrapper(model, wrapper_cfg)
+        return model, lambda: model.train_step(data, wrapper)["loss"].detach()
 
-    def ours_step() -> None:
-        ours.train_step(data, wrapper)
+    def plain_step_of(variant: str):
+        torch.manual_seed(0)
+        model = PlainTransUNet(args.preset, args.classes, (h, w)).to(device).train()
+        options = fast_path(variant)
+        if options.get("channels_last"):
+            model.to(memory_format=torch.channels_last)
+        if options.get("compile"):
+            model.compile()
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
 
-    flops_per_image = counted_flops(ours_step) / n
-    if device == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    t_ours, t_plain = [], []
-    for _ in range(args.rounds):  # interleave so drift hits both equally
-        t_ours += timed(ours_step, device, args.warmup, args.iters)
-        t_plain += timed(plain_step, device, args.warmup, args.iters)
-    mo, mp = statistics.median(t_ours), statistics.median(t_plain)
-    print(f"device={device} ({torch.cuda.get_device_name() if device == 'cuda' else torch.get_num_threads()} "
-          f"{'' if device == 'cuda' else 'threads'}) preset={args.preset} size={h}x{w} batch={n} amp={args.amp} "
-          f"params={n_ours / 1e6:.2f}M")
-    peak = args.peak_tflops or (peak_tflops(torch.cuda.get_device_name(), args.amp)
-                                if device == "cuda" else None)
-    print(f"counted FLOPs per training image (forward + backward): {flops_per_image / 1e9:.1f} GFLOP")
-    for name, t in (("ours  (mmengine train_step)", mo), ("plain (PyTorch loop)       ", mp)):
-        tflops = flops_per_image * n / t / 1e12
-        mfu = f"MFU {100 * tflops / peak:5.1f}% of {peak:g}" if peak else "MFU n/a (pass --peak-tflops)"
-        print(f"{name}: {t * 1000:8.1f} ms/step  {n / t:8.1f} img/s  {tflops:8.3f} TFLOP/s  {mfu}")
-    print(f"framework overhead ratio ours/plain = {mo / mp:.3f}")
-    if device == "cuda":
-        print(f"peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB")
+        def step() -> None:
+            x = (torch.stack(imgs).to(device).flip(1).float() - mean) / mean  # the same preprocessing
+            with torch.autocast(**autocast):
+                loss = F.cross_entropy(model(x), labels, ignore_index=255)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        return model, step
+
+    ours, plain, losses, peak_mem = {}, {}, {}, {}
+    for variant in args.variants:
+        model, ours[variant] = ours_step_of(variant)
+        plain_model, plain[variant] = plain_step_of(variant)
+        n_ours = sum(p.numel() for p in model.parameters())
+        assert n_ours == sum(p.numel() for p in plain_model.parameters()), "architectures differ"
+        if device == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        losses[variant] = [float(ours[variant]()) for _ in range(3)]  # also compiles
+        peak_mem[variant] = torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else None
+    flops_per_image = counted_flops(ours[args.variants[0]]) / n
+
+    t_ours = {v: [] for v in args.variants}
+    t_plain = {v: [] for v in args.variants}
+    for _ in range(args.rounds):  # interleave so drift hits every model equally
+        for v in args.variants:
+            t_ours[v] += timed(ours[v], device, args.warmup, args.iters)
+            t_plain[v] += timed(plain[v], device, args.warmup, args.iters)
+
+    name = torch.cuda.get_device_name() if device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    peak = args.peak_tflops or (peak_tflops(name, args.amp) if device == "cuda" else None)
+    print(f"device: {name}; preset {args.preset}, {h}x{w}, batch {n}, precision {args.amp}, "
+          f"{n_ours / 1e6:.2f}M parameters; counted FLOPs per training image (forward + "
+          f"backward): {flops_per_image / 1e9:.1f} GFLOP; MFU against "
+          f"{f'{peak:g} TFLOP/s' if peak else 'n/a (pass --peak-tflops)'}")
+    print("| device | preset | size | batch | precision | options | ms/step | img/s | TFLOP/s | MFU "
+          "| peak memory | overhead (ours / plain) | vs baseline | loss diff (3 steps) |")
+    print("|---" * 14 + "|")
+    base = args.variants[0]
+    for v in args.variants:
+        mo, mp = statistics.median(t_ours[v]), statistics.median(t_plain[v])
+        tflops = flops_per_image * n / mo / 1e12
+        diff = max(abs(a - b) / abs(b) for a, b in zip(losses[v], losses[base]))
+        mem = f"{peak_mem[v]:.1f} GiB" if peak_mem[v] is not None else "n/a"
+        mfu = f"{100 * tflops / peak:.1f}%" if peak else "n/a"
+        print(f"| {name} | {args.preset} | {h}x{w} | {n} | {args.amp} | {v} | {mo * 1000:.1f} | "
+              f"{n / mo:.1f} | {tflops:.3f} | {mfu} | {mem} | {mo / mp:.3f} | "
+              f"{mo / statistics.median(t_ours[base]):.3f} | {diff:.1e} |")
 
 
 if __name__ == "__main__":

@@ -41,6 +41,10 @@ def _job_args(p: argparse.ArgumentParser, stage: str) -> None:
     h.add_argument("--launcher", choices=("none", "pytorch", "slurm"), default="none",
                    help="distributed launcher: 'pytorch' under torchrun for multi-GPU DDP")
     h.add_argument("--pin-memory", action="store_true")
+    h.add_argument("--channels-last", action="store_true",
+                   help="convolutions in NHWC memory format (faster on GPUs and on CPUs)")
+    h.add_argument("--compile", action="store_true",
+                   help="torch.compile the encoder and decoder (GPU; slow first iterations)")
     p.add_argument("--cfg-options", nargs="+", action=DictAction, default={},
                    help="override any key of the composed mmengine config, e.g. "
                         "optim_wrapper.optimizer.weight_decay=0.05")
@@ -51,6 +55,7 @@ def _options_and_schedule(args: argparse.Namespace, stage: str, dataset: str):
     from ddep.train.schedules import get_schedule
     opts = JobOptions(work_dir=args.work_dir, preset=args.preset, seed=args.seed, amp=args.amp,
                       launcher=args.launcher, pin_memory=args.pin_memory,
+                      channels_last=args.channels_last, compile=args.compile,
                       keep_checkpoints=args.keep_checkpoints,
                       cfg_options=dict(args.cfg_options or {}))
     sched = get_schedule(args.schedule or dataset, stage).override(

@@ -167,3 +167,58 @@ def test_vit_attention_runs_through_the_fused_sdpa_kernel(monkeypatch):
     depth = len(model.backbone.vit.blocks)
     assert len(calls) == depth  # (batch, heads, 1 class token + 4x8 tokens, head dim)
     assert all(tuple(s[:3]) == (1, 3, 33) for s in calls)
+
+
+def _labelled_batch(n=2, size=(64, 128), classes=5, seed=0):
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    g = torch.Generator().manual_seed(seed)
+    samples = []
+    for _ in range(n):
+        sample = SegDataSample(metainfo=dict(img_shape=size, ori_shape=size, pad_shape=size))
+        sample.gt_sem_seg = PixelData(data=torch.randint(0, classes, (1, *size), generator=g))
+        samples.append(sample)
+    return {"inputs": [(torch.rand(3, *size, generator=g) * 255).to(torch.uint8) for _ in range(n)],
+            "data_samples": samples}
+
+
+def _train_three_steps(cfg, fast_path, batch, **wrapper):
+    torch.manual_seed(0)
+    model = MODELS.build(dict(cfg, fast_path=fast_path)).train()
+    wrapper = build_optim_wrapper(model, dict(optimizer=dict(type="AdamW", lr=1e-3), **wrapper))
+    losses = [model.train_step(batch(seed=s), wrapper)["loss"].item() for s in range(3)]
+    return model, losses
+
+
+@pytest.mark.parametrize("options", [dict(channels_last=True), dict(compile=True)],
+                         ids=["channels_last", "compile"])
+def test_fast_path_trains_like_the_baseline_and_keeps_the_checkpoint_names(options):
+    """Each fast-path option changes results by float rounding only: from the same weights,
+    the same losses over three AdamW steps, and weights that differ by less than the three
+    steps' size (Adam normalises the gradient, so a rounding-level gradient near 0 can move a
+    weight by up to lr per step) and by a tenth of a step on average; the parameter names (so
+    checkpoints) do not change."""
+    from ddep.configs import segmentor_cfg
+    cfg = segmentor_cfg("tiny", 5, (64, 128))
+    base, base_losses = _train_three_steps(cfg, {}, _labelled_batch)
+    fast, fast_losses = _train_three_steps(cfg, options, _labelled_batch)
+    assert fast_losses == pytest.approx(base_losses, rel=1e-4)
+    assert fast_losses != pytest.approx(base_losses[::-1], rel=1e-4)  # the steps do differ
+    base_state, fast_state = base.state_dict(), fast.state_dict()
+    assert list(fast_state) == list(base_state)
+    diffs = torch.cat([(fast_state[k].float() - base_state[k].float()).abs().flatten()
+                       for k in base_state])
+    assert diffs.max() < 3 * 1e-3 and diffs.mean() < 1e-3 / 10
+    stem = fast.backbone.vit.patch_embed.backbone.stem.conv.weight
+    assert stem.is_contiguous(memory_format=torch.channels_last) == bool(options.get("channels_last"))
+
+
+def test_channels_last_ddep_pretraining_matches_and_keeps_the_encoder_frozen():
+    from ddep.configs import denoiser_cfg
+    cfg = denoiser_cfg("tiny", 64, freeze_encoder=True)
+    wrapper = dict(constructor="TrainableOnlyOptimWrapperConstructor")
+    base, base_losses = _train_three_steps(cfg, {}, _batch, **wrapper)
+    fast, fast_losses = _train_three_steps(cfg, dict(channels_last=True), _batch, **wrapper)
+    assert fast_losses == pytest.approx(base_losses, rel=1e-4)
+    assert all(torch.equal(a, b) for a, b in zip(base.backbone.state_dict().values(),
+                                                   fast.backbone.state_dict().values()))

@@ -79,6 +79,18 @@ def test_finetune_writes_the_run_json_and_is_deterministic(data, tmp_path):
     assert list((tmp_path / "work_a").rglob("*.log"))
 
 
+def test_channels_last_reaches_the_finetune_and_its_saved_config(data, tmp_path):
+    """The option is a job option (equivalence of the step: tests/test_models.py; a 12-step
+    model's argmax is all near-ties, so its mIoU moves with any rounding)."""
+    finetune(data, tmp_path, name="base")
+    finetune(data, tmp_path, "--channels-last", name="cl")
+    base, fast = (json.loads((tmp_path / f"{name}.json").read_text()) for name in ("base", "cl"))
+    assert fast["iterations"] == base["iterations"] and 0 <= fast["mIoU"] <= 100
+    assert fast["config_hash"] != base["config_hash"]
+    assert "fast_path=dict(channels_last=True)" in (tmp_path / "cl.py").read_text()
+    assert "fast_path" not in (tmp_path / "base.py").read_text()
+
+
 def test_killed_finetune_resumes_and_matches_the_uninterrupted_run(data, tmp_path):
     root, split = data
 

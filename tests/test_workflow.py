@@ -111,10 +111,14 @@ def test_command_line_config_overrides_the_default_and_a_configfile(tmp_path):
     finetunes = proc.stdout.split("rule finetune:")[1:]
     assert finetunes and all("    threads: 2\n" in job for job in finetunes)
     smoke = yaml.safe_load((ws / "config/smoke.yaml").read_text())
+    assert "--channels-last" not in proc.stdout
     proc = snakemake(ws, "-n", "-p", "--configfile", "config/smoke.yaml", "--config",
-                     "preset=r50_vit_b16")
+                     "preset=r50_vit_b16", "channels_last=True")  # Snakemake parses True, not true
     assert job_counts(proc.stdout) == {**expected_counts(smoke), "generate_builtin": 1}
     assert "--preset r50_vit_b16" in proc.stdout and "--preset tiny" not in proc.stdout
+    jobs = [job for rule in ("finetune", "pretrain_denoise", "pretrain_supervised")
+            for job in proc.stdout.split(f"rule {rule}:")[1:]]
+    assert jobs and all("--channels-last" in job and "--compile" not in job for job in jobs)
 
 
 @pytest.mark.parametrize("key, value, message", [

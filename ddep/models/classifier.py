@@ -7,6 +7,8 @@ import torch.nn.functional as F
 from mmengine.model import BaseModel
 from mmseg.registry import MODELS
 
+from ddep.models.transunet import apply_fast_path
+
 
 @MODELS.register_module()
 class GridPresenceClassifier(BaseModel):
@@ -17,14 +19,17 @@ class GridPresenceClassifier(BaseModel):
         backbone: encoder config (``TransUNetEncoder``).
         num_classes: classes per cell.
         grid: (rows, cols); targets are ordered row-major by cell, then class.
+        fast_path: :func:`ddep.models.transunet.apply_fast_path` options.
     """
 
     def __init__(self, backbone: dict, num_classes: int, grid: tuple[int, int] = (2, 4),
-                 data_preprocessor: dict | None = None, init_cfg: dict | None = None) -> None:
+                 data_preprocessor: dict | None = None, init_cfg: dict | None = None,
+                 fast_path: dict | None = None) -> None:
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.backbone = MODELS.build(backbone)
         self.grid = tuple(grid)
         self.head = nn.Conv2d(self.backbone.out_channels[-1], num_classes, kernel_size=1)
+        apply_fast_path(self, **(fast_path or {}))
 
     def logits(self, inputs: torch.Tensor) -> torch.Tensor:
         tokens = self.backbone(inputs)[-1]

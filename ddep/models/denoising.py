@@ -6,6 +6,7 @@ from mmengine.model import BaseModel
 from mmengine.optim import DefaultOptimWrapperConstructor
 from mmseg.registry import MODELS, OPTIM_WRAPPER_CONSTRUCTORS
 
+from ddep.models.transunet import apply_fast_path
 from ddep.noise import NoiseConfig, NoiseSampler, denoising_loss
 
 
@@ -22,13 +23,14 @@ class DenoisingPretrainer(BaseModel):
         noise: :class:`ddep.noise.NoiseConfig` arguments.
         freeze_encoder: DDeP: the encoder keeps its (supervised) weights and buffers bit for
             bit; its parameters get no gradient and are left out of the optimizer.
+        fast_path: :func:`ddep.models.transunet.apply_fast_path` options.
     """
 
     final_projection = "decode_head.conv_seg"
 
     def __init__(self, backbone: dict, decode_head: dict, noise: dict | None = None,
                  freeze_encoder: bool = False, data_preprocessor: dict | None = None,
-                 init_cfg: dict | None = None) -> None:
+                 init_cfg: dict | None = None, fast_path: dict | None = None) -> None:
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.backbone = MODELS.build(backbone)
         self.decode_head = MODELS.build(dict(decode_head, num_classes=3, out_channels=3))
@@ -38,6 +40,7 @@ class DenoisingPretrainer(BaseModel):
         if freeze_encoder:
             self.backbone.requires_grad_(False)
             self.backbone.eval()
+        apply_fast_path(self, **(fast_path or {}))
 
     def train(self, mode: bool = True) -> "DenoisingPretrainer":
         super().train(mode)

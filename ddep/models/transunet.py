@@ -55,6 +55,23 @@ def get_preset(name: str) -> dict:
     return PRESETS[name]
 
 
+def apply_fast_path(model: nn.Module, channels_last: bool = False,
+                    compile: bool | dict = False) -> None:
+    """Speed options that change results by float rounding only. ``channels_last``: every 4-D
+    weight in NHWC, so convolutions run in that layout (oneDNN on CPUs, tensor cores on GPUs),
+    set before any DDP wrapper sees the parameters. ``compile``: ``torch.compile`` of the
+    encoder and decoder in place (``nn.Module.compile``: parameter names, so checkpoints, stay
+    the same); a dict is passed to it. The whole ``train_step`` (mmengine's ``cfg.compile``)
+    is not compiled: its optimizer step and loss bookkeeping only add graph breaks."""
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    if compile:
+        for name in ("backbone", "decode_head"):
+            part = getattr(model, name, None)
+            if part is not None:
+                part.compile(**({} if compile is True else dict(compile)))
+
+
 def build_hybrid_vit(resnet_layers: Sequence[int], resnet_channels: Sequence[int],
                      stem_channels: int, norm_groups: int, embed_dim: int, depth: int,
                      num_heads: int, img_size: int | Sequence[int] = 224) -> VisionTransformer:
@@ -221,13 +238,16 @@ class TransUNetSegmentor(EncoderDecoder):
         init_from: a weights checkpoint of a :class:`DenoisingPretrainer` (or any model with
             the same ``backbone``/``decode_head`` names). Everything but the final projection
             is loaded in :meth:`init_weights`, before any resume, so resuming wins.
+        fast_path: :func:`apply_fast_path` options (``channels_last``, ``compile``).
     """
 
     final_projection = "decode_head.conv_seg"
 
-    def __init__(self, *args, init_from: str | None = None, **kwargs) -> None:
+    def __init__(self, *args, init_from: str | None = None, fast_path: dict | None = None,
+                 **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.init_from = init_from
+        apply_fast_path(self, **(fast_path or {}))
 
     def init_weights(self) -> None:
         super().init_weights()

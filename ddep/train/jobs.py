@@ -36,6 +36,8 @@ class JobOptions:
     amp: str = "none"          # none | bf16 | fp16 (CUDA autocast)
     launcher: str = "none"     # none | pytorch (torchrun) | slurm
     pin_memory: bool = False
+    channels_last: bool = False  # ddep.models.transunet.apply_fast_path
+    compile: bool = False
     keep_checkpoints: bool = False  # else a finished job deletes its resume checkpoints
     cfg_options: dict = field(default_factory=dict)
 
@@ -87,6 +89,9 @@ def apply_run(cfg: Config, opts: JobOptions, sched: Schedule,
             env_cfg=dict(dist_cfg=dict(backend="gloo")),
             model_wrapper_cfg=dict(type="MMDistributedDataParallel", device_ids=None,
                                    broadcast_buffers=False)))
+    fast_path = {k: True for k in ("channels_last", "compile") if getattr(opts, k)}
+    if fast_path:  # only when set: the default run's configs (and hashes) stay as they were
+        cfg.merge_from_dict(dict(model=dict(fast_path=fast_path)))
     if opts.cfg_options:
         cfg.merge_from_dict(opts.cfg_options)
     if "val_dataloader" in cfg:

@@ -81,7 +81,10 @@ def crop_args(wc):
 
 
 def job_args(rule_name, stage):
-    """Options every training job takes: preset, precision, launcher, schedule overrides."""
+    """Options every training job takes: preset, precision, fast path, launcher, schedule
+    overrides."""
     gpus = int(resources(rule_name).get("gpu", 0) or 0)
+    flags = [f" --{key.replace('_', '-')}" for key in ("channels_last", "compile") if config.get(key)]
     launcher = " --launcher pytorch" if gpus > 1 else ""
-    return f"--preset {config['preset']} --amp {config.get('amp', 'none')}{launcher} {schedule_args(stage)}"
+    return (f"--preset {config['preset']} --amp {config.get('amp', 'none')}{''.join(flags)}"
+            f"{launcher} {schedule_args(stage)}")
