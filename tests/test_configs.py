@@ -34,9 +34,8 @@ def test_unknown_preset_names_the_missing_file():
 
 
 def test_config_hash_does_not_depend_on_where_the_checkout_is(tmp_path, monkeypatch):
-    from ddep.configs import finetune_config
+    from ddep.configs import finetune_config, schedule_config
     from ddep.train.jobs import JobOptions, apply_run, config_hash
-    from ddep.train.schedules import get_schedule
 
     def hashed(checkout: Path) -> str:
         (checkout / "resources").mkdir(parents=True)
@@ -44,7 +43,7 @@ def test_config_hash_does_not_depend_on_where_the_checkout_is(tmp_path, monkeypa
         cfg = finetune_config("builtin", "tiny", checkout / "resources" / "data")
         cfg.train_dataloader.dataset.ann_file = str(checkout / "resources" / "split.txt")
         opts = JobOptions(work_dir=checkout / "work", seed=5)
-        return config_hash(apply_run(cfg, opts, get_schedule("builtin", "finetune")))
+        return config_hash(apply_run(cfg, opts, schedule_config("builtin", "finetune")))
 
     assert hashed(tmp_path / "a") == hashed(tmp_path / "elsewhere" / "b")
 
