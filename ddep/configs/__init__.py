@@ -1,7 +1,8 @@
-"""ddep's MMSegmentation config files (``_base_/``: runtime, model presets, datasets,
-schedules) and the functions that compose them into one job's config."""
+"""ddep's MMSegmentation config files (``_base_/``: runtime, denoising pretraining, model
+presets, datasets, schedules) and the functions that compose them into one job's config."""
 from ddep.configs.compose import (
     CONFIG_DIR,
+    DENOISING,
     RUNTIME,
     dataset_file,
     denoise_config,
@@ -17,6 +18,6 @@ from ddep.configs.compose import (
     with_iters,
 )
 
-__all__ = ["CONFIG_DIR", "RUNTIME", "dataset_file", "denoise_config", "denoiser_cfg",
+__all__ = ["CONFIG_DIR", "DENOISING", "RUNTIME", "dataset_file", "denoise_config", "denoiser_cfg",
            "finetune_config", "model_file", "schedule_config", "schedule_file", "segmentor_cfg",
            "slide_stride", "unlabelled_pipeline", "with_encoder_lr_mult", "with_iters"]

@@ -1,6 +1,7 @@
 """Compose the config files under ``_base_/`` into one job's mmengine config.
 
-A job's config is the runtime file, a model preset file and a dataset file, with the model fitted to the dataset (classes, crop size, sliding window); the
+A job's config is the runtime file (or the denoising pretraining's), a model preset file and
+a dataset file, with the model fitted to the dataset (classes, crop size, sliding window); the
 job then adds its schedule file (with the command line's changes) and its per-run values
 (seed, split file, initial weights, work dir) and saves the result beside its output, where it
 runs with mmseg's own ``tools/train.py`` and ``tools/test.py``."""
@@ -15,6 +16,7 @@ from mmengine.config import Config
 
 CONFIG_DIR = Path(__file__).resolve().parent / "_base_"
 RUNTIME = CONFIG_DIR / "default_runtime.py"
+DENOISING = CONFIG_DIR / "denoising_pretraining.py"
 
 
 def _base_file(kind: str, name: str) -> Path:
@@ -179,18 +181,15 @@ def unlabelled_pipeline(train_pipeline: list) -> list:
 
 def denoise_config(dataset: str, preset: str, unlabelled_dir: str | os.PathLike,
                    crop_size: Sequence[int] | None = None) -> Config:
-    """Runtime + the preset's denoiser + every image under ``unlabelled_dir``, with the
-    dataset's training geometry (crop, random resize, flip)."""
+    """``denoising_pretraining.py`` + the preset's denoiser + every image under
+    ``unlabelled_dir``, with the dataset's training geometry (crop, random resize, flip)."""
     data = Config.fromfile(str(dataset_file(dataset)))
     crop = _pair(crop_size or data.crop_size)
     pipeline = _with_crop(unlabelled_pipeline(data.train_dataloader.dataset.pipeline), crop)
-    cfg = Config.fromfile(str(RUNTIME))
+    cfg = Config.fromfile(str(DENOISING))
     cfg.merge_from_dict(dict(
         dataset_name=data.dataset_name, model=denoiser_cfg(preset, crop),
-        train_dataloader=dict(
-            sampler=dict(type="InfiniteSampler", shuffle=True),
-            dataset=dict(type="UnlabelledImageDataset", data_root=str(unlabelled_dir),
-                         pipeline=pipeline))))
+        train_dataloader=dict(dataset=dict(data_root=str(unlabelled_dir), pipeline=pipeline))))
     return cfg
 
 

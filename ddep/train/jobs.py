@@ -224,9 +224,6 @@ def pretrain_denoise(cfg: Config, arm: str, noise: NoiseConfig, out: Path, opts:
         noise=asdict(noise), freeze_encoder=arm == "ddep",
         backbone=dict(pretrained=encoder_weights),
         decode_head=dict(noise_conditioning=noise_conditioning, norm_cfg=_norm_cfg(opts)))))
-    # DDeP freezes the encoder: the optimizer gets only the parameters that train
-    sched = dict(sched, optim_wrapper=dict(sched["optim_wrapper"],
-                                           constructor="TrainableOnlyOptimWrapperConstructor"))
     cfg = apply_run(cfg, opts, sched)
     start = time.time()
     runner = _train(cfg, out)
