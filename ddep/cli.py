@@ -21,8 +21,9 @@ def _job_args(p: argparse.ArgumentParser, stage: str) -> None:
                    help="checkpoints and logs; a restarted job resumes from here")
     g.add_argument("--preset", default="tiny", help="model preset: tiny | r50_vit_b16")
     g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--schedule", default=None,
-                   help=f"row of ddep.train.schedules for the {stage} stage (default: the dataset)")
+    g.add_argument("--schedule", default=None, metavar="DATASET",
+                   help=f"use this dataset's {stage} schedule file, ddep/configs/_base_/schedules/"
+                        f"DATASET_{stage}.py or {stage}.py (default: --dataset's)")
     g.add_argument("--iters", type=int, help="override the schedule's max_iters")
     g.add_argument("--batch-size", type=int, help="override the schedule's batch size")
     g.add_argument("--lr", type=float, help="override the schedule's learning rate")
@@ -51,15 +52,15 @@ def _job_args(p: argparse.ArgumentParser, stage: str) -> None:
 
 
 def _options_and_schedule(args: argparse.Namespace, stage: str, dataset: str):
+    from ddep.configs import schedule_config
     from ddep.train.jobs import JobOptions
-    from ddep.train.schedules import get_schedule
     opts = JobOptions(work_dir=args.work_dir, preset=args.preset, seed=args.seed, amp=args.amp,
                       launcher=args.launcher, pin_memory=args.pin_memory,
                       channels_last=args.channels_last, compile=args.compile,
                       keep_checkpoints=args.keep_checkpoints,
                       cfg_options=dict(args.cfg_options or {}))
-    sched = get_schedule(args.schedule or dataset, stage).override(
-        max_iters=args.iters, batch_size=args.batch_size, lr=args.lr,
+    sched = schedule_config(
+        args.schedule or dataset, stage, iters=args.iters, batch_size=args.batch_size, lr=args.lr,
         checkpoint_interval=args.checkpoint_interval, num_workers=args.num_workers,
         encoder_lr_mult=getattr(args, "encoder_lr_mult", None))
     return opts, sched  # the Runner initialises torch.distributed for --launcher pytorch|slurm

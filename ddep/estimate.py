@@ -13,8 +13,8 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
+from ddep.configs import schedule_config
 from ddep.data.table import config_literal
-from ddep.train.schedules import get_schedule
 
 THROUGHPUTS = Path(__file__).resolve().parent.parent / "benchmarks" / "throughput.csv"
 STAGES = {"pretrain_supervised": "supervised", "pretrain_denoise": "denoise", "finetune": "finetune"}
@@ -50,15 +50,16 @@ def throughput(rows: list[dict], gpu: str, preset: str, crop: tuple[int, int], a
 
 def estimate(jobs: list[dict], config: dict, gpu: str) -> list[dict]:
     """One row per rule: jobs, training images and GPU-hours. ``jobs`` items carry ``rule`` and
-    ``dataset``; iterations and batch size come from the schedules and the config's overrides."""
+    ``dataset``; iterations and batch size come from the schedule files and the config's
+    overrides."""
     rows, table = {}, read_throughputs()
     amp = config.get("amp", "none")
     for job in jobs:
         stage = STAGES[job["rule"]]
         override = ((config.get("schedule") or {}).get(stage) or {})
-        sched = get_schedule(job["dataset"], stage)
-        iters = override.get("iters", sched.max_iters)
-        batch = override.get("batch_size", sched.batch_size)
+        sched = schedule_config(job["dataset"], stage, iters=override.get("iters"),
+                                batch_size=override.get("batch_size"))
+        iters, batch = sched["train_cfg"]["max_iters"], sched["train_dataloader"]["batch_size"]
         crop = tuple(config["datasets"][job["dataset"]].get("crop_size")
                      or config_literal(job["dataset"], "crop_size"))
         gpus = max(1, int(((config.get("resources") or {}).get(job["rule"]) or {}).get("gpu", 1)))

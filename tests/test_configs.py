@@ -33,10 +33,68 @@ def test_unknown_preset_names_the_missing_file():
         model_file("huge")
 
 
+def _workflow_schedules() -> list[tuple[str, str]]:
+    """The (dataset, stage) pairs the workflow trains: the supervised stand-in (always the
+    built-in schedule) and every dataset's denoising pretraining and fine-tuning."""
+    from ddep.data.table import DATASET_DEFS
+    stages = ("denoise", "finetune")
+    return [("builtin", "supervised")] + [(d, s) for d in DATASET_DEFS for s in stages]
+
+
+def _consistent(sched: dict) -> int:
+    """Assert ``sched`` decays to zero at max_iters after its warm-up; return the warm-up."""
+    iters = sched["train_cfg"]["max_iters"]
+    *warmup, poly = sched["param_scheduler"]
+    assert [w["type"] for w in warmup] in ([], ["LinearLR"]) and poly["type"] == "PolyLR"
+    assert poly["end"] == iters and poly["eta_min"] == 0
+    assert poly["begin"] == (warmup[0]["end"] if warmup else 0)
+    assert sched["train_cfg"]["val_begin"] == sched["train_cfg"]["val_interval"] == iters + 1
+    return poly["begin"]
+
+
+def test_every_schedule_the_workflow_uses_is_consistent_and_rescales():
+    """Each schedule file the workflow resolves decays to zero at its max_iters; ``--iters``
+    moves the decay's end and validation with it and cuts the warm-up to at most a tenth; the
+    cost estimate prices the same iterations and batch size."""
+    from ddep.configs import schedule_config, schedule_file
+    from ddep.estimate import STAGES, estimate
+
+    rule = {stage: r for r, stage in STAGES.items()}
+    for dataset, stage in _workflow_schedules():
+        path = schedule_file(dataset, stage)
+        assert path.stem in (f"{dataset}_{stage}", stage)
+        sched = schedule_config(dataset, stage)
+        warmup = _consistent(sched)
+        assert 0 < warmup <= sched["train_cfg"]["max_iters"] // 10, path
+        assert sched["default_hooks"]["checkpoint"]["interval"] <= sched["train_cfg"]["max_iters"]
+
+        short = schedule_config(dataset, stage, iters=37, batch_size=3)
+        assert short["train_cfg"]["max_iters"] == 37 and _consistent(short) == min(warmup, 3)
+        assert short["train_dataloader"]["batch_size"] == 3
+        assert schedule_config(dataset, stage, iters=9)["param_scheduler"][0]["begin"] == 0
+
+        config = dict(preset="r50_vit_b16", amp="bf16", datasets={dataset: {}})
+        for override, (iters, batch) in (
+                ({}, (sched["train_cfg"]["max_iters"], sched["train_dataloader"]["batch_size"])),
+                ({stage: dict(iters=37, batch_size=3)}, (37, 3))):
+            [row] = estimate([dict(rule=rule[stage], dataset=dataset)],
+                             dict(config, schedule=override), "H100")
+            assert row["images"] == iters * batch, path
+
+
+def test_missing_schedule_names_the_files_that_exist():
+    from ddep.configs import schedule_file
+
+    with pytest.raises(ValueError, match=r"cityscapes_supervised\.py nor supervised\.py exists "
+                                         r"\(have: ade20k_finetune, builtin_denoise, .*denoise, "):
+        schedule_file("cityscapes", "supervised")
+    with pytest.raises(ValueError, match=r"datasets/camvid\.py.*have: ade20k, builtin"):
+        schedule_file("camvid", "denoise")
+
+
 def test_config_hash_does_not_depend_on_where_the_checkout_is(tmp_path, monkeypatch):
-    from ddep.configs import finetune_config
+    from ddep.configs import finetune_config, schedule_config
     from ddep.train.jobs import JobOptions, apply_run, config_hash
-    from ddep.train.schedules import get_schedule
 
     def hashed(checkout: Path) -> str:
         (checkout / "resources").mkdir(parents=True)
@@ -44,7 +102,7 @@ def test_config_hash_does_not_depend_on_where_the_checkout_is(tmp_path, monkeypa
         cfg = finetune_config("builtin", "tiny", checkout / "resources" / "data")
         cfg.train_dataloader.dataset.ann_file = str(checkout / "resources" / "split.txt")
         opts = JobOptions(work_dir=checkout / "work", seed=5)
-        return config_hash(apply_run(cfg, opts, get_schedule("builtin", "finetune")))
+        return config_hash(apply_run(cfg, opts, schedule_config("builtin", "finetune")))
 
     assert hashed(tmp_path / "a") == hashed(tmp_path / "elsewhere" / "b")
 

@@ -1,9 +1,10 @@
 """Compose the config files under ``_base_/`` into one job's mmengine config.
 
-A job's config is the runtime file, a model preset file and a dataset file, with the model
-fitted to the dataset (classes, crop size, sliding window); the job then adds its per-run
-values (seed, schedule, split file, initial weights, work dir) and saves the result beside its
-output, where it runs with mmseg's own ``tools/train.py`` and ``tools/test.py``."""
+A job's config is the runtime file (or the denoising pretraining's), a model preset file and
+a dataset file, with the model fitted to the dataset (classes, crop size, sliding window); the
+job then adds its schedule file (with the command line's changes) and its per-run values
+(seed, split file, initial weights, work dir) and saves the result beside its output, where it
+runs with mmseg's own ``tools/train.py`` and ``tools/test.py``."""
 from __future__ import annotations
 
 import copy
@@ -15,6 +16,7 @@ from mmengine.config import Config
 
 CONFIG_DIR = Path(__file__).resolve().parent / "_base_"
 RUNTIME = CONFIG_DIR / "default_runtime.py"
+DENOISING = CONFIG_DIR / "denoising_pretraining.py"
 
 
 def _base_file(kind: str, name: str) -> Path:
@@ -33,6 +35,67 @@ def model_file(preset: str) -> Path:
 def dataset_file(dataset: str) -> Path:
     """``_base_/datasets/{dataset}.py``."""
     return _base_file("datasets", dataset)
+
+
+def schedule_file(dataset: str, stage: str) -> Path:
+    """``_base_/schedules/{dataset}_{stage}.py``, else the stage's shared ``{stage}.py`` (the
+    paper's ``denoise.py``). ``dataset`` must have a dataset file (a typo is an error)."""
+    dataset_file(dataset)
+    folder = CONFIG_DIR / "schedules"
+    for name in (f"{dataset}_{stage}", stage):
+        if (folder / f"{name}.py").is_file():
+            return folder / f"{name}.py"
+    have = sorted(p.stem for p in folder.glob("*.py"))
+    raise ValueError(f"no {stage!r} schedule for dataset {dataset!r}: neither {folder}/"
+                     f"{dataset}_{stage}.py nor {stage}.py exists (have: {', '.join(have)}); "
+                     f"add one, or pick another dataset's with --schedule")
+
+
+def schedule_config(dataset: str, stage: str, iters: int | None = None,
+                    batch_size: int | None = None, lr: float | None = None,
+                    checkpoint_interval: int | None = None, num_workers: int | None = None,
+                    encoder_lr_mult: float | None = None) -> dict:
+    """The schedule file's keys (optim_wrapper, param_scheduler, train_cfg, default_hooks,
+    train_dataloader) with the run's changes (``None``: the file's value)."""
+    sched = Config.fromfile(str(schedule_file(dataset, stage))).to_dict()
+    if iters is not None:
+        sched = with_iters(sched, iters)
+    loader = sched["train_dataloader"]
+    if batch_size is not None:
+        loader["batch_size"] = batch_size
+    if num_workers is not None:
+        loader.update(num_workers=num_workers, persistent_workers=num_workers > 0)
+    if lr is not None:
+        sched["optim_wrapper"]["optimizer"]["lr"] = lr
+    if checkpoint_interval is not None:
+        sched["default_hooks"]["checkpoint"]["interval"] = checkpoint_interval
+    if encoder_lr_mult is not None:
+        sched["optim_wrapper"] = with_encoder_lr_mult(sched["optim_wrapper"], encoder_lr_mult)
+    return sched
+
+
+def with_iters(sched: dict, iters: int) -> dict:
+    """``sched`` trained for ``iters``: its warm-up cut to at most a tenth (a short run keeps
+    most of its decay), the decay ending at ``iters`` and validation after it, not at it
+    (mmengine's loop validates at max_iters unless val_begin lies beyond it)."""
+    sched = copy.deepcopy(sched)
+    steps = {s["type"]: s for s in sched["param_scheduler"]}
+    if set(steps) - {"LinearLR", "PolyLR"} or "PolyLR" not in steps:
+        raise ValueError(f"cannot rescale param_scheduler {sorted(steps)} to {iters} iterations "
+                         f"(only a LinearLR warm-up + PolyLR): set it with --cfg-options")
+    warmup = min(steps["LinearLR"]["end"] if "LinearLR" in steps else 0, iters // 10)
+    poly = dict(steps["PolyLR"], begin=warmup, end=iters)
+    sched["param_scheduler"] = [dict(steps["LinearLR"], end=warmup), poly] if warmup else [poly]
+    sched["train_cfg"].update(max_iters=iters, val_begin=iters + 1, val_interval=iters + 1)
+    return sched
+
+
+def with_encoder_lr_mult(optim_wrapper: dict, mult: float) -> dict:
+    """``optim_wrapper`` with the encoder's (``backbone``) LR factor ``mult`` (1: none)."""
+    wrapper = {k: v for k, v in optim_wrapper.items() if k != "paramwise_cfg"}
+    if mult != 1.0:
+        wrapper["paramwise_cfg"] = dict(custom_keys={"backbone": dict(lr_mult=mult)})
+    return wrapper
 
 
 def _pair(size: int | Sequence[int]) -> tuple[int, int]:
@@ -118,18 +181,15 @@ def unlabelled_pipeline(train_pipeline: list) -> list:
 
 def denoise_config(dataset: str, preset: str, unlabelled_dir: str | os.PathLike,
                    crop_size: Sequence[int] | None = None) -> Config:
-    """Runtime + the preset's denoiser + every image under ``unlabelled_dir``, with the
-    dataset's training geometry (crop, random resize, flip)."""
+    """``denoising_pretraining.py`` + the preset's denoiser + every image under
+    ``unlabelled_dir``, with the dataset's training geometry (crop, random resize, flip)."""
     data = Config.fromfile(str(dataset_file(dataset)))
     crop = _pair(crop_size or data.crop_size)
     pipeline = _with_crop(unlabelled_pipeline(data.train_dataloader.dataset.pipeline), crop)
-    cfg = Config.fromfile(str(RUNTIME))
+    cfg = Config.fromfile(str(DENOISING))
     cfg.merge_from_dict(dict(
         dataset_name=data.dataset_name, model=denoiser_cfg(preset, crop),
-        train_dataloader=dict(
-            sampler=dict(type="InfiniteSampler", shuffle=True),
-            dataset=dict(type="UnlabelledImageDataset", data_root=str(unlabelled_dir),
-                         pipeline=pipeline))))
+        train_dataloader=dict(dataset=dict(data_root=str(unlabelled_dir), pipeline=pipeline))))
     return cfg
 
 

@@ -1,5 +1,5 @@
 """The training jobs. Each takes a config composed from ``ddep/configs`` (dataset x preset),
-adds its run's values (arm, schedule, seed, split, initial weights, work dir), trains it with
+adds its run's values (arm, schedule file, seed, split, initial weights, work dir), trains it with
 an mmengine ``Runner`` (resuming from its work dir) and writes its output and the resolved
 config beside it, atomically."""
 from __future__ import annotations
@@ -17,14 +17,13 @@ from mmengine.dist import is_main_process
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
-from ddep.configs import RUNTIME, denoiser_cfg
+from ddep.configs import RUNTIME, denoiser_cfg, with_encoder_lr_mult
 from ddep.configs.compose import copy_val_to_test
 from ddep.data.checks import checked_pipeline, count_split
 from ddep.io import atomic_write_text, ensure_writable, write_json
 from ddep.noise import NoiseConfig
 from ddep.preflight import CheckpointError
 from ddep.sweep import ARMS, DENOISING_ARMS
-from ddep.train.schedules import Schedule
 
 
 @dataclass
@@ -42,43 +41,20 @@ class JobOptions:
     cfg_options: dict = field(default_factory=dict)
 
 
-def _optim_wrapper(opts: JobOptions, sched: Schedule, **extra) -> dict:
-    wrapper = dict(type="OptimWrapper", optimizer=dict(
-        type="AdamW", lr=sched.lr, betas=(0.9, 0.999), weight_decay=sched.weight_decay), **extra)
-    if opts.amp != "none":
-        wrapper.update(type="AmpOptimWrapper", dtype="bfloat16" if opts.amp == "bf16" else "float16")
-    return wrapper
-
-
-def _param_scheduler(sched: Schedule) -> list[dict]:
-    """Linear warm-up, then polynomial (linear) decay to zero, as mmseg's schedules."""
-    warmup = min(sched.warmup_iters, sched.max_iters // 10)  # short runs keep most of their decay
-    poly = dict(type="PolyLR", eta_min=0.0, power=1.0, begin=warmup, end=sched.max_iters, by_epoch=False)
-    if not warmup:
-        return [poly]
-    return [dict(type="LinearLR", start_factor=1e-3, by_epoch=False, begin=0, end=warmup), poly]
-
-
-def apply_run(cfg: Config, opts: JobOptions, sched: Schedule,
-              optim_wrapper: dict | None = None) -> Config:
-    """``cfg`` with one run's values: where it works, its seed, schedule and hardware, then
-    ``opts.cfg_options``. A config with a ``val_dataloader`` also gets mmseg's val and test
-    loops (tested as validated)."""
-    loader = dict(num_workers=sched.num_workers, persistent_workers=sched.num_workers > 0,
-                  pin_memory=opts.pin_memory)
+def apply_run(cfg: Config, opts: JobOptions, sched: dict) -> Config:
+    """``cfg`` with one run's values: its schedule (:func:`ddep.configs.schedule_config`),
+    where it works, its seed and hardware, then ``opts.cfg_options``. A config with a
+    ``val_dataloader`` also gets mmseg's val and test loops (tested as validated), which
+    validate once, after training (runner.val() in the job, or mmseg's tools/test.py)."""
+    workers = {k: sched["train_dataloader"][k] for k in ("num_workers", "persistent_workers")}
+    loader = dict(workers, pin_memory=opts.pin_memory)
+    cfg.merge_from_dict(sched)
     cfg.merge_from_dict(dict(
         work_dir=str(opts.work_dir), launcher=opts.launcher, randomness=dict(seed=opts.seed),
-        train_dataloader=dict(batch_size=sched.batch_size, **loader),
-        # validation runs once, after training (runner.val() in the job, or mmseg's
-        # tools/test.py), never inside the loop: mmengine's loop also validates at max_iters
-        # unless val_begin lies beyond it
-        train_cfg=dict(type="IterBasedTrainLoop", max_iters=sched.max_iters,
-                       val_begin=sched.max_iters + 1, val_interval=sched.max_iters + 1),
-        optim_wrapper=optim_wrapper or _optim_wrapper(opts, sched),
-        param_scheduler=_param_scheduler(sched),
-        default_hooks=dict(logger=dict(interval=sched.log_interval),
-                           checkpoint=dict(interval=sched.checkpoint_interval)),
-    ))
+        train_dataloader=dict(pin_memory=opts.pin_memory)))
+    if opts.amp != "none":
+        cfg.merge_from_dict(dict(optim_wrapper=dict(
+            type="AmpOptimWrapper", dtype="bfloat16" if opts.amp == "bf16" else "float16")))
     if "val_dataloader" in cfg:
         cfg.merge_from_dict(dict(val_dataloader=loader, val_cfg=dict(type="ValLoop"),
                                  test_cfg=dict(type="TestLoop")))
@@ -185,7 +161,7 @@ def _norm_cfg(opts: JobOptions) -> dict:
 
 # --- supervised encoder (the built-in ImageNet-21k stand-in) -------------------------------
 
-def pretrain_supervised(data_root: Path, out: Path, opts: JobOptions, sched: Schedule) -> dict:
+def pretrain_supervised(data_root: Path, out: Path, opts: JobOptions, sched: dict) -> dict:
     """Train the encoder as a grid-presence classifier on the built-in classification data and
     save it in timm format (``.safetensors``), so 21K and DDeP take the timm loading path."""
     meta_path = Path(data_root) / "meta.json"
@@ -231,7 +207,7 @@ def pretrain_supervised(data_root: Path, out: Path, opts: JobOptions, sched: Sch
 # --- denoising pretraining (DeP / DDeP) ---------------------------------------------------
 
 def pretrain_denoise(cfg: Config, arm: str, noise: NoiseConfig, out: Path, opts: JobOptions,
-                     sched: Schedule, encoder_weights: str | None = None,
+                     sched: dict, encoder_weights: str | None = None,
                      noise_conditioning: bool = False) -> dict:
     """Pretrain ``cfg`` (from :func:`ddep.configs.denoise_config`) with the denoising objective
     and write a weights-only checkpoint whose meta records the arm and noise setting
@@ -253,8 +229,7 @@ def pretrain_denoise(cfg: Config, arm: str, noise: NoiseConfig, out: Path, opts:
         noise=asdict(noise), freeze_encoder=arm == "ddep",
         backbone=dict(pretrained=encoder_weights),
         decode_head=dict(noise_conditioning=noise_conditioning, norm_cfg=_norm_cfg(opts)))))
-    wrapper = _optim_wrapper(opts, sched, constructor="TrainableOnlyOptimWrapperConstructor")
-    cfg = apply_run(cfg, opts, sched, optim_wrapper=wrapper)
+    cfg = apply_run(cfg, opts, sched)
     start = time.time()
     runner = _train(cfg, out)
     loss = runner.message_hub.log_scalars.get("train/loss")
@@ -290,7 +265,7 @@ def read_checkpoint_meta(path: str | os.PathLike) -> dict:
 
 
 def finetune(cfg: Config, arm: str, split_file: Path, label_fraction: str, out: Path,
-             opts: JobOptions, sched: Schedule, init_from: str | None = None,
+             opts: JobOptions, sched: dict, init_from: str | None = None,
              encoder_weights: str | None = None) -> dict:
     """Fine-tune ``cfg`` (from :func:`ddep.configs.finetune_config`) on the labelled split
     ``split_file``, evaluate on the full val split with mmseg's IoU metric (the model's sliding
@@ -324,10 +299,9 @@ def finetune(cfg: Config, arm: str, split_file: Path, label_fraction: str, out: 
     val.pipeline = checked_pipeline(val.pipeline, num_classes)
     cfg.merge_from_dict(dict(model=dict(init_from=init_from, backbone=dict(pretrained=encoder_weights),
                                         decode_head=dict(norm_cfg=_norm_cfg(opts)))))
-    extra = {}
-    if arm != "none" and sched.encoder_lr_mult != 1.0:
-        extra["paramwise_cfg"] = dict(custom_keys={"backbone": dict(lr_mult=sched.encoder_lr_mult)})
-    cfg = apply_run(cfg, opts, sched, optim_wrapper=_optim_wrapper(opts, sched, **extra))
+    if arm == "none":  # a random encoder learns at the full LR: no factor to protect it
+        sched = dict(sched, optim_wrapper=with_encoder_lr_mult(sched["optim_wrapper"], 1.0))
+    cfg = apply_run(cfg, opts, sched)
     start = time.time()
     runner = _train(cfg, out)
     metrics = runner.val()

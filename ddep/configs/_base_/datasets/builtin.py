@@ -21,7 +21,7 @@ test_pipeline = [
     dict(type='LoadAnnotations'),
     dict(type='PackSegInputs')
 ]
-# batch size and workers: the job's schedule (ddep.train.schedules)
+# batch size and workers: the job's schedule (_base_/schedules/builtin_*.py)
 train_dataloader = dict(
     sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=dict(

@@ -1,0 +1,16 @@
+# The paper's denoising pretraining (DeP / DDeP) for every dataset without its own
+# <dataset>_denoise.py: 100k x 16, AdamW as in TransUNet-style ViT training.
+# ddep's --iters, --batch-size, --lr, ... change a copy (ddep.configs.schedule_config).
+optim_wrapper = dict(
+    type='OptimWrapper',
+    optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05))
+# linear warm-up, then linear (poly, power 1) decay to zero
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=1500),
+    dict(type='PolyLR', eta_min=0.0, power=1.0, begin=1500, end=100000, by_epoch=False)
+]
+# val_begin past max_iters: validation runs once, after training, not also at max_iters
+train_cfg = dict(
+    type='IterBasedTrainLoop', max_iters=100000, val_begin=100001, val_interval=100001)
+default_hooks = dict(logger=dict(interval=50), checkpoint=dict(interval=5000))
+train_dataloader = dict(batch_size=16, num_workers=4, persistent_workers=True)
