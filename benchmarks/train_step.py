@@ -6,11 +6,12 @@ ours / plain is the framework overhead. FLOPs per image are counted (torch.utils
 forward + backward of one step), so achieved TFLOP/s and MFU follow from the step time; the
 peak is the GPU's dense tensor-core peak from PEAK_TFLOPS (or --peak-tflops).
 
-Fast-path variants (``ddep.models.transunet.apply_fast_path``) are measured in the same run as
-the baseline (the first variant), interleaved; each row also gives the largest relative
-difference of its first three losses from the baseline's (same initial weights and data).
+Variants (``ddep.models.transunet.apply_fast_path``'s channels_last and compile, and bf16
+autocast) are measured in the same run as the baseline (the first variant), interleaved; each
+row also gives the largest relative difference of its first three losses from the baseline's
+(same initial weights and data).
 
-    python benchmarks/train_step.py --preset tiny --size 64 128 --batch 4 --variants base channels_last
+    python benchmarks/train_step.py --preset tiny --size 64 128 --batch 4 --variants base channels_last bf16
     python benchmarks/train_step.py --preset r50_vit_b16 --size 512 1024 --batch 4 --amp bf16 \
         --variants base channels_last channels_last+compile
 """
@@ -30,6 +31,7 @@ from mmseg.structures import SegDataSample
 from mmseg.utils import register_all_modules
 
 import ddep.models  # noqa: F401
+import ddep.train.components  # noqa: F401  (CPUBF16OptimWrapper)
 from ddep.configs import segmentor_cfg
 from ddep.models.transunet import TransUNetEncoder, get_preset
 
@@ -43,9 +45,9 @@ class PlainTransUNet(nn.Module):
 
     def __init__(self, preset: str, num_classes: int, img_size) -> None:
         super().__init__()
-        arch = get_preset(preset)
+        enc = get_preset(preset)
+        dec = segmentor_cfg(preset, num_classes, img_size)["decode_head"]  # the preset's widths
         self.encoder = TransUNetEncoder(preset, img_size)
-        enc, dec = arch["encoder"], arch["decoder"]
         skips = (enc["resnet_channels"][1], enc["resnet_channels"][0], enc["stem_channels"], 0)
         self.conv_more = conv_bn_relu(enc["embed_dim"], dec["head_channels"])
         ins = (dec["head_channels"], *dec["decoder_channels"][:-1])
@@ -103,14 +105,15 @@ def timed(step, device: str, warmup: int, iters: int) -> list[float]:
     return times
 
 
-def fast_path(variant: str) -> dict:
-    """``base`` -> {}; ``channels_last+compile`` -> {channels_last: True, compile: True}."""
+def parse_variant(variant: str, amp: str) -> tuple[dict, str]:
+    """(fast-path options, precision): ``base`` -> ({}, amp);
+    ``channels_last+compile+bf16`` -> ({channels_last: True, compile: True}, "bf16")."""
     keys = [] if variant == "base" else variant.split("+")
-    unknown = set(keys) - {"channels_last", "compile"}
+    unknown = set(keys) - {"channels_last", "compile", "bf16"}
     if unknown:
-        raise SystemExit(f"unknown option(s) {sorted(unknown)} in variant {variant!r}: "
-                         f"use base or channels_last, compile joined by '+'")
-    return {k: True for k in keys}
+        raise SystemExit(f"unknown option(s) {sorted(unknown)} in variant {variant!r}: use base "
+                         f"or channels_last, compile, bf16 joined by '+'")
+    return {k: True for k in keys if k != "bf16"}, "bf16" if "bf16" in keys else amp
 
 
 def main() -> None:
@@ -122,10 +125,10 @@ def main() -> None:
     ap.add_argument("--classes", type=int, default=19)
     ap.add_argument("--iters", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--amp", choices=("none", "bf16"), default="none")
+    ap.add_argument("--amp", choices=("none", "bf16"), default="none", help="every variant's precision")
     ap.add_argument("--variants", nargs="+", default=["base"],
-                    help="fast-path variants measured in the same run, the first one the "
-                         "baseline: base, channels_last, compile, channels_last+compile")
+                    help="variants measured in the same run, the first one the baseline: base, "
+                         "or options joined by '+': channels_last, compile, bf16 (autocast)")
     ap.add_argument("--rounds", type=int, default=3, help="alternate all models this many times")
     ap.add_argument("--peak-tflops", type=float,
                     help="the device's peak TFLOP/s for MFU (default: PEAK_TFLOPS by GPU name)")
@@ -133,7 +136,6 @@ def main() -> None:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     h, w = args.size
     n = args.batch
-    autocast = dict(device_type=device, dtype=torch.bfloat16, enabled=args.amp == "bf16")
 
     torch.manual_seed(0)
     imgs = [torch.randint(0, 256, (3, h, w), dtype=torch.uint8) for _ in range(n)]
@@ -149,17 +151,20 @@ def main() -> None:
     def ours_step_of(variant: str):
         torch.manual_seed(0)  # every variant starts from the same weights
         cfg = segmentor_cfg(args.preset, args.classes, (h, w))
-        model = MODELS.build(dict(cfg, fast_path=fast_path(variant))).to(device).train()
+        options, amp = parse_variant(variant, args.amp)
+        model = MODELS.build(dict(cfg, fast_path=options)).to(device).train()
         wrapper_cfg = dict(optimizer=dict(type="AdamW", lr=1e-4))
-        if args.amp == "bf16":
-            wrapper_cfg.update(type="AmpOptimWrapper", dtype="bfloat16")
+        if amp == "bf16":  # as the jobs do (ddep.train.jobs.apply_run)
+            wrapper_cfg.update(dict(type="AmpOptimWrapper", dtype="bfloat16") if device == "cuda"
+                               else dict(type="CPUBF16OptimWrapper"))
         wrapper = build_optim_wrapper(model, wrapper_cfg)
         return model, lambda: model.train_step(data, wrapper)["loss"].detach()
 
     def plain_step_of(variant: str):
         torch.manual_seed(0)
         model = PlainTransUNet(args.preset, args.classes, (h, w)).to(device).train()
-        options = fast_path(variant)
+        options, amp = parse_variant(variant, args.amp)
+        autocast = dict(device_type=device, dtype=torch.bfloat16, enabled=amp == "bf16")
         if options.get("channels_last"):
             model.to(memory_format=torch.channels_last)
         if options.get("compile"):
@@ -195,11 +200,10 @@ def main() -> None:
             t_plain[v] += timed(plain[v], device, args.warmup, args.iters)
 
     name = torch.cuda.get_device_name() if device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    peak = args.peak_tflops or (peak_tflops(name, args.amp) if device == "cuda" else None)
-    print(f"device: {name}; preset {args.preset}, {h}x{w}, batch {n}, precision {args.amp}, "
-          f"{n_ours / 1e6:.2f}M parameters; counted FLOPs per training image (forward + "
-          f"backward): {flops_per_image / 1e9:.1f} GFLOP; MFU against "
-          f"{f'{peak:g} TFLOP/s' if peak else 'n/a (pass --peak-tflops)'}")
+    print(f"device: {name}; preset {args.preset}, {h}x{w}, batch {n}, {n_ours / 1e6:.2f}M "
+          f"parameters; counted FLOPs per training image (forward + backward): "
+          f"{flops_per_image / 1e9:.1f} GFLOP; MFU against the precision's peak "
+          f"({'--peak-tflops' if args.peak_tflops else 'PEAK_TFLOPS'})")
     print("| device | preset | size | batch | precision | options | ms/step | img/s | TFLOP/s | MFU "
           "| peak memory | overhead (ours / plain) | vs baseline | loss diff (3 steps) |")
     print("|---" * 14 + "|")
@@ -209,8 +213,10 @@ def main() -> None:
         tflops = flops_per_image * n / mo / 1e12
         diff = max(abs(a - b) / abs(b) for a, b in zip(losses[v], losses[base]))
         mem = f"{peak_mem[v]:.1f} GiB" if peak_mem[v] is not None else "n/a"
-        mfu = f"{100 * tflops / peak:.1f}%" if peak else "n/a"
-        print(f"| {name} | {args.preset} | {h}x{w} | {n} | {args.amp} | {v} | {mo * 1000:.1f} | "
+        amp = parse_variant(v, args.amp)[1]
+        peak = args.peak_tflops or (peak_tflops(name, amp) if device == "cuda" else None)
+        mfu = f"{100 * tflops / peak:.1f}% of {peak:g}" if peak else "n/a"
+        print(f"| {name} | {args.preset} | {h}x{w} | {n} | {amp} | {v} | {mo * 1000:.1f} | "
               f"{n / mo:.1f} | {tflops:.3f} | {mfu} | {mem} | {mo / mp:.3f} | "
               f"{mo / statistics.median(t_ours[base]):.3f} | {diff:.1e} |")
 

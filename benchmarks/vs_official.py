@@ -24,6 +24,7 @@ from mmseg.structures import SegDataSample
 from mmseg.utils import register_all_modules
 
 import ddep.models  # noqa: F401  (registers the modules)
+import ddep.train.components  # noqa: F401  (CPUBF16OptimWrapper)
 from ddep.configs import segmentor_cfg
 
 
@@ -58,6 +59,9 @@ def main() -> None:
     ap.add_argument("--iters", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=3, help="alternate the two models this often")
+    ap.add_argument("--amp", choices=("none", "bf16"), default="none",
+                    help="bf16 autocast for both models (ddep's CPUBF16OptimWrapper, and "
+                         "torch.autocast around the official forward)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -65,7 +69,9 @@ def main() -> None:
     n, s = args.batch, args.size
 
     ours = MODELS.build(ConfigDict(segmentor_cfg("r50_vit_b16", args.classes, (s, s)))).train()
-    ours_opt = build_optim_wrapper(ours, dict(optimizer=dict(type="SGD", lr=0.01, momentum=0.9)))
+    wrapper = dict(type="CPUBF16OptimWrapper") if args.amp == "bf16" else {}
+    ours_opt = build_optim_wrapper(ours, dict(optimizer=dict(type="SGD", lr=0.01, momentum=0.9),
+                                              **wrapper))
     samples = []
     for _ in range(n):
         sample = SegDataSample(metainfo=dict(img_shape=(s, s), ori_shape=(s, s), pad_shape=(s, s)))
@@ -80,7 +86,8 @@ def main() -> None:
     y = torch.stack([smp.gt_sem_seg.data[0] for smp in samples])
 
     def official_step() -> None:
-        loss = F.cross_entropy(official(x), y)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.amp == "bf16"):
+            loss = F.cross_entropy(official(x), y)
         official_opt.zero_grad(set_to_none=True)
         loss.backward()
         official_opt.step()
@@ -94,7 +101,7 @@ def main() -> None:
         t_official += median_step(official_step, args.warmup, args.iters)
     mo, mf = statistics.median(t_ours), statistics.median(t_official)
     count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
-    print(f"cpu threads={args.threads} size={s}x{s} batch={n} classes={args.classes} "
+    print(f"cpu threads={args.threads} size={s}x{s} batch={n} classes={args.classes} amp={args.amp} "
           f"steps={len(t_ours)} per model")
     print(f"ddep r50_vit_b16 (mmengine train_step): {mo:.3f} s/step  {count(ours):,} parameters")
     print(f"official R50-ViT-B_16 (plain loop)     : {mf:.3f} s/step  {count(official):,} parameters")

@@ -38,7 +38,7 @@ def _job_args(p: argparse.ArgumentParser, stage: str) -> None:
         g.add_argument("--encoder-lr-mult", type=float, help="LR factor for a pretrained encoder")
     h = p.add_argument_group("hardware")
     h.add_argument("--amp", choices=("none", "bf16", "fp16"), default="none",
-                   help="mixed precision autocast (GPU)")
+                   help="mixed precision autocast (GPU; bf16 also on CPUs)")
     h.add_argument("--launcher", choices=("none", "pytorch", "slurm"), default="none",
                    help="distributed launcher: 'pytorch' under torchrun for multi-GPU DDP")
     h.add_argument("--pin-memory", action="store_true")

@@ -23,8 +23,10 @@ PASCAL_CONTEXT_SIZES = [(500, 375), (375, 500)]
 ADE20K_SIZES = [(683, 512), (512, 384), (256, 341)]
 
 
-def image(path: Path, size: tuple[int, int], seed: int = 0) -> None:
-    """An RGB image of ``size`` (w, h): a gradient with random blocks (PNG or JPEG by suffix)."""
+def image(path: Path, size: tuple[int, int], seed: int = 0, grain: float = 0.0) -> None:
+    """An RGB image of ``size`` (w, h): a gradient with random blocks (PNG or JPEG by suffix),
+    plus pixel noise of standard deviation ``grain`` (1 makes a 2048x1024 PNG as large as a
+    Cityscapes photo, 2.2 MiB)."""
     w, h = size
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
@@ -33,6 +35,8 @@ def image(path: Path, size: tuple[int, int], seed: int = 0) -> None:
     for _ in range(6):
         y0, x0 = rng.integers(0, h), rng.integers(0, w)
         arr[y0:y0 + h // 4, x0:x0 + w // 4] = rng.uniform(0, 255, 3)
+    if grain:
+        arr += rng.normal(0, grain, arr.shape).astype(np.float32)
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(arr.clip(0, 255).astype(np.uint8)).save(path, quality=90)
 
@@ -50,7 +54,7 @@ def label(path: Path, size: tuple[int, int], values: list[int]) -> None:
 
 
 def make_cityscapes(root: Path, n_train: int = 4, n_val: int = 1,
-                    size: tuple[int, int] = CITYSCAPES_SIZE) -> None:
+                    size: tuple[int, int] = CITYSCAPES_SIZE, grain: float = 0.0) -> None:
     """``leftImg8bit/{split}/{city}/{city}_{seq}_{frame}_leftImg8bit.png`` and the gtFine maps
     (labelTrainIds as mmseg's converter writes them, plus labelIds)."""
     cities = {"train": ["aachen", "bochum"], "val": ["frankfurt", "lindau"]}
@@ -58,7 +62,8 @@ def make_cityscapes(root: Path, n_train: int = 4, n_val: int = 1,
         for i in range(n):
             city = cities[split][i % 2]
             stem = f"{city}_{i:06d}_000019"
-            image(root / "leftImg8bit" / split / city / f"{stem}_leftImg8bit.png", size, seed=i)
+            image(root / "leftImg8bit" / split / city / f"{stem}_leftImg8bit.png", size, seed=i,
+                  grain=grain)
             gt = root / "gtFine" / split / city
             label(gt / f"{stem}_gtFine_labelTrainIds.png", size, CITYSCAPES_LABELS)
             label(gt / f"{stem}_gtFine_labelIds.png", size, [v + 7 for v in range(19)] + [0])
@@ -110,7 +115,7 @@ def tiny_encoder_checkpoint(path: Path) -> Path:
 
     from ddep.models import PRESETS, build_hybrid_vit
 
-    vit = build_hybrid_vit(**PRESETS["tiny"]["encoder"])
+    vit = build_hybrid_vit(**PRESETS["tiny"])
     save_file({k: v.contiguous() for k, v in vit.state_dict().items()}, str(path))
     return path
 

@@ -222,3 +222,18 @@ def test_channels_last_ddep_pretraining_matches_and_keeps_the_encoder_frozen():
     assert fast_losses == pytest.approx(base_losses, rel=1e-4)
     assert all(torch.equal(a, b) for a, b in zip(base.backbone.state_dict().values(),
                                                    fast.backbone.state_dict().values()))
+
+
+def test_cpu_bf16_autocast_trains_like_fp32_within_bf16_tolerance():
+    import ddep.train.components  # noqa: F401  (registers CPUBF16OptimWrapper)
+    from ddep.configs import segmentor_cfg
+    cfg = segmentor_cfg("tiny", 5, (64, 128))
+    _, fp32_losses = _train_three_steps(cfg, {}, _labelled_batch)
+    model, bf16_losses = _train_three_steps(cfg, {}, _labelled_batch, type="CPUBF16OptimWrapper")
+    assert bf16_losses == pytest.approx(fp32_losses, rel=2e-2)  # bf16: 8 bits of mantissa
+    assert bf16_losses != pytest.approx(fp32_losses, rel=1e-6)  # it did compute in bf16
+    wrapper = build_optim_wrapper(model, dict(type="CPUBF16OptimWrapper",
+                                              optimizer=dict(type="SGD", lr=0.1)))
+    with wrapper.optim_context(model):
+        assert torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+    assert not torch.is_autocast_enabled("cpu")

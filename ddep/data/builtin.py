@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ddep.data.table import DATASET_DEFS
 from ddep.io import atomic_path, write_json
 
 BUILTIN_CLASSES: tuple[str, ...] = (
@@ -416,7 +417,8 @@ def generate_builtin(root: Path, seed: int = 0, n_train: int = 500, n_val: int =
         meta_path.unlink()  # the tree is incomplete until the new meta.json lands
 
     k = len(BUILTIN_CLASSES)
-    dirs = {"train": ("img_dir/train", "ann_dir/train"), "val": ("img_dir/val", "ann_dir/val"),
+    labelled = DATASET_DEFS["builtin"].splits  # where the dataset config reads them
+    dirs = {**{s: (labelled[s].img_path, labelled[s].seg_map_path) for s in ("train", "val")},
             "unlabelled": ("img_dir/unlabelled", None), "cls_train": ("cls/train", None),
             "cls_val": ("cls/val", None)}
     counts = {"train": n_train, "val": n_val, "unlabelled": n_unlabelled,

@@ -30,26 +30,21 @@ from timm.layers.hybrid_embed import HybridEmbed
 from timm.models.resnetv2 import ResNetV2
 from timm.models.vision_transformer import VisionTransformer
 
+# Encoder presets (the decoder widths are in the model config files, ddep/configs/_base_/models).
 PRESETS: dict[str, dict] = {
     # The paper's R50-ViT-B/16: ResNetV2 stages (3, 4, 9) then ViT-B (12 x 768, 12 heads).
-    "r50_vit_b16": dict(
-        encoder=dict(resnet_layers=(3, 4, 9), resnet_channels=(256, 512, 1024), stem_channels=64,
-                     norm_groups=32, embed_dim=768, depth=12, num_heads=12),
-        decoder=dict(head_channels=512, decoder_channels=(256, 128, 64, 16)),
-    ),
+    "r50_vit_b16": dict(resnet_layers=(3, 4, 9), resnet_channels=(256, 512, 1024), stem_channels=64,
+                        norm_groups=32, embed_dim=768, depth=12, num_heads=12),
     # Same classes, ~100x fewer FLOPs: for laptops and CI.
-    "tiny": dict(
-        encoder=dict(resnet_layers=(1, 1, 1), resnet_channels=(64, 128, 256), stem_channels=32,
-                     norm_groups=8, embed_dim=192, depth=4, num_heads=3),
-        decoder=dict(head_channels=128, decoder_channels=(64, 32, 16, 16)),
-    ),
+    "tiny": dict(resnet_layers=(1, 1, 1), resnet_channels=(64, 128, 256), stem_channels=32,
+                 norm_groups=8, embed_dim=192, depth=4, num_heads=3),
 }
 
 TOKEN_STRIDE = 16  # input sizes must be multiples of this (the stride of the ViT tokens)
 
 
 def get_preset(name: str) -> dict:
-    """Encoder and decoder arguments of a preset; a clear error for an unknown name."""
+    """The encoder arguments of a preset; a clear error for an unknown name."""
     if name not in PRESETS:
         raise ValueError(f"unknown model preset {name!r}; choose one of {sorted(PRESETS)}")
     return PRESETS[name]
@@ -105,7 +100,7 @@ class TransUNetEncoder(BaseModule):
                  pretrained: str | None = None, init_cfg: dict | None = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.preset = preset
-        self.arch = get_preset(preset)["encoder"]
+        self.arch = get_preset(preset)
         self.vit = build_hybrid_vit(img_size=img_size, **self.arch)
         self.pretrained = pretrained
         stem = self.arch["stem_channels"]

@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 
 import numpy as np
+import torch
 from mmengine.hooks import Hook
+from mmengine.optim import OptimWrapper
 from mmseg.evaluation import IoUMetric
-from mmseg.registry import HOOKS, METRICS
+from mmseg.registry import HOOKS, METRICS, OPTIM_WRAPPERS
 
 
 class NonFiniteLossError(RuntimeError):
@@ -39,3 +42,14 @@ class PerClassIoUMetric(IoUMetric):
         for name, value in zip(self.dataset_meta["classes"], iou):
             metrics[f"IoU.{name}"] = round(float(value) * 100, 2)  # nan: class absent
         return metrics
+
+
+@OPTIM_WRAPPERS.register_module()
+class CPUBF16OptimWrapper(OptimWrapper):
+    """bf16 autocast for training on CPUs (mmengine's AmpOptimWrapper is for GPUs only). bf16
+    has fp32's exponent range, so the loss needs no scaling."""
+
+    @contextmanager
+    def optim_context(self, model: torch.nn.Module):
+        with super().optim_context(model), torch.autocast("cpu", dtype=torch.bfloat16):
+            yield

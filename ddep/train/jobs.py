@@ -52,9 +52,13 @@ def apply_run(cfg: Config, opts: JobOptions, sched: dict) -> Config:
     cfg.merge_from_dict(dict(
         work_dir=str(opts.work_dir), launcher=opts.launcher, randomness=dict(seed=opts.seed),
         train_dataloader=dict(pin_memory=opts.pin_memory)))
-    if opts.amp != "none":
+    if opts.amp != "none" and _cuda():
         cfg.merge_from_dict(dict(optim_wrapper=dict(
             type="AmpOptimWrapper", dtype="bfloat16" if opts.amp == "bf16" else "float16")))
+    elif opts.amp == "bf16":
+        cfg.merge_from_dict(dict(optim_wrapper=dict(type="CPUBF16OptimWrapper")))
+    elif opts.amp != "none":
+        raise ValueError(f"--amp {opts.amp} needs a GPU; on a CPU use --amp bf16 or none")
     if "val_dataloader" in cfg:
         cfg.merge_from_dict(dict(val_dataloader=loader, val_cfg=dict(type="ValLoop"),
                                  test_cfg=dict(type="TestLoop")))

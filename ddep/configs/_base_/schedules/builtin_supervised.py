@@ -1,5 +1,5 @@
 # Built-in supervised encoder (the ImageNet-21k stand-in), sized for the 20-minute default run
-# on a 2-core CPU with the tiny preset (docs/tuning.md): 1000 x 16.
+# on a 2-core CPU with the tiny preset (docs/tuning.md): 1000 x 16 (denoising: x 8).
 # ddep's --iters, --batch-size, --lr, ... change a copy (ddep.configs.schedule_config).
 optim_wrapper = dict(
     type='OptimWrapper',

@@ -1,5 +1,5 @@
-# PASCAL-Context 59 fine-tuning: 80000 x 16, the length of mmseg's schedule_80k.py, with AdamW
-# (as in TransUNet-style ViT fine-tuning) instead of its SGD.
+# PASCAL-Context 59 fine-tuning (Cityscapes: the same at batch 8): 80000 x 16, the length of
+# mmseg's schedule_80k.py, with AdamW (as in TransUNet-style ViT fine-tuning) instead of its SGD.
 # ddep's --iters, --batch-size, --lr, ... change a copy (ddep.configs.schedule_config).
 optim_wrapper = dict(
     type='OptimWrapper',
