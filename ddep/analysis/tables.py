@@ -15,8 +15,8 @@ import pandas as pd
 from . import table_paths
 from .common import (DENOISING_ARMS, NoiseSetting, arm_display, arm_rank, at_default, atomic_write_text,
                      choose_default_setting, describe_setting, fraction_column_label, fraction_value,
-                     setting_mask, setting_of, sigma_sort_key)
-from ddep.sweep import CONDITIONING, FORMULATIONS, TARGETS, run_name
+                     setting_mask, setting_of, sigma_sort_key, variant_rank)
+from ddep.sweep import run_name
 
 DASH = "–"
 _TEX_ESCAPES = str.maketrans({"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$",
@@ -135,8 +135,7 @@ def noise_table(summary: pd.DataFrame, paired: pd.DataFrame,
         return pd.DataFrame()
     # per arm and fraction, the paper's formulation/target/conditioning first, sigma ascending
     df = df.assign(_a=df["arm"].map(arm_rank), _f=df["label_fraction"].map(fraction_value),
-                   _v=[(FORMULATIONS.index(f), TARGETS.index(t), CONDITIONING.index(c))
-                       for f, t, c in zip(df["formulation"], df["target"], df["noise_conditioning"])],
+                   _v=list(map(variant_rank, df["formulation"], df["target"], df["noise_conditioning"])),
                    _s=df["sigma"].map(sigma_sort_key)).sort_values(["_a", "_f", "_v", "_s"], kind="mergesort")
     rows = []
     for _, r in df.iterrows():
