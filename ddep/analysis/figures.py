@@ -29,23 +29,9 @@ from matplotlib.lines import Line2D  # noqa: E402
 
 from . import CSV_NAMES, csv_paths, figure_paths  # noqa: E402
 from .aggregate import read_csv  # noqa: E402
-from .common import (  # noqa: E402
-    ARM_COLOURS,
-    DENOISING_ARMS,
-    NoiseSetting,
-    arm_display,
-    arm_rank,
-    atomic_write_bytes,
-    parse_sigma,
-    variant_rank,
-)
-from .tables import (  # noqa: E402
-    ablated_cells,
-    fraction_columns,
-    label_efficiency,
-    seed_text,
-    table_groups,
-)
+from .common import (ARM_COLOURS, DENOISING_ARMS, NoiseSetting, arm_display, arm_rank,  # noqa: E402
+                     atomic_write_bytes, parse_sigma, variant_rank)
+from .tables import ablated_cells, fraction_columns, label_efficiency, seed_text, table_groups  # noqa: E402
 
 DPI = 150
 # Fixed fonts and sizes (DejaVu Sans ships with matplotlib) on seaborn's whitegrid style, so
@@ -60,10 +46,8 @@ FORMULATION_STYLES = {"unscaled": "-", "scaled": "--"}
 VARIANT_MARKERS = {("eps", "off"): "o", ("x", "off"): "s", ("eps", "on"): "^", ("x", "on"): "D"}
 
 
-def _colour(arm: str) -> str:
-    if arm in ARM_COLOURS:
-        return ARM_COLOURS[arm]
-    return FALLBACK_COLOURS[sum(map(ord, arm)) % len(FALLBACK_COLOURS)]  # stable per name
+def _colour(arm: str) -> str:  # unknown arms: a colour stable per name
+    return ARM_COLOURS.get(arm) or FALLBACK_COLOURS[sum(map(ord, arm)) % len(FALLBACK_COLOURS)]
 
 
 def _seeds(ns: list[int]) -> str:
@@ -96,10 +80,8 @@ def save_figure(fig: Figure, paths: list[str]) -> list[Path]:
     return written
 
 
-def label_efficiency_figure(
-    summary: pd.DataFrame, dataset: str, preset: str | None = None,
-    default: NoiseSetting | None = None,
-) -> Figure | None:
+def label_efficiency_figure(summary: pd.DataFrame, dataset: str, preset: str | None = None,
+                            default: NoiseSetting | None = None) -> Figure | None:
     """Grouped bar chart of mIoU vs label fraction for one dataset; None when it has no data."""
     wide = label_efficiency(summary, dataset, preset, default)
     if wide.empty:
@@ -139,9 +121,7 @@ def _variant_name(arm: str, formulation: str, target: str, conditioning: str) ->
     return arm_display(arm) + (f" ({', '.join(extra)})" if extra else "")
 
 
-def noise_figure(
-    summary: pd.DataFrame, dataset: str, preset: str | None = None,
-) -> Figure | None:
+def noise_figure(summary: pd.DataFrame, dataset: str, preset: str | None = None) -> Figure | None:
     """mIoU vs sigma (log x) for the ablated fractions of one dataset; None without ablations."""
     mine = summary[summary["dataset"] == dataset]
     if preset is not None:
