@@ -206,8 +206,8 @@ def write_results(json_paths: Iterable[str | os.PathLike], out_dir: str | os.Pat
     claims = write_claims(runs, out, default)
     verdicts = "".join(f", {n} {v}" for v, n in claims["verdict"].value_counts().items())
     text = "\n".join([
-        f"aggregated {len(runs)} run(s) into {len(summary)} cell(s) over "
-        f"{runs['dataset'].nunique() if len(runs) else 0} dataset(s) -> {out}",
+        (f"aggregated {len(runs)} run(s) into {len(summary)} cell(s) over "
+         f"{runs['dataset'].nunique() if len(runs) else 0} dataset(s) -> {out}"),
         f"paired comparisons: {len(paired)} setting(s)",
         f"tables: {len(table_files) + 1} file(s) in {out / 'tables'}",
         f"claims: {len(claims)} row(s){verdicts}", *(f"  note: {n}" for n in notes)])

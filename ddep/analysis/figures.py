@@ -20,18 +20,18 @@ import matplotlib.ticker
 
 matplotlib.use("Agg")  # headless: figures are only ever written to files
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
-from . import CSV_NAMES, csv_paths, figure_paths  # noqa: E402
-from .aggregate import read_csv  # noqa: E402
-from .common import (ARM_COLOURS, DENOISING_ARMS, NoiseSetting, arm_display, arm_rank,  # noqa: E402
+from . import CSV_NAMES, csv_paths, figure_paths
+from .aggregate import read_csv
+from .common import (ARM_COLOURS, DENOISING_ARMS, NoiseSetting, arm_display, arm_rank,
                      atomic_write_bytes, parse_sigma, variant_rank)
-from .tables import ablated_cells, fraction_columns, label_efficiency, seed_text, table_groups  # noqa: E402
+from .tables import ablated_cells, fraction_columns, label_efficiency, seed_text, table_groups
 
 DPI = 150
 # Fixed fonts and sizes (DejaVu Sans ships with matplotlib) on seaborn's whitegrid style, so

@@ -15,7 +15,7 @@ import pandas as pd
 from . import table_paths
 from .common import (DENOISING_ARMS, NoiseSetting, arm_display, arm_rank, at_default, atomic_write_text,
                      choose_default_setting, describe_setting, fraction_column_label, fraction_value,
-                     setting_mask, setting_of, sigma_sort_key, variant_rank)
+                     setting_mask, setting_of, sigma_sort_key, variant_rank, NOISE_AXES)
 from ddep.sweep import run_name
 
 DASH = "–"
@@ -137,22 +137,18 @@ def noise_table(summary: pd.DataFrame, paired: pd.DataFrame,
     df = df.assign(_a=df["arm"].map(arm_rank), _f=df["label_fraction"].map(fraction_value),
                    _v=list(map(variant_rank, df["formulation"], df["target"], df["noise_conditioning"])),
                    _s=df["sigma"].map(sigma_sort_key)).sort_values(["_a", "_f", "_v", "_s"], kind="mergesort")
-    rows = []
-    for _, r in df.iterrows():
-        setting, diff = setting_of(r), "default"
-        if setting != default:
-            match = paired[(paired["arm"] == r["arm"]) & (paired["label_fraction"] == r["label_fraction"])
-                           & (paired["preset"] == r["preset"])
-                           & (paired["baseline"] == run_name(r["arm"], default))
-                           & setting_mask(paired, setting)] if default else paired.iloc[:0]
-            diff = _diff_text(match.iloc[0]) if len(match) else DASH
-        rows.append({"arm": arm_display(r["arm"]),
-                     "images": fraction_column_label(r["label_fraction"], r["n_labelled"]),
-                     "sigma": setting.sigma, "formulation": setting.formulation,
-                     "target": setting.target, "conditioning": setting.noise_conditioning,
-                     "mIoU": _cell_text(r["mIoU_mean"], r["mIoU_ci95"]), "n": int(r["n"]),
-                     "vs default [95% CI]": diff})
-    return pd.DataFrame(rows)
+    # each setting's paired difference from the same arm at the default, by a left merge
+    keys = ["arm", "label_fraction", "preset", *NOISE_AXES]
+    base = paired[paired["baseline"] == paired["arm"].map(lambda a: run_name(a, default))] \
+        if default else paired.iloc[:0]
+    df = df.merge(base[[*keys, "mean_diff", "ci95", "ci_low", "ci_high"]].drop_duplicates(keys),
+                  on=keys, how="left", indicator="matched")
+    return pd.DataFrame([{
+        "arm": arm_display(r.arm), "images": fraction_column_label(r.label_fraction, r.n_labelled),
+        "sigma": r.sigma, "formulation": r.formulation, "target": r.target,
+        "conditioning": r.noise_conditioning, "mIoU": _cell_text(r.mIoU_mean, r.mIoU_ci95), "n": int(r.n),
+        "vs default [95% CI]": "default" if setting_of(r._asdict()) == default
+        else _diff_text(r) if r.matched == "both" else DASH} for r in df.itertuples(index=False)])
 
 
 def render_noise_table(table: pd.DataFrame, where: str, default: NoiseSetting | None,
