@@ -10,21 +10,8 @@ import scipy.stats
 from ddep.io import atomic_write_bytes, atomic_write_text  # noqa: F401  (re-exported)
 from ddep.sweep import ARMS as ARM_ORDER  # noqa: F401  (paper order: table rows, bar order)
 from ddep.sweep import (  # noqa: F401  (re-exported: the run identity and its labels)
-    CELL_KEYS,
-    CONDITIONING,
-    DENOISING_ARMS,
-    FORMULATIONS,
-    NO_SETTING,
-    NOISE_AXES,
-    RUN_KEYS,
-    STRING_COLUMNS,
-    TARGETS,
-    NoiseSetting,
-    fraction_value,
-    parse_sigma,
-    sigma_label,
-    sigma_sort_key,
-)
+    CELL_KEYS, CONDITIONING, DENOISING_ARMS, FORMULATIONS, NO_SETTING, NOISE_AXES, RUN_KEYS,
+    STRING_COLUMNS, TARGETS, NoiseSetting, fraction_value, parse_sigma, sigma_label, sigma_sort_key)
 
 ARM_DISPLAY: dict[str, str] = {"none": "Random init", "21k": "Supervised (21K)", "dep": "DeP", "ddep": "DDeP"}
 # One colour per arm in every figure (colour-blind safe Okabe-Ito subset).
