@@ -170,20 +170,23 @@ def paired_differences(runs: pd.DataFrame, default: NoiseSetting | None = None) 
     `default`. Settings without a matching baseline seed are omitted."""
     cols = [*PAIR_KEYS, "comparison", "arm", "baseline", *NOISE_AXES, "n_pairs", "mean_diff",
             "std_diff", "ci95", "ci_low", "ci_high", "n_positive", "seeds"]
+    # (label, baseline, treated runs, control runs)
     pairs = [(label, base, runs[runs["arm"] == arm], runs[runs["arm"] == base])
-             for (arm, base), label in COMPARISONS.items()]  # (label, baseline, treated, control)
-    for arm in DENOISING_ARMS if default is not None else ():
+             for (arm, base), label in COMPARISONS.items()]
+    if default is not None:
         at = setting_mask(runs, default)
-        base = run_name(arm, default)
-        pairs += [(f"{run_name(arm, setting_of(treat.iloc[0]))} - {base}", base, treat,
-                   runs[(runs["arm"] == arm) & at])
-                  for _, treat in runs[(runs["arm"] == arm) & ~at].groupby(list(NOISE_AXES), sort=False)]
-    setting = [*PAIR_KEYS, "arm", *NOISE_AXES]
-    out = [{**dict(zip(setting, key)), "comparison": label, "baseline": base,
-            **diff_stats(g["mIoU"] - g["mIoU_base"], g["seed"])}
-           for label, base, treat, ctrl in pairs if not (treat.empty or ctrl.empty)
-           for key, g in treat.merge(ctrl[[*PAIR_KEYS, "seed", "mIoU"]], on=[*PAIR_KEYS, "seed"],
-                                     suffixes=("", "_base")).groupby(setting, sort=False, dropna=False)]
+        for arm in DENOISING_ARMS:
+            base, ctrl = run_name(arm, default), runs[(runs["arm"] == arm) & at]
+            for _, treat in runs[(runs["arm"] == arm) & ~at].groupby(list(NOISE_AXES), sort=False):
+                pairs.append((f"{run_name(arm, setting_of(treat.iloc[0]))} - {base}", base, treat, ctrl))
+    setting, out = [*PAIR_KEYS, "arm", *NOISE_AXES], []
+    for label, base, treat, ctrl in pairs:
+        if treat.empty or ctrl.empty:
+            continue
+        merged = treat.merge(ctrl[[*PAIR_KEYS, "seed", "mIoU"]], on=[*PAIR_KEYS, "seed"], suffixes=("", "_base"))
+        out += [{**dict(zip(setting, key)), "comparison": label, "baseline": base,
+                 **diff_stats(g["mIoU"] - g["mIoU_base"], g["seed"])}
+                for key, g in merged.groupby(setting, sort=False, dropna=False)]
     return sort_rows(pd.DataFrame(out, columns=cols)).reset_index(drop=True)
 
 

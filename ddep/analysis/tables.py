@@ -139,8 +139,8 @@ def noise_table(summary: pd.DataFrame, paired: pd.DataFrame,
                    _s=df["sigma"].map(sigma_sort_key)).sort_values(["_a", "_f", "_v", "_s"], kind="mergesort")
     # each setting's paired difference from the same arm at the default, by a left merge
     keys = ["arm", "label_fraction", "preset", *NOISE_AXES]
-    base = paired[paired["baseline"] == paired["arm"].map(lambda a: run_name(a, default))] \
-        if default else paired.iloc[:0]
+    base = paired.iloc[:0] if default is None else \
+        paired[paired["baseline"] == paired["arm"].map(lambda a: run_name(a, default))]
     df = df.merge(base[[*keys, "mean_diff", "ci95", "ci_low", "ci_high"]].drop_duplicates(keys),
                   on=keys, how="left", indicator="matched")
     return pd.DataFrame([{
