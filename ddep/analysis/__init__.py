@@ -1,9 +1,7 @@
-"""Result aggregation, the paper's claims, tables and figures for the DDeP benchmark:
-``aggregate`` (per-run JSONs -> CSVs, claims, tables), ``tables``, ``claims``, ``figures``
-(from the CSVs only), ``cli`` (the ``ddep aggregate|figures|readme`` subcommands).
-
-The names of the files they write are made here, and only here: the workflow declares its
-outputs with the same functions (this module imports nothing, so the Snakefile stays fast)."""
+"""Results of the DDeP benchmark: ``aggregate`` (run JSONs -> CSVs, claims, tables),
+``tables``, ``claims``, ``figures`` (from the CSVs), ``cli`` (``ddep aggregate|figures|readme``).
+The output file names are made here only, and the workflow declares its outputs with these
+functions (this module imports nothing, so the Snakefile stays fast)."""
 
 CSV_NAMES = ("runs", "summary", "paired", "claims")
 TABLE_FORMATS, FIGURE_FORMATS = ("md", "tex"), ("png", "pdf")

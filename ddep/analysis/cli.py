@@ -1,7 +1,6 @@
-"""The analysis subcommands of ``ddep`` (``aggregate``, ``figures``, ``readme``), mounted by
-``ddep.cli`` with ``add_analysis_commands``. The *_main functions raise ValueError (RunFileError
-is one) or FileNotFoundError on bad input, which ``ddep.cli.main`` turns into its usage exit
-code."""
+"""The ``ddep aggregate|figures|readme`` subcommands, mounted by ``ddep.cli``. Bad input raises
+ValueError (RunFileError is one) or FileNotFoundError, which ``ddep.cli.main`` turns into its
+usage exit code."""
 
 from __future__ import annotations
 
@@ -13,20 +12,6 @@ from ddep.sweep import NoiseSetting
 DEFAULT_RUNS_GLOB = "resources/runs/**/*.json"
 
 
-def add_aggregate_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Add the `aggregate` options to `parser` (and return it)."""
-    parser.add_argument("--runs-glob", default=DEFAULT_RUNS_GLOB,
-                        help=f"glob of per-run JSON files, ** matches any depth "
-                             f"(default: {DEFAULT_RUNS_GLOB!r})")
-    parser.add_argument("--runs", nargs="+", default=None, metavar="JSON",
-                        help="explicit per-run JSON files (instead of --runs-glob)")
-    parser.add_argument("--out", default="results",
-                        help="output directory for runs/summary/paired/claims CSVs and tables/ "
-                             "(default: results)")
-    _default_noise_arg(parser)
-    return parser
-
-
 def _noise_setting(name: str) -> NoiseSetting:
     try:
         return NoiseSetting.from_slug(name)
@@ -34,41 +19,20 @@ def _noise_setting(name: str) -> NoiseSetting:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
-def _default_noise_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--default-noise", type=_noise_setting, default=None,
-                        metavar="SETTING",
-                        help="DeP/DDeP's noise setting in the label-efficiency table, the "
-                             "claims and as the ablations' baseline, named as in the weights' "
-                             "file names: s0.2, sU0.1-0.4_scaled_x_cond (default: the setting "
-                             "with the most results)")
-
-
 def aggregate_main(args: argparse.Namespace) -> int:
-    """Run the aggregate step from parsed arguments. Returns 0; raises ValueError (a malformed
-    run file, duplicate runs, no run files) or FileNotFoundError."""
+    """Per-run JSONs -> CSVs and tables; raises ValueError when no run file matches."""
     from .aggregate import write_results
 
     paths = list(args.runs) if args.runs else sorted(glob.glob(args.runs_glob, recursive=True))
-    if not paths:
-        # Almost always a wrong glob or working directory; an empty result set would hide it.
+    if not paths:  # almost always a wrong glob or working directory
         raise ValueError(f"no run files match {args.runs_glob!r}")
     write_results(paths, args.out, default_noise=args.default_noise)
     return 0
 
 
-def add_figures_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Add the `figures` options to `parser` (and return it)."""
-    parser.add_argument("--results", default="results",
-                        help="directory holding summary.csv (default: results)")
-    parser.add_argument("--out", default="figures", help="output directory (default: figures)")
-    _default_noise_arg(parser)
-    return parser
-
-
 def figures_main(args: argparse.Namespace) -> int:
-    """Run the figures step from parsed arguments. Returns 0; raises FileNotFoundError when
-    summary.csv is missing. Figures without data are skipped with a message."""
-    from .figures import write_figures  # matplotlib import only when figures are wanted
+    """summary.csv -> figures; raises FileNotFoundError without summary.csv."""
+    from .figures import write_figures  # matplotlib only when figures are wanted
 
     write_figures(args.results, args.out, default=args.default_noise)
     return 0
@@ -85,13 +49,25 @@ def readme_main(args: argparse.Namespace) -> int:
 
 def add_analysis_commands(subparsers: argparse._SubParsersAction) -> None:
     """Mount `aggregate`, `figures` and `readme` on a subparsers object (sets ``func``)."""
-    p = subparsers.add_parser("aggregate",
-                              help="per-run JSONs -> runs/summary/paired/claims CSVs, tables")
-    add_aggregate_args(p)
-    p.set_defaults(func=aggregate_main)
-    p = subparsers.add_parser("figures", help="summary.csv -> PNG/PDF figures")
-    add_figures_args(p)
-    p.set_defaults(func=figures_main)
+    agg = subparsers.add_parser("aggregate", help="per-run JSONs -> runs/summary/paired/claims CSVs, tables")
+    agg.add_argument("--runs-glob", default=DEFAULT_RUNS_GLOB,
+                     help=f"glob of per-run JSON files, ** matches any depth "
+                          f"(default: {DEFAULT_RUNS_GLOB!r})")
+    agg.add_argument("--runs", nargs="+", default=None, metavar="JSON",
+                     help="explicit per-run JSON files (instead of --runs-glob)")
+    agg.add_argument("--out", default="results",
+                     help="output directory for runs/summary/paired/claims CSVs and tables/ "
+                          "(default: results)")
+    fig = subparsers.add_parser("figures", help="summary.csv -> PNG/PDF figures")
+    fig.add_argument("--results", default="results", help="directory holding summary.csv (default: results)")
+    fig.add_argument("--out", default="figures", help="output directory (default: figures)")
+    for p, func in ((agg, aggregate_main), (fig, figures_main)):
+        p.add_argument("--default-noise", type=_noise_setting, default=None, metavar="SETTING",
+                       help="DeP/DDeP's noise setting in the label-efficiency table, the "
+                            "claims and as the ablations' baseline, named as in the weights' "
+                            "file names: s0.2, sU0.1-0.4_scaled_x_cond (default: the setting "
+                            "with the most results)")
+        p.set_defaults(func=func)
     p = subparsers.add_parser("readme", help="README's generated blocks <- results/tables/*.md")
     p.add_argument("--readme", default="README.md")
     p.add_argument("--root", default=".", help="folder the blocks' paths are relative to")

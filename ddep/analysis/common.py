@@ -1,6 +1,5 @@
-"""Shared constants and helpers for the analysis package: arm order, names and colours, the
-default-setting view, the t interval, and atomic file writes (the run identity and its
-labels come from ddep.sweep)."""
+"""Shared by the analysis modules: arm order, names and colours, the default-setting view, the
+t interval; re-exports the run identity and its labels (ddep.sweep) and atomic writes."""
 
 from __future__ import annotations
 
@@ -11,33 +10,12 @@ import scipy.stats
 from ddep.io import atomic_write_bytes, atomic_write_text  # noqa: F401  (re-exported)
 from ddep.sweep import ARMS as ARM_ORDER  # noqa: F401  (paper order: table rows, bar order)
 from ddep.sweep import (  # noqa: F401  (re-exported: the run identity and its labels)
-    CELL_KEYS,
-    DENOISING_ARMS,
-    NO_SETTING,
-    NOISE_AXES,
-    RUN_KEYS,
-    STRING_COLUMNS,
-    NoiseSetting,
-    fraction_value,
-    parse_sigma,
-    sigma_label,
-    sigma_sort_key,
-)
+    CELL_KEYS, CONDITIONING, DENOISING_ARMS, FORMULATIONS, NO_SETTING, NOISE_AXES, RUN_KEYS,
+    STRING_COLUMNS, TARGETS, NoiseSetting, fraction_value, parse_sigma, sigma_label, sigma_sort_key)
 
-ARM_DISPLAY: dict[str, str] = {
-    "none": "Random init",
-    "21k": "Supervised (21K)",
-    "dep": "DeP",
-    "ddep": "DDeP",
-}
-# Fixed colours so every figure uses the same colour for the same arm (colour-blind safe
-# Okabe-Ito subset: grey baseline, blue supervised, orange DeP, green DDeP).
-ARM_COLOURS: dict[str, str] = {
-    "none": "#7f7f7f",
-    "21k": "#0072B2",
-    "dep": "#E69F00",
-    "ddep": "#009E73",
-}
+ARM_DISPLAY: dict[str, str] = {"none": "Random init", "21k": "Supervised (21K)", "dep": "DeP", "ddep": "DDeP"}
+# One colour per arm in every figure (colour-blind safe Okabe-Ito subset).
+ARM_COLOURS: dict[str, str] = {"none": "#7f7f7f", "21k": "#0072B2", "dep": "#E69F00", "ddep": "#009E73"}
 
 
 def arm_rank(arm: str) -> int:
@@ -50,13 +28,18 @@ def arm_display(arm: str) -> str:
     return ARM_DISPLAY.get(arm, arm)
 
 
+def variant_rank(formulation: str, target: str, conditioning: str) -> tuple[int, int, int]:
+    """Order of DeP/DDeP variants within an arm: the paper's setting first."""
+    return FORMULATIONS.index(formulation), TARGETS.index(target), CONDITIONING.index(conditioning)
+
+
 def setting_of(row) -> NoiseSetting:
     """The noise setting of a DeP/DDeP row of runs/summary/paired."""
     return NoiseSetting(*(row[axis] for axis in NOISE_AXES))
 
 
 def setting_mask(df, setting: NoiseSetting):
-    """Rows of DeP/DDeP at ``setting`` (all four noise axes equal)."""
+    """Rows of DeP/DDeP at `setting` (all four noise axes equal)."""
     mask = df["arm"].isin(DENOISING_ARMS)
     for axis, value in setting.columns().items():
         mask &= df[axis].astype(str) == value
@@ -64,20 +47,18 @@ def setting_mask(df, setting: NoiseSetting):
 
 
 def at_default(df, setting: NoiseSetting | None):
-    """The label-efficiency view: none and 21K, and DeP/DDeP only at the default setting."""
-    if setting is None:
-        return df[~df["arm"].isin(DENOISING_ARMS)]
-    return df[~df["arm"].isin(DENOISING_ARMS) | setting_mask(df, setting)]
+    """The label-efficiency view: none and 21K, and DeP/DDeP only at `setting`."""
+    keep = ~df["arm"].isin(DENOISING_ARMS)
+    return df[keep if setting is None else keep | setting_mask(df, setting)]
 
 
 def choose_default_setting(df) -> NoiseSetting | None:
-    """The noise setting with the most DeP/DDeP rows (ties: first in sigma order); None when
-    there are none. Used when the caller names no default."""
+    """The noise setting with the most DeP/DDeP rows (ties: first in sigma order); None without any."""
     den = df[df["arm"].isin(DENOISING_ARMS)]
     if den.empty:
         return None
     counts = den.groupby(list(NOISE_AXES)).size()
-    best = [key for key, c in counts.items() if c == counts.max()]
+    best = counts[counts == counts.max()].index
     return NoiseSetting(*min(best, key=lambda k: (sigma_sort_key(k[0]), k[1:])))
 
 
@@ -92,26 +73,22 @@ def describe_setting(setting: NoiseSetting | None) -> str:
 
 
 def fraction_column_label(label_fraction: str, n_labelled: object) -> str:
-    """Column/axis label for a label fraction, with the number of labelled images:
-    "1/30 (10)"."""
+    """Label of a fraction with its number of labelled images: "1/30 (10)"."""
     try:
-        n = int(float(n_labelled))  # CSV round trips may give 10.0
+        return f"{label_fraction} ({int(float(n_labelled))})"  # CSV round trips may give 10.0
     except (TypeError, ValueError):
         return str(label_fraction)
-    return f"{label_fraction} ({n})"
 
 
 def t_critical(df: int, confidence: float = 0.95) -> float:
-    """Two-sided Student-t critical value t_{(1+confidence)/2, df}, e.g. t_critical(2) = 4.303;
-    NaN for df < 1."""
+    """Two-sided Student-t critical value, e.g. t_critical(2) = 4.303; NaN for df < 1."""
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     return float(scipy.stats.t.ppf(0.5 + confidence / 2.0, df)) if df >= 1 else math.nan
 
 
 def ci_halfwidth(std: float, n: int, confidence: float = 0.95) -> float:
-    """Half-width of the t confidence interval of a mean: t_{n-1} * std / sqrt(n).
-    NaN when n < 2 (no spread estimate from a single seed)."""
+    """Half-width of the t interval of a mean, t_{n-1} * std / sqrt(n); NaN for n < 2."""
     if n is None or n < 2 or std is None or not math.isfinite(std):
         return math.nan
     return t_critical(int(n) - 1, confidence) * std / math.sqrt(n)

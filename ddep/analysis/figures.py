@@ -1,14 +1,10 @@
-"""Figures from summary.csv (never from the per-run JSONs, so figures always match the tables).
-
-Per dataset:
-(a) ``{stem}_label_efficiency.{png,pdf}``: grouped bars of mIoU vs label fraction, one bar per
-    arm in paper order, error bars = 95% CI over seeds;
-(b) ``{stem}_noise.{png,pdf}``, where a noise ablation has runs: mIoU vs sigma (log x), one
-    line per arm (colour) and formulation (solid unscaled, dashed scaled), one panel per
-    ablated label fraction; a sigma drawn from U(a, b) is a hollow marker at the interval's
-    midpoint with a horizontal bar over [a, b]; the target and conditioning variants are
-    their own markers; random init and 21K, where run at that fraction, are dash-dotted
-    horizontal lines with their CI as a band.
+"""Figures from summary.csv alone (so they always match the tables), per dataset:
+``{stem}_label_efficiency.{png,pdf}``, grouped bars of mIoU per label fraction and arm with 95%
+CI error bars; ``{stem}_noise.{png,pdf}`` where a noise ablation has runs, mIoU vs sigma (log
+x), one panel per ablated fraction, one line per arm (colour) and formulation (solid
+unscaled, dashed scaled), target/conditioning as markers, sigma ~ U(a, b) as a hollow marker
+at the interval's middle with a bar over [a, b], random init and 21K as dash-dotted lines
+with their CI as a band.
 """
 
 from __future__ import annotations
@@ -24,73 +20,48 @@ import matplotlib.ticker
 
 matplotlib.use("Agg")  # headless: figures are only ever written to files
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
-from . import CSV_NAMES, csv_paths, figure_paths  # noqa: E402
-from .aggregate import read_csv  # noqa: E402
-from .common import (  # noqa: E402
-    ARM_COLOURS,
-    DENOISING_ARMS,
-    NoiseSetting,
-    arm_display,
-    arm_rank,
-    atomic_write_bytes,
-    parse_sigma,
-)
-from ddep.sweep import CONDITIONING, FORMULATIONS, TARGETS  # noqa: E402
-from .tables import (  # noqa: E402
-    ablated_cells,
-    fraction_columns,
-    label_efficiency,
-    seed_text,
-    table_groups,
-)
+from . import CSV_NAMES, csv_paths, figure_paths
+from .aggregate import read_csv
+from .common import (ARM_COLOURS, DENOISING_ARMS, NoiseSetting, arm_display, arm_rank,
+                     atomic_write_bytes, parse_sigma, variant_rank)
+from .tables import ablated_cells, fraction_columns, label_efficiency, seed_text, table_groups
 
 DPI = 150
-# Fixed fonts and sizes so figures look the same on every machine (DejaVu Sans ships with
-# matplotlib), on top of seaborn's whitegrid style.
-STYLE: dict = {
-    **sns.axes_style("whitegrid"),
-    "font.family": "DejaVu Sans",
-    "font.size": 10,
-    "axes.titlesize": 11,
-    "axes.labelsize": 10,
-    "xtick.labelsize": 9,
-    "ytick.labelsize": 9,
-    "legend.fontsize": 9,
-    "figure.titlesize": 12,
-    "pdf.fonttype": 42,  # embed TrueType so text stays editable/searchable in the PDF
-}
+# Fixed fonts and sizes (DejaVu Sans ships with matplotlib) on seaborn's whitegrid style, so
+# figures look the same everywhere; TrueType in the PDF keeps its text searchable.
+STYLE: dict = {**sns.axes_style("whitegrid"), "font.family": "DejaVu Sans", "font.size": 10,
+               "axes.titlesize": 11, "axes.labelsize": 10, "xtick.labelsize": 9,
+               "ytick.labelsize": 9, "legend.fontsize": 9, "figure.titlesize": 12,
+               "pdf.fonttype": 42}
 FALLBACK_COLOURS = sns.color_palette("colorblind", 10).as_hex()
 FORMULATION_STYLES = {"unscaled": "-", "scaled": "--"}
 # Marker per (target, conditioning): the paper's setting is a circle.
 VARIANT_MARKERS = {("eps", "off"): "o", ("x", "off"): "s", ("eps", "on"): "^", ("x", "on"): "D"}
 
 
-def _colour(arm: str) -> str:
-    if arm in ARM_COLOURS:
-        return ARM_COLOURS[arm]
-    return FALLBACK_COLOURS[sum(map(ord, arm)) % len(FALLBACK_COLOURS)]  # stable per name
+def _colour(arm: str) -> str:  # unknown arms: a colour stable per name
+    return ARM_COLOURS.get(arm) or FALLBACK_COLOURS[sum(map(ord, arm)) % len(FALLBACK_COLOURS)]
 
 
 def _seeds(ns: list[int]) -> str:
     """ "n=3 seeds" / "n=1 seed" / "n=2–3 seeds"."""
-    text = seed_text(ns)
-    return f"{text} seed" if text == "n=1" else f"{text} seeds"
+    return seed_text(ns) + (" seed" if seed_text(ns) == "n=1" else " seeds")
 
 
 def _wrap(title: str, fig: Figure) -> str:
-    # Wrap long titles to the figure width (about 11 characters per inch at 11-12 pt).
+    """`title` wrapped to the figure width (about 11 characters per inch at 11-12 pt)."""
     return textwrap.fill(title, width=max(30, int(fig.get_figwidth() * 11)))
 
 
 def _new_figure(width: float, height: float) -> Figure:
-    # A bare Figure with an Agg canvas: no pyplot global state, no figure leaks.
+    """A bare Figure with an Agg canvas: no pyplot global state, no figure leaks."""
     fig = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(fig)
     return fig
@@ -109,10 +80,8 @@ def save_figure(fig: Figure, paths: list[str]) -> list[Path]:
     return written
 
 
-def label_efficiency_figure(
-    summary: pd.DataFrame, dataset: str, preset: str | None = None,
-    default: NoiseSetting | None = None,
-) -> Figure | None:
+def label_efficiency_figure(summary: pd.DataFrame, dataset: str, preset: str | None = None,
+                            default: NoiseSetting | None = None) -> Figure | None:
     """Grouped bar chart of mIoU vs label fraction for one dataset; None when it has no data."""
     wide = label_efficiency(summary, dataset, preset, default)
     if wide.empty:
@@ -146,21 +115,13 @@ def label_efficiency_figure(
     return fig
 
 
-def _variant_order(arm: str, formulation: str, target: str, conditioning: str) -> tuple:
-    """The paper's setting first within an arm, then the other variants (as in the table)."""
-    return (arm_rank(arm), FORMULATIONS.index(formulation), TARGETS.index(target),
-            CONDITIONING.index(conditioning))
-
-
 def _variant_name(arm: str, formulation: str, target: str, conditioning: str) -> str:
     extra = [t for t, on in (("scaled", formulation == "scaled"), ("predict x", target == "x"),
                              ("σ-conditioned", conditioning == "on")) if on]
     return arm_display(arm) + (f" ({', '.join(extra)})" if extra else "")
 
 
-def noise_figure(
-    summary: pd.DataFrame, dataset: str, preset: str | None = None,
-) -> Figure | None:
+def noise_figure(summary: pd.DataFrame, dataset: str, preset: str | None = None) -> Figure | None:
     """mIoU vs sigma (log x) for the ablated fractions of one dataset; None without ablations."""
     mine = summary[summary["dataset"] == dataset]
     if preset is not None:
@@ -187,7 +148,7 @@ def noise_figure(
         handles: dict[str, Line2D] = {}
         for ax, (lf, label) in zip(axes, fracs):
             sub = df[df["label_fraction"] == lf]
-            groups = sorted(sub.groupby(variants), key=lambda g: _variant_order(*g[0]))
+            groups = sorted(sub.groupby(variants), key=lambda g: (arm_rank(g[0][0]), *variant_rank(*g[0][1:])))
             for k, ((arm, form, target, cond), cur) in enumerate(groups):
                 style = dict(color=_colour(arm), linestyle=FORMULATION_STYLES.get(form, ":"),
                              marker=VARIANT_MARKERS.get((target, cond), "v"))
@@ -212,7 +173,7 @@ def noise_figure(
                 handles.setdefault(f"{arm_display(r['arm'])} (no denoising)",
                                    Line2D([], [], color=colour, linewidth=1.2, linestyle="-."))
             ax.set_xscale("log")
-            ticks = sorted(set(sub.loc[~sub["_interval"], "_x"]) | set(sub.loc[sub["_interval"], "_x"]))
+            ticks = sorted(set(sub["_x"]))
             ax.set_xticks(ticks, [f"{v:g}" for v in ticks])
             ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
             ax.set_xlim(min(ticks) / 1.6, max(sub["_hi"].max(), max(ticks)) * 1.3)
@@ -233,35 +194,27 @@ def noise_figure(
     return fig
 
 
-def write_figures(
-    results_dir: str | os.PathLike, out_dir: str | os.PathLike,
-    default: NoiseSetting | None = None, quiet: bool = False,
-) -> tuple[list[Path], list[str]]:
-    """Read ``summary.csv`` under `results_dir` and write every figure into `out_dir`.
-    Returns (written files, messages about skipped figures); messages are also printed
-    unless `quiet`."""
+def write_figures(results_dir: str | os.PathLike, out_dir: str | os.PathLike,
+                  default: NoiseSetting | None = None, quiet: bool = False) -> tuple[list[Path], list[str]]:
+    """Draw every figure of ``summary.csv`` under `results_dir` into `out_dir`. Returns
+    (written files, notes on skipped figures), printed unless `quiet`."""
     summary_path = Path(csv_paths(str(results_dir))[CSV_NAMES.index("summary")])
     if not summary_path.is_file():
         raise FileNotFoundError(f"{summary_path}: not found (run the aggregate step first)")
     summary = read_csv(summary_path)
     files: list[Path] = []
-    notes: list[str] = []
-    if summary.empty:
-        notes.append(f"{summary_path} has no rows: no figures written")
+    notes = [f"{summary_path} has no rows: no figures written"] if summary.empty else []
     for ds, preset, stem in (table_groups(summary) if not summary.empty else []):
         p = preset if stem != ds else None
         sub = summary[(summary["dataset"] == ds) & (summary["preset"] == preset)]
-        figs = {"label_efficiency": label_efficiency_figure(sub, ds, p, default),
-                "noise": noise_figure(sub, ds, p)}
-        for kind, fig in figs.items():
-            if fig is None:
-                if kind != "noise":  # a run without noise ablations has no noise figure
-                    notes.append(f"{stem}: no data for the {kind} figure, skipped")
-                continue
-            files += save_figure(fig, figure_paths(str(out_dir), stem, kind))
-    if not quiet:
-        for f in files:
-            print(f"wrote {f}")
-        for n in notes:
-            print(f"note: {n}")
+        fig = label_efficiency_figure(sub, ds, p, default)
+        if fig is None:
+            notes.append(f"{stem}: no data for the label_efficiency figure, skipped")
+        else:
+            files += save_figure(fig, figure_paths(str(out_dir), stem, "label_efficiency"))
+        fig = noise_figure(sub, ds, p)  # None: no noise ablations, no figure
+        if fig is not None:
+            files += save_figure(fig, figure_paths(str(out_dir), stem, "noise"))
+    for line in [] if quiet else [*(f"wrote {f}" for f in files), *(f"note: {n}" for n in notes)]:
+        print(line)
     return files, notes

@@ -1,11 +1,6 @@
-"""Generated numbers in the README: every block between
+"""``ddep readme``: every README block between ``<!-- generated from results/tables/NAME.md -->``
+and ``<!-- end generated -->`` is replaced by that file, so the README's numbers are never typed."""
 
-    <!-- generated from results/tables/NAME.md -->
-    ...
-    <!-- end generated -->
-
-is replaced by that file's current content, so the README's numbers come from the committed
-results, never typed (`ddep readme`, after `snakemake --cores all`)."""
 from __future__ import annotations
 
 import re

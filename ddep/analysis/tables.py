@@ -1,12 +1,8 @@
-"""Paper-style result tables (Markdown via tabulate, LaTeX via pandas' Styler/booktabs) built
-from summary.csv and paired.csv.
-
-(a) label efficiency: rows = arms (Random init, Supervised (21K), DeP, DDeP), columns = label
-    fractions, DeP/DDeP at the default noise setting; cells are ``mean ± 95% CI half-width`` of
-    mIoU over seeds, the best of each column in bold;
-(b) noise ablations, where run: one row per DeP/DDeP setting (sigma, formulation, target,
-    conditioning) of each ablated fraction, its mIoU and its paired difference from the default.
-"""
+"""Result tables (Markdown via tabulate, LaTeX via pandas' Styler/booktabs) from summary.csv
+and paired.csv: (a) label efficiency, arms x label fractions, ``mean ± 95% CI`` of mIoU,
+DeP/DDeP at the default noise setting, best per column in bold; (b) noise ablations, where
+run: one row per DeP/DDeP setting of each ablated fraction, its mIoU and its paired
+difference from the default."""
 
 from __future__ import annotations
 
@@ -16,33 +12,21 @@ from pathlib import Path
 
 import pandas as pd
 
-from .common import (
-    DENOISING_ARMS,
-    NoiseSetting,
-    arm_display,
-    arm_rank,
-    at_default,
-    atomic_write_text,
-    choose_default_setting,
-    describe_setting,
-    fraction_column_label,
-    fraction_value,
-    setting_mask,
-    setting_of,
-    sigma_sort_key,
-)
 from . import table_paths
-from ddep.sweep import CONDITIONING, FORMULATIONS, TARGETS, run_name
+from .common import (DENOISING_ARMS, NoiseSetting, arm_display, arm_rank, at_default, atomic_write_text,
+                     choose_default_setting, describe_setting, fraction_column_label, fraction_value,
+                     setting_mask, setting_of, sigma_sort_key, variant_rank, NOISE_AXES)
+from ddep.sweep import run_name
 
 DASH = "–"
-_TEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
-                "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
-                "^": r"\textasciicircum{}"}
+_TEX_ESCAPES = str.maketrans({"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$",
+                              "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
+                              "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"})
 
 
 def table_groups(summary: pd.DataFrame) -> list[tuple[str, str, str]]:
-    """(dataset, preset, file stem) for each table/figure group. The stem is the dataset name,
-    with ``_<preset>`` appended only when a dataset has results for several presets."""
+    """(dataset, preset, file stem) per table/figure; the stem gets ``_<preset>`` only when a
+    dataset has results for several presets."""
     out = []
     for ds in sorted(summary["dataset"].astype(str).unique()):
         presets = sorted(summary.loc[summary["dataset"] == ds, "preset"].astype(str).unique())
@@ -67,9 +51,8 @@ def seed_text(ns) -> str:
 
 def label_efficiency(summary: pd.DataFrame, dataset: str, preset: str | None = None,
                      default: NoiseSetting | None = None) -> pd.DataFrame:
-    """One dataset's label-efficiency cells: rows = arms in paper order (their display names),
-    columns = (statistic, fraction label) for statistic in mIoU_mean, mIoU_ci95, n; DeP and DDeP
-    at `default` (None: the setting with the most results), kept in ``.attrs["default"]``."""
+    """Rows = arms (display names, paper order), columns = (mIoU_mean | mIoU_ci95 | n, fraction
+    label); DeP/DDeP at `default` (None: the setting with the most results), in ``.attrs``."""
     df = summary[summary["dataset"] == dataset]
     if preset is not None:
         df = df[df["preset"] == preset]
@@ -96,47 +79,42 @@ def _cells(wide: pd.DataFrame, pm: str, bold: str) -> pd.DataFrame:
     """Cell texts; the best mean of each column (compared as displayed) in `bold` ("**{}**")."""
     mean, ci = wide["mIoU_mean"], wide["mIoU_ci95"]
     best = mean.round(1).eq(mean.round(1).max())
-    return pd.DataFrame({c: [bold.format(_cell_text(m, e, pm)) if b else _cell_text(m, e, pm)
+    return pd.DataFrame({c: [(bold if b else "{}").format(_cell_text(m, e, pm))
                              for m, e, b in zip(mean[c], ci[c], best[c])] for c in mean.columns},
                         index=mean.index)
 
 
-def _caption(wide: pd.DataFrame, where: str) -> str:
-    return (f"{where}. mIoU (%) as mean ± 95% CI half-width (t distribution) over seeds "
-            f"({seed_text(wide['n'].stack())}); columns: labelled fraction (images); "
-            f"{describe_setting(wide.attrs['default'])}. Best per column in bold.")
-
-
 def tex_escape(text: str) -> str:
     """Escape LaTeX special characters in plain text."""
-    return "".join(_TEX_ESCAPES.get(ch, ch) for ch in str(text))
+    return str(text).translate(_TEX_ESCAPES)
 
 
 def _latex(table: pd.DataFrame, caption: str, label: str, index: bool, text_columns: int = 0) -> str:
-    """A booktabs table (needs \\usepackage{booktabs}); cells are LaTeX already; the index and
-    the first `text_columns` columns left-aligned, the rest centred."""
-    styler = table.style if index else table.style.hide(axis="index")
-    styler = styler.format_index(tex_escape, axis=1).format_index(tex_escape, axis=0)
-    caption = tex_escape(caption).replace("±", r"$\pm$").replace("sigma", r"$\sigma$")
+    """A booktabs table of LaTeX cells; the index and the first `text_columns` columns
+    left-aligned, the rest centred."""
+    styler = (table.style if index else table.style.hide(axis="index")).format_index(
+        tex_escape, axis=1).format_index(tex_escape, axis=0)
+    caption = tex_escape(caption).replace("±", r"$\pm$").replace("sigma", r"$\sigma$").replace("–", "--")
     return styler.to_latex(hrules=True, position="t", position_float="centering", label=label,
-                           caption=caption.replace("–", "--"),
-                           column_format="l" * (index + text_columns) + "c" * (table.shape[1] - text_columns))
+                           caption=caption, column_format="l" * (index + text_columns)
+                           + "c" * (table.shape[1] - text_columns))
 
 
 def render_label_efficiency(wide: pd.DataFrame, where: str, label: str) -> tuple[str, str]:
     """(Markdown, LaTeX) of a label-efficiency table."""
+    caption = (f"{where}. mIoU (%) as mean ± 95% CI half-width (t distribution) over seeds "
+               f"({seed_text(wide['n'].stack())}); columns: labelled fraction (images); "
+               f"{describe_setting(wide.attrs['default'])}. Best per column in bold.")
     md_cells = _cells(wide, " ± ", "**{}**")
     md = "\n".join([f"**{where}: label efficiency (mIoU %)**", "",
                     md_cells.to_markdown(colalign=["left"] + ["center"] * md_cells.shape[1]), "",
-                    _caption(wide, where), ""])
-    tex = _latex(_cells(wide, r" $\pm$ ", r"\textbf{{{}}}"), _caption(wide, where), label, index=True)
-    return md, tex
+                    caption, ""])
+    return md, _latex(_cells(wide, r" $\pm$ ", r"\textbf{{{}}}"), caption, label, index=True)
 
 
 def ablated_cells(summary: pd.DataFrame) -> pd.DataFrame:
     """DeP/DDeP rows of the (arm, fraction) cells run at more than one noise setting."""
     den = summary[summary["arm"].isin(DENOISING_ARMS)]
-    # a summary row is one setting of its (dataset, preset, arm, fraction)
     return den[den.groupby(["dataset", "preset", "arm", "label_fraction"])["arm"].transform("size") > 1]
 
 
@@ -150,87 +128,66 @@ def _diff_text(r) -> str:
 
 def noise_table(summary: pd.DataFrame, paired: pd.DataFrame,
                 default: NoiseSetting | None) -> pd.DataFrame:
-    """The noise ablations of one dataset (and preset): one row per DeP/DDeP setting of each
-    ablated fraction, with its mIoU and its paired difference from the default setting."""
+    """One dataset's (and preset's) noise ablations: one row per DeP/DDeP setting of each
+    ablated fraction, its mIoU and its paired difference from the default setting."""
     df = ablated_cells(summary)
     if df.empty:
         return pd.DataFrame()
-    rows = []
     # per arm and fraction, the paper's formulation/target/conditioning first, sigma ascending
-    order = df.assign(_a=df["arm"].map(arm_rank), _f=df["label_fraction"].map(fraction_value),
-                      _v=[(FORMULATIONS.index(f), TARGETS.index(t), CONDITIONING.index(c))
-                          for f, t, c in zip(df["formulation"], df["target"], df["noise_conditioning"])],
-                      _s=df["sigma"].map(sigma_sort_key))
-    for _, r in order.sort_values(["_a", "_f", "_v", "_s"], kind="mergesort").iterrows():
-        setting = setting_of(r)
-        if setting == default:
-            diff = "default"
-        else:
-            match = paired[(paired["arm"] == r["arm"]) & (paired["label_fraction"] == r["label_fraction"])
-                           & (paired["preset"] == r["preset"])
-                           & (paired["baseline"] == run_name(r["arm"], default))
-                           & setting_mask(paired, setting)] if default else paired.iloc[:0]
-            diff = _diff_text(match.iloc[0]) if len(match) else DASH
-        rows.append({
-            "arm": arm_display(r["arm"]),
-            "images": fraction_column_label(r["label_fraction"], r["n_labelled"]),
-            "sigma": setting.sigma, "formulation": setting.formulation, "target": setting.target,
-            "conditioning": setting.noise_conditioning,
-            "mIoU": _cell_text(r["mIoU_mean"], r["mIoU_ci95"], " ± "), "n": int(r["n"]),
-            "vs default [95% CI]": diff})
-    return pd.DataFrame(rows)
+    df = df.assign(_a=df["arm"].map(arm_rank), _f=df["label_fraction"].map(fraction_value),
+                   _v=list(map(variant_rank, df["formulation"], df["target"], df["noise_conditioning"])),
+                   _s=df["sigma"].map(sigma_sort_key)).sort_values(["_a", "_f", "_v", "_s"], kind="mergesort")
+    # each setting's paired difference from the same arm at the default, by a left merge
+    keys = ["arm", "label_fraction", "preset", *NOISE_AXES]
+    base = paired.iloc[:0] if default is None else \
+        paired[paired["baseline"] == paired["arm"].map(lambda a: run_name(a, default))]
+    df = df.merge(base[[*keys, "mean_diff", "ci95", "ci_low", "ci_high"]].drop_duplicates(keys),
+                  on=keys, how="left", indicator="matched")
+    return pd.DataFrame([{
+        "arm": arm_display(r.arm), "images": fraction_column_label(r.label_fraction, r.n_labelled),
+        "sigma": r.sigma, "formulation": r.formulation, "target": r.target,
+        "conditioning": r.noise_conditioning, "mIoU": _cell_text(r.mIoU_mean, r.mIoU_ci95), "n": int(r.n),
+        "vs default [95% CI]": "default" if setting_of(r._asdict()) == default
+        else _diff_text(r) if r.matched == "both" else DASH} for r in df.itertuples(index=False)])
 
 
-def _noise_caption(where: str, default: NoiseSetting | None) -> str:
-    base = f"sigma = {default.sigma}, {default.formulation}, predict {default.target}, " \
-           f"conditioning {default.noise_conditioning}" if default else "none"
-    return (f"{where}. DeP/DDeP pretrained at each noise setting, then fine-tuned: mIoU (%) as "
-            f"mean ± 95% CI half-width over seeds, and the paired difference from the same arm "
-            f"at the default setting ({base}) over matched seeds, with its 95% t CI. Sigma U(a,b): "
-            f"drawn uniformly per image; scaled: sqrt(g)x + sqrt(1-g)eps, g = 1/(1+sigma^2).")
-
-
-def render_noise_markdown(table: pd.DataFrame, where: str, default: NoiseSetting | None) -> str:
-    return "\n".join([f"**{where}: noise ablations (mIoU %)**", "",
-                      table.to_markdown(index=False, colalign=["left"] * 6 + ["center"] * 3), "",
-                      _noise_caption(where, default), ""])
-
-
-def render_noise_latex(table: pd.DataFrame, where: str, default: NoiseSetting | None,
-                       label: str) -> str:
+def render_noise_table(table: pd.DataFrame, where: str, default: NoiseSetting | None,
+                       label: str) -> tuple[str, str]:
+    """(Markdown, LaTeX) of a noise-ablation table."""
+    base = (f"sigma = {default.sigma}, {default.formulation}, predict {default.target}, "
+            f"conditioning {default.noise_conditioning}" if default else "none")
+    caption = (f"{where}. DeP/DDeP pretrained at each noise setting, then fine-tuned: mIoU (%) as "
+               f"mean ± 95% CI half-width over seeds, and the paired difference from the same arm "
+               f"at the default setting ({base}) over matched seeds, with its 95% t CI. Sigma U(a,b): "
+               f"drawn uniformly per image; scaled: sqrt(g)x + sqrt(1-g)eps, g = 1/(1+sigma^2).")
+    md = "\n".join([f"**{where}: noise ablations (mIoU %)**", "",
+                    table.to_markdown(index=False, colalign=["left"] * 6 + ["center"] * 3), "",
+                    caption, ""])
     tex = table.map(lambda v: tex_escape(v).replace("±", r"$\pm$"))
-    return _latex(tex, _noise_caption(where, default), label, index=False, text_columns=6)
+    return md, _latex(tex, caption, label, index=False, text_columns=6)
 
 
-def write_tables(
-    summary: pd.DataFrame, paired: pd.DataFrame, results_dir: str | os.PathLike,
-    default: NoiseSetting | None = None,
-) -> tuple[list[Path], list[str]]:
-    """Write ``tables/{stem}_label_efficiency.{md,tex}`` under `results_dir` for every dataset
-    (stem = dataset, or dataset_preset when a dataset has several presets), and
-    ``tables/{stem}_noise.{md,tex}`` where a noise ablation has runs. Returns (written files,
-    notes about skipped tables)."""
+def write_tables(summary: pd.DataFrame, paired: pd.DataFrame, results_dir: str | os.PathLike,
+                 default: NoiseSetting | None = None) -> tuple[list[Path], list[str]]:
+    """Write ``tables/{stem}_label_efficiency.{md,tex}`` per dataset (and preset) and
+    ``tables/{stem}_noise.{md,tex}`` where a noise ablation has runs. Returns (files, notes)."""
+    if summary.empty:
+        return [], ["no results: no tables written"]
     files: list[Path] = []
     notes: list[str] = []
-    if summary.empty:
-        return files, ["no results: no tables written"]
     for ds, preset, stem in table_groups(summary):
         sub = summary[(summary["dataset"] == ds) & (summary["preset"] == preset)]
         multi = stem != ds
         den = sub[sub["arm"].isin(DENOISING_ARMS)]
         if default is not None and not den.empty and not setting_mask(den, default).any():
             notes.append(f"{stem}: no DeP/DDeP results at the default setting {default.slug}")
-        where = f"{ds}" + (f", preset {preset}" if multi else "")
-        md, tex = render_label_efficiency(label_efficiency(sub, ds, preset if multi else None, default),
-                                          where, f"tab:{stem}_label_efficiency")
-        files += [atomic_write_text(path, text) for path, text in
-                  zip(table_paths(str(results_dir), stem, "label_efficiency"), (md, tex))]
-        table = noise_table(sub, paired[(paired["dataset"] == ds) & (paired["preset"] == preset)],
-                            default)
-        if table.empty:
-            continue
-        files += [atomic_write_text(path, text) for path, text in zip(
-            table_paths(str(results_dir), stem, "noise"),
-            (render_noise_markdown(table, where, default),
-             render_noise_latex(table, where, default, f"tab:{stem}_noise")))]
+        where = ds + (f", preset {preset}" if multi else "")
+        texts = {"label_efficiency": render_label_efficiency(
+            label_efficiency(sub, ds, preset if multi else None, default), where,
+            f"tab:{stem}_label_efficiency")}
+        table = noise_table(sub, paired[(paired["dataset"] == ds) & (paired["preset"] == preset)], default)
+        if not table.empty:
+            texts["noise"] = render_noise_table(table, where, default, f"tab:{stem}_noise")
+        files += [atomic_write_text(path, text) for kind, pair in texts.items()
+                  for path, text in zip(table_paths(str(results_dir), stem, kind), pair)]
     return files, notes
