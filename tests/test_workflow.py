@@ -111,6 +111,8 @@ def test_command_line_config_overrides_the_default_and_a_configfile(tmp_path):
     finetunes = proc.stdout.split("rule finetune:")[1:]
     assert finetunes and all("    threads: 2\n" in job for job in finetunes)
     smoke = yaml.safe_load((ws / "config/smoke.yaml").read_text())
+    assert "--channels-last" in proc.stdout  # config/config.yaml turns it on
+    proc = snakemake(ws, "-n", "-p", "--config", "channels_last=False")
     assert "--channels-last" not in proc.stdout
     proc = snakemake(ws, "-n", "-p", "--configfile", "config/smoke.yaml", "--config",
                      "preset=r50_vit_b16", "channels_last=True")  # Snakemake parses True, not true
