@@ -10,6 +10,7 @@ by pixel count from the nearest measured crop of the same GPU, preset and precis
 from __future__ import annotations
 
 import csv
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,12 +54,13 @@ def estimate(jobs: list[dict], config: dict, gpu: str) -> list[dict]:
     ``dataset``; iterations and batch size come from the schedule files and the config's
     overrides."""
     rows, table = {}, read_throughputs()
+    schedule = functools.cache(schedule_config)  # one file parse per (dataset, stage), not per job
     amp = config.get("amp", "none")
     for job in jobs:
         stage = STAGES[job["rule"]]
         override = ((config.get("schedule") or {}).get(stage) or {})
-        sched = schedule_config(job["dataset"], stage, iters=override.get("iters"),
-                                batch_size=override.get("batch_size"))
+        sched = schedule(job["dataset"], stage, iters=override.get("iters"),
+                         batch_size=override.get("batch_size"))
         iters, batch = sched["train_cfg"]["max_iters"], sched["train_dataloader"]["batch_size"]
         crop = tuple(config["datasets"][job["dataset"]].get("crop_size")
                      or config_literal(job["dataset"], "crop_size"))
