@@ -5,11 +5,17 @@ The official code is not part of ddep: check it out anywhere (it needs `pip inst
 ml_collections scipy`) and pass its folder.
 
     git clone https://github.com/Beckschen/TransUNet /tmp/TransUNet
-    python benchmarks/vs_official.py --official /tmp/TransUNet --threads 2
+    python benchmarks/vs_official.py --official /tmp/TransUNet --threads 2 [--profile]
+
+``--profile`` then profiles one more step of each and splits its time into matrix products,
+convolutions and attention (the dense work, the same FLOPs in both models), normalization and
+the rest; ddep's dense time over the official step's whole time is the ratio no overhead
+removal can get below at the same precision.
 """
 from __future__ import annotations
 
 import argparse
+import re
 import statistics
 import sys
 import time
@@ -49,6 +55,22 @@ def median_step(step, warmup: int, iters: int) -> list[float]:
     return times
 
 
+DENSE = re.compile(r"mm|conv|scaled_dot_product|linear")  # GEMM-backed ops, forward and backward
+NORM = re.compile(r"norm")
+
+
+def time_split(step) -> dict[str, float]:
+    """Seconds of one ``step`` in dense ops, normalization and the rest (operators' own time)."""
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        step()
+    split = dict(dense=0.0, norm=0.0, other=0.0)
+    for event in prof.key_averages():
+        kind = "dense" if DENSE.search(event.key) else "norm" if NORM.search(event.key) else "other"
+        split[kind] += event.self_cpu_time_total / 1e6
+    return split
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--official", required=True, help="folder of a TransUNet checkout")
@@ -59,6 +81,7 @@ def main() -> None:
     ap.add_argument("--iters", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=3, help="alternate the two models this often")
+    ap.add_argument("--profile", action="store_true", help="then split one step of each by op kind")
     ap.add_argument("--amp", choices=("none", "bf16"), default="none",
                     help="bf16 autocast for both models (ddep's CPUBF16OptimWrapper, and "
                          "torch.autocast around the official forward)")
@@ -106,6 +129,16 @@ def main() -> None:
     print(f"ddep r50_vit_b16 (mmengine train_step): {mo:.3f} s/step  {count(ours):,} parameters")
     print(f"official R50-ViT-B_16 (plain loop)     : {mf:.3f} s/step  {count(official):,} parameters")
     print(f"ratio ddep / official = {mo / mf:.3f}")
+    if args.profile:
+        split = {"ddep": time_split(ours_step), "official": time_split(official_step)}
+        print("| model | dense (mm, conv, attention) | normalization | other | profiled step |")
+        print("|---|---|---|---|---|")
+        for name, parts in split.items():
+            total = sum(parts.values())
+            print(f"| {name} | " + " | ".join(f"{parts[k]:.3f} s ({100 * parts[k] / total:.0f}%)"
+                                               for k in ("dense", "norm", "other")) + f" | {total:.3f} s |")
+        floor = split["ddep"]["dense"] / sum(split["official"].values())
+        print(f"ddep's dense time / the official step = {floor:.3f} (the ratio without any other cost)")
 
 
 if __name__ == "__main__":

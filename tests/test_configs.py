@@ -51,7 +51,8 @@ def _consistent(sched: dict) -> int:
 
 def test_every_schedule_the_workflow_uses_is_consistent_and_rescales():
     """Each schedule file the workflow resolves decays to zero at its max_iters; ``--iters``
-    moves the decay's end and validation with it and cuts the warm-up to at most a tenth; the
+    moves the decay's end and validation with it, scales the checkpoint interval and cuts the
+    warm-up to at most a tenth; the
     cost estimate prices the same iterations and batch size."""
     from ddep.configs import schedule_config, schedule_file
     from ddep.estimate import STAGES, estimate
@@ -68,6 +69,9 @@ def test_every_schedule_the_workflow_uses_is_consistent_and_rescales():
         short = schedule_config(dataset, stage, iters=37, batch_size=3)
         assert short["train_cfg"]["max_iters"] == 37 and _consistent(short) == min(warmup, 3)
         assert short["train_dataloader"]["batch_size"] == 3
+        interval = sched["default_hooks"]["checkpoint"]["interval"]  # as many checkpoints per run
+        assert short["default_hooks"]["checkpoint"]["interval"] == max(1, interval * 37 // sched["train_cfg"]["max_iters"])
+        assert schedule_config(dataset, stage, iters=37, checkpoint_interval=5)["default_hooks"]["checkpoint"]["interval"] == 5
         assert schedule_config(dataset, stage, iters=9)["param_scheduler"][0]["begin"] == 0
 
         config = dict(preset="r50_vit_b16", amp="bf16", datasets={dataset: {}})

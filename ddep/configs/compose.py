@@ -76,8 +76,9 @@ def schedule_config(dataset: str, stage: str, iters: int | None = None,
 
 def with_iters(sched: dict, iters: int) -> dict:
     """``sched`` trained for ``iters``: its warm-up cut to at most a tenth (a short run keeps
-    most of its decay), the decay ending at ``iters`` and validation after it, not at it
-    (mmengine's loop validates at max_iters unless val_begin lies beyond it)."""
+    most of its decay), the decay ending at ``iters``, validation after it, not at it
+    (mmengine's loop validates at max_iters unless val_begin lies beyond it), and the checkpoint
+    interval scaled alike (a killed short run still resumes from a recent checkpoint)."""
     sched = copy.deepcopy(sched)
     steps = {s["type"]: s for s in sched["param_scheduler"]}
     if set(steps) - {"LinearLR", "PolyLR"} or "PolyLR" not in steps:
@@ -86,6 +87,8 @@ def with_iters(sched: dict, iters: int) -> dict:
     warmup = min(steps["LinearLR"]["end"] if "LinearLR" in steps else 0, iters // 10)
     poly = dict(steps["PolyLR"], begin=warmup, end=iters)
     sched["param_scheduler"] = [dict(steps["LinearLR"], end=warmup), poly] if warmup else [poly]
+    checkpoint = sched["default_hooks"]["checkpoint"]
+    checkpoint["interval"] = max(1, checkpoint["interval"] * iters // sched["train_cfg"]["max_iters"])
     sched["train_cfg"].update(max_iters=iters, val_begin=iters + 1, val_interval=iters + 1)
     return sched
 
