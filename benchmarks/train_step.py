@@ -34,6 +34,7 @@ import ddep.models  # noqa: F401
 import ddep.train.components  # noqa: F401  (CPUBF16OptimWrapper)
 from ddep.configs import segmentor_cfg
 from ddep.models.transunet import TransUNetEncoder, get_preset
+from ddep.train.jobs import amp_optim_wrapper
 
 
 def conv_bn_relu(i: int, o: int) -> nn.Sequential:
@@ -157,9 +158,8 @@ def main() -> None:
         options, amp = parse_variant(variant, args.amp)
         model = MODELS.build(dict(cfg, fast_path=options)).to(device).train()
         wrapper_cfg = dict(optimizer=dict(type="AdamW", lr=1e-4))
-        if amp == "bf16":  # as the jobs do (ddep.train.jobs.apply_run)
-            wrapper_cfg.update(dict(type="AmpOptimWrapper", dtype="bfloat16") if device == "cuda"
-                               else dict(type="CPUBF16OptimWrapper"))
+        if amp != "none":
+            wrapper_cfg.update(amp_optim_wrapper(amp))  # as the jobs do
         wrapper = build_optim_wrapper(model, wrapper_cfg)
         return model, lambda: model.train_step(data, wrapper)["loss"].detach()
 

@@ -108,6 +108,27 @@ def test_config_hash_does_not_depend_on_where_the_checkout_is(tmp_path, monkeypa
     assert hashed(tmp_path / "a") == hashed(tmp_path / "elsewhere" / "b")
 
 
+def test_amp_picks_the_optimizer_wrapper_this_machine_runs(tmp_path, monkeypatch):
+    """--amp: mmengine's AmpOptimWrapper on a GPU; on a CPU bf16 autocast through
+    CPUBF16OptimWrapper, and fp16 refused with a message that says what works."""
+    import ddep.train.jobs as jobs
+    from ddep.configs import finetune_config, schedule_config
+
+    def wrapper(amp: str) -> dict:
+        cfg = finetune_config("builtin", "tiny", tmp_path / "data")
+        opts = jobs.JobOptions(work_dir=tmp_path / "work", seed=5, amp=amp)
+        return jobs.apply_run(cfg, opts, schedule_config("builtin", "finetune")).optim_wrapper
+
+    monkeypatch.setattr(jobs, "_cuda", lambda: False)
+    assert wrapper("none").type == "OptimWrapper" and wrapper("bf16").type == "CPUBF16OptimWrapper"
+    assert wrapper("bf16").optimizer.type == "AdamW"  # the schedule's optimizer is kept
+    with pytest.raises(ValueError, match="--amp fp16 needs a GPU; on a CPU use --amp bf16 or none"):
+        wrapper("fp16")
+    monkeypatch.setattr(jobs, "_cuda", lambda: True)
+    assert (wrapper("bf16").type, wrapper("bf16").dtype) == ("AmpOptimWrapper", "bfloat16")
+    assert wrapper("fp16").dtype == "float16"
+
+
 def _mmseg_tool(name: str) -> str:
     import mmseg
     return str(Path(mmseg.__file__).parent / ".mim" / "tools" / f"{name}.py")

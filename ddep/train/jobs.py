@@ -52,13 +52,8 @@ def apply_run(cfg: Config, opts: JobOptions, sched: dict) -> Config:
     cfg.merge_from_dict(dict(
         work_dir=str(opts.work_dir), launcher=opts.launcher, randomness=dict(seed=opts.seed),
         train_dataloader=dict(pin_memory=opts.pin_memory)))
-    if opts.amp != "none" and _cuda():
-        cfg.merge_from_dict(dict(optim_wrapper=dict(
-            type="AmpOptimWrapper", dtype="bfloat16" if opts.amp == "bf16" else "float16")))
-    elif opts.amp == "bf16":
-        cfg.merge_from_dict(dict(optim_wrapper=dict(type="CPUBF16OptimWrapper")))
-    elif opts.amp != "none":
-        raise ValueError(f"--amp {opts.amp} needs a GPU; on a CPU use --amp bf16 or none")
+    if opts.amp != "none":
+        cfg.merge_from_dict(dict(optim_wrapper=amp_optim_wrapper(opts.amp)))
     if "val_dataloader" in cfg:
         cfg.merge_from_dict(dict(val_dataloader=loader, val_cfg=dict(type="ValLoop"),
                                  test_cfg=dict(type="TestLoop")))
@@ -77,6 +72,16 @@ def apply_run(cfg: Config, opts: JobOptions, sched: dict) -> Config:
     if "val_dataloader" in cfg:
         copy_val_to_test(cfg)
     return cfg
+
+
+def amp_optim_wrapper(amp: str) -> dict:
+    """The optim_wrapper keys that train in ``amp`` ("bf16" or "fp16") on this machine: mmengine's
+    AmpOptimWrapper on a GPU, ddep's CPUBF16OptimWrapper for bf16 on a CPU."""
+    if _cuda():
+        return dict(type="AmpOptimWrapper", dtype="bfloat16" if amp == "bf16" else "float16")
+    if amp == "bf16":
+        return dict(type="CPUBF16OptimWrapper")
+    raise ValueError(f"--amp {amp} needs a GPU; on a CPU use --amp bf16 or none")
 
 
 def _cuda() -> bool:
