@@ -71,15 +71,19 @@ def _options_and_schedule(args: argparse.Namespace, stage: str, dataset: str):
 def cmd_generate_builtin(args: argparse.Namespace) -> None:
     from ddep.data import generate_builtin
     generate_builtin(args.root, seed=args.seed, n_train=args.n_train, n_val=args.n_val,
-                     n_unlabelled=args.n_unlabelled, n_cls_train=args.n_cls_train,
-                     n_cls_val=args.n_cls_val, height=args.height, width=args.width)
+                     n_unlabelled=args.n_unlabelled, n_source_train=args.n_source_train,
+                     n_source_val=args.n_source_val, height=args.height, width=args.width,
+                     source_size=args.source_size)
     print(f"built-in dataset ready in {args.root}")
 
 
 def cmd_preview(args: argparse.Namespace) -> None:
-    from ddep.data import write_preview_grid
+    from ddep.data import write_preview_grid, write_source_preview
     write_preview_grid(args.root, args.out, n=args.n)
     print(f"wrote {args.out}")
+    if args.source_out:
+        write_source_preview(args.root, args.source_out)
+        print(f"wrote {args.source_out}")
 
 
 def cmd_split(args: argparse.Namespace) -> None:
@@ -118,8 +122,8 @@ def cmd_pretrain_supervised(args: argparse.Namespace) -> None:
     from ddep.train.jobs import pretrain_supervised
     opts, sched = _options_and_schedule(args, "supervised", "builtin")
     r = pretrain_supervised(args.data_root, args.out, opts, sched)
-    print(f"supervised encoder -> {args.out}: held-out accuracy {r['accuracy']:.3f} "
-          f"(majority {r['majority_accuracy']:.3f}), {r['iterations']} iterations")
+    print(f"supervised encoder -> {args.out}: held-out top-1 {r['accuracy']:.3f} on "
+          f"{r['source_classes']} classes (chance {r['chance']:.3f}), {r['iterations']} iterations")
 
 
 def cmd_pretrain_denoise(args: argparse.Namespace) -> None:
@@ -137,7 +141,8 @@ def cmd_pretrain_denoise(args: argparse.Namespace) -> None:
         check_dataset(args.dataset, args.data_root, splits=("train",))
         unlabelled = Path(args.data_root) / spec.splits["train"].img_path
     opts, sched = _options_and_schedule(args, "denoise", args.dataset)
-    cfg = denoise_config(args.dataset, args.preset, unlabelled, crop_size=args.crop_size)
+    cfg = denoise_config(args.dataset, args.preset, unlabelled, crop_size=args.crop_size,
+                         image_crop=args.image_crop)
     m = pretrain_denoise(cfg, args.arm, noise, args.out, opts, sched,
                          encoder_weights=args.encoder_weights,
                          noise_conditioning=args.noise_conditioning)
@@ -159,23 +164,29 @@ def cmd_finetune(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import inspect
+
+    from ddep.data.builtin import generate_builtin
     from ddep.noise import NoiseConfig
     parser = argparse.ArgumentParser(
         prog="ddep", description="Decoder denoising pretraining benchmark: one subcommand per "
                                  "workflow step (the Snakefile calls these).")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("generate-builtin", help="generate the built-in street-scene dataset")
+    p = sub.add_parser("generate-builtin", help="generate the built-in dataset: street scenes "
+                                                "(target) and an object-centric source set")
     p.add_argument("--root", type=Path, required=True)
-    p.add_argument("--seed", type=int, default=0)
-    for name, default in (("n-train", 500), ("n-val", 100), ("n-unlabelled", 2000),
-                          ("n-cls-train", 2000), ("n-cls-val", 200), ("height", 64), ("width", 128)):
-        p.add_argument(f"--{name}", type=int, default=default)
+    defaults = inspect.signature(generate_builtin).parameters  # one place for the defaults
+    for name in ("seed", "n_train", "n_val", "n_unlabelled", "n_source_train", "n_source_val",
+                 "height", "width", "source_size"):
+        p.add_argument(f"--{name.replace('_', '-')}", type=int, default=defaults[name].default)
     p.set_defaults(func=cmd_generate_builtin)
 
-    p = sub.add_parser("preview", help="PNG grid of built-in images and their label maps")
+    p = sub.add_parser("preview", help="PNG grid of built-in images and their label maps, and "
+                                       "of the source set's classes")
     p.add_argument("--root", type=Path, required=True)
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True, help="street scenes and label maps")
+    p.add_argument("--source-out", type=Path, help="the source set, two images per class")
     p.add_argument("--n", type=int, default=8)
     p.set_defaults(func=cmd_preview)
 
@@ -195,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("pretrain-supervised",
-                       help="supervised encoder on the built-in classification data (21K stand-in)")
+                       help="supervised encoder on the built-in source set (21K stand-in)")
     p.add_argument("--data-root", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True, help="timm-format .safetensors")
     _job_args(p, "supervised")
@@ -207,6 +218,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", type=Path, help="dataset root (its train images are the default "
                                                   "unlabelled source)")
     p.add_argument("--unlabelled", type=Path, help="any folder of images instead (e.g. ImageNet train)")
+    p.add_argument("--image-crop", type=int, nargs=2, metavar=("H", "W"),
+                   help="crop of the unlabelled images when they are not shaped like the "
+                        "dataset's (e.g. 64 64 for the built-in source set, 224 224 for "
+                        "ImageNet); the model keeps the dataset's crop (default: --crop-size)")
     p.add_argument("--sigma", type=float, nargs="+", default=[NoiseConfig.sigma],
                    help="fixed noise level, or two values a b for U[a, b]")
     p.add_argument("--formulation", choices=("unscaled", "scaled"), default="unscaled")

@@ -123,11 +123,14 @@ def _model_problems(config: dict) -> list[str]:
     if preset not in PRESETS:
         problems.append(f"preset: {preset!r} is not a model preset; choose one of {sorted(PRESETS)}")
     for name, d in config["datasets"].items():
-        crop = d.get("crop_size") or list(config_literal(name, "crop_size"))
-        if any(c % TOKEN_STRIDE for c in crop):
-            problems.append(f"datasets.{name}.crop_size: {crop} cannot run: the {preset} "
-                            f"TransUNet needs multiples of {TOKEN_STRIDE} (its token stride), "
-                            f"e.g. {[max(TOKEN_STRIDE, c // TOKEN_STRIDE * TOKEN_STRIDE) for c in crop]}")
+        crops = {"crop_size": d.get("crop_size") or list(config_literal(name, "crop_size")),
+                 **{f"unlabelled_crop.{arm}": c for arm, c in (d.get("unlabelled_crop") or {}).items()}}
+        for key, crop in crops.items():
+            if any(c % TOKEN_STRIDE for c in crop):
+                problems.append(
+                    f"datasets.{name}.{key}: {crop} cannot run: the {preset} TransUNet needs "
+                    f"multiples of {TOKEN_STRIDE} (its token stride), e.g. "
+                    f"{[max(TOKEN_STRIDE, c // TOKEN_STRIDE * TOKEN_STRIDE) for c in crop]}")
     for sigma in dict.fromkeys(j["setting"].sigma for j in finetune_jobs(config) if j["setting"]):
         values = parse_sigma(sigma)[1]
         try:

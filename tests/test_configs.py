@@ -147,7 +147,7 @@ def test_saved_config_trains_and_tests_with_plain_mmseg(tmp_path):
     and tools/test.py evaluates the checkpoint to the job's own mIoU (same seed, same config)."""
     data, split = tmp_path / "data", tmp_path / "split.txt"
     _run("-m", "ddep.cli", "generate-builtin", "--root", data, "--n-train", 8, "--n-val", 2,
-         "--n-unlabelled", 2, "--n-cls-train", 2, "--n-cls-val", 2)
+         "--n-unlabelled", 2, "--n-source-train", 2, "--n-source-val", 2)
     _run("-m", "ddep.cli", "split", "--dataset", "builtin", "--data-root", data, "--fraction", 4,
          "--out", split)
     out = tmp_path / "runs" / "seed0.json"

@@ -1,4 +1,5 @@
-"""Built-in dataset generator: determinism, layout, label validity, class coverage, preview."""
+"""Built-in dataset generator: determinism, layout, label validity, class coverage, preview; the
+source set's independence from the target."""
 
 from __future__ import annotations
 
@@ -10,9 +11,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ddep.data import BUILTIN_CLASSES, generate_builtin, render_image, write_preview_grid
+import ddep.data.builtin as builtin
+from ddep.data import (BUILTIN_CLASSES, generate_builtin, render_image, write_preview_grid,
+                       write_source_preview)
+from ddep.data.source import SOURCE_CLASSES, render_source
 
-SMALL = dict(n_train=6, n_val=3, n_unlabelled=4, n_cls_train=5, n_cls_val=2)
+SMALL = dict(n_train=6, n_val=3, n_unlabelled=4, n_source_train=30, n_source_val=26)
 
 
 def _digests(root: Path) -> dict[str, str]:
@@ -52,19 +56,62 @@ def test_layout_labels_and_meta(small):
     assert len(list((small / "img_dir" / "unlabelled").glob("*.png"))) == 4
     assert not (small / "ann_dir" / "unlabelled").exists()
     meta = json.loads((small / "meta.json").read_text())
-    assert meta["classes"] == list(BUILTIN_CLASSES) and meta["grid"] == [2, 4]
-    for split, n in (("train", 5), ("val", 2)):
-        targets = json.loads((small / "cls" / f"{split}.json").read_text())
-        assert sorted(targets) == sorted(p.name for p in (small / "cls" / split).glob("*.png"))
-        assert len(targets) == n
-        assert all(len(v) == 8 * k and set(v) <= {0, 1} and any(v) for v in targets.values())
+    assert meta["classes"] == list(BUILTIN_CLASSES)
+    assert meta["source_classes"] == list(SOURCE_CLASSES) and len(SOURCE_CLASSES) >= 20
+    # the source set: an ImageNet-style tree, CLASS/CLASS_NNNNNN.png, square RGB images
+    for split, n in (("train", 30), ("val", 26)):
+        files = sorted((small / "source" / split).rglob("*.png"))
+        assert len(files) == n
+        assert {p.parent.name for p in files} <= set(SOURCE_CLASSES)
+        assert all(p.name.startswith(p.parent.name + "_") for p in files)
+        im = Image.open(files[0])
+        assert im.mode == "RGB" and im.size == (64, 64)
+    # 26 val images over 24 classes: every class at least once, balanced
+    assert {p.parent.name for p in (small / "source" / "val").rglob("*.png")} == set(SOURCE_CLASSES)
 
 
-def test_cls_and_seg_images_are_different_images():
+def test_target_splits_are_different_images():
     a, _ = render_image(0, "train", 0)
-    b, _ = render_image(0, "cls_train", 0)
     c, _ = render_image(0, "unlabelled", 0)
-    assert not np.array_equal(a, b) and not np.array_equal(a, c)
+    assert not np.array_equal(a, c)
+
+
+def test_source_labels_never_look_at_the_target(tmp_path, monkeypatch):
+    """The source set is generated with the street-scene renderer switched off: a label computed
+    from a target label map (or a target image) would have to call it, and fail here."""
+    def no_target(*args, **kwargs):
+        raise AssertionError("the source set rendered a street scene")
+    monkeypatch.setattr(builtin, "_render", no_target)
+    monkeypatch.setattr(builtin, "render_image", no_target)
+    root = generate_builtin(tmp_path / "s", n_train=0, n_val=0, n_source_train=48,
+                            n_source_val=24, workers=1)
+    labels = [p.parent.name for p in sorted((root / "source" / "train").rglob("*.png"))]
+    assert sorted(set(labels)) == sorted(SOURCE_CLASSES)
+    # and a class is a function of the image's index alone: the same for any seed
+    assert [render_source(s, "source_train", i)[1] for s in (0, 7) for i in range(30)] == \
+        [i % len(SOURCE_CLASSES) for i in range(30)] * 2
+
+
+# Mean grey level of source images 0-23 of seed 0 (one per class). A change of the generator is
+# a new source set and must be deliberate: update these, and rerun the default grid. Byte for
+# byte on one machine (the digest tests above); to 0.5 grey levels here, since another CPU's
+# float32 trigonometry may move an edge pixel by one ulp.
+PINNED_MEANS = {
+    "source_train": [107.0, 101.2, 79.3, 171.5, 139.2, 107.6, 177.1, 95.3, 182.2, 60.9, 110.7,
+                     110.3, 144.7, 94.8, 85.7, 171.1, 110.6, 172.8, 99.4, 137.5, 145.9, 136.6,
+                     80.7, 75.7],
+    "source_val": [71.0, 58.0, 67.4, 126.7, 64.4, 43.8, 196.0, 157.1, 21.0, 91.7, 126.5, 41.0,
+                   90.3, 103.4, 128.6, 189.0, 143.9, 99.3, 129.0, 106.4, 111.9, 104.1, 124.4,
+                   43.7],
+}
+
+
+def test_source_set_is_pinned():
+    for split, means in PINNED_MEANS.items():
+        rendered = [render_source(0, split, i) for i in range(len(SOURCE_CLASSES))]
+        assert [label for _, label in rendered] == list(range(len(SOURCE_CLASSES)))
+        np.testing.assert_allclose([img.mean() for img, _ in rendered], means, atol=0.5,
+                                   err_msg=split)
 
 
 def test_regeneration_is_a_no_op_and_shrinking_removes_stale_files(tmp_path):
@@ -105,3 +152,11 @@ def test_preview_writes_png(small, tmp_path):
     out = write_preview_grid(small, tmp_path / "p" / "preview.png", n=3)
     im = Image.open(out)
     assert im.format == "PNG" and im.size[0] > 128 and im.size[1] > 3 * 64
+
+
+def test_source_preview_shows_every_class(small, tmp_path):
+    out = write_source_preview(small, tmp_path / "source.png", per_class=1, columns=6)
+    im = Image.open(out)
+    assert im.format == "PNG"
+    # 24 classes in rows of 6: 4 rows of (64 x 2 px image + caption)
+    assert im.size[1] >= 4 * 2 * 64 and im.size[0] >= 6 * 2 * 64

@@ -125,8 +125,8 @@ def test_cityscapes_split_ann_file(tmp_path):
 
 
 def test_builtin_dataset_and_unlabelled_pool(tmp_path):
-    root = generate_builtin(tmp_path / "b", n_train=3, n_val=2, n_unlabelled=5, n_cls_train=1,
-                            n_cls_val=1, workers=1)
+    root = generate_builtin(tmp_path / "b", n_train=3, n_val=2, n_unlabelled=5, n_source_train=1,
+                            n_source_val=1, workers=1)
     check_dataset("builtin", root)
     ds = _build(dataset_cfg("builtin", root, "train"))
     assert len(ds) == 3 and list(ds.metainfo["classes"]) == list(BUILTIN_CLASSES)

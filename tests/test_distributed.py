@@ -26,7 +26,7 @@ def run(*args: object, nproc: int = 2) -> subprocess.CompletedProcess:
 def test_pretrain_and_finetune_under_torchrun_on_two_cpu_processes(tmp_path):
     root = tmp_path / "builtin"
     for args in (("generate-builtin", "--root", root, "--n-train", 8, "--n-val", 4,
-                  "--n-unlabelled", 8, "--n-cls-train", 4, "--n-cls-val", 2),
+                  "--n-unlabelled", 8, "--n-source-train", 4, "--n-source-val", 2),
                  ("split", "--dataset", "builtin", "--data-root", root, "--fraction", 4,
                   "--out", tmp_path / "split.txt")):
         subprocess.run([sys.executable, "-m", "ddep.cli", *map(str, args)], check=True,

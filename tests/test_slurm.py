@@ -165,7 +165,7 @@ def test_preempted_jobs_are_resubmitted_and_resume_bit_for_bit(slurm_cluster, tm
     iters, interval, seeds = 40, 5, sorted(STOPS)
     data = tmp_path / "data"
     _ddep("generate-builtin", "--root", data, "--n-train", 24, "--n-val", 8, "--n-unlabelled", 8,
-          "--n-cls-train", 8, "--n-cls-val", 4)
+          "--n-source-train", 8, "--n-source-val", 4)
     shutil.copytree(REPO / "workflow", tmp_path / "workflow")
     (tmp_path / "config").mkdir()
     cfg = dict(preset="tiny", threads=1, seeds=seeds, arms=["none"],

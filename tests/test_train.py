@@ -26,7 +26,7 @@ def ddep(*args, check=True, **kw):
 def data(tmp_path_factory):
     root = tmp_path_factory.mktemp("builtin")
     ddep("generate-builtin", "--root", root, "--n-train", 24, "--n-val", 6, "--n-unlabelled", 24,
-         "--n-cls-train", 24, "--n-cls-val", 8)
+         "--n-source-train", 24, "--n-source-val", 8)
     split = root / "split_8.txt"
     ddep("split", "--dataset", "builtin", "--data-root", root, "--fraction", 8, "--out", split)
     return root, split
@@ -52,6 +52,23 @@ def metrics(path):
     r = json.loads(Path(path).read_text())
     return {k: r[k] for k in ("mIoU", "aAcc", "mAcc", "per_class_iou", "iterations", "n_labelled",
                               "config_hash")}
+
+
+def test_supervised_stand_in_learns_the_source_classes(tmp_path):
+    """Trained briefly on the source set alone (20 images per class), the classifier's held-out
+    top-1 is far above chance (1/24): it learns the source's classes."""
+    from scipy.stats import binomtest
+    root = tmp_path / "b"
+    ddep("generate-builtin", "--root", root, "--n-train", 1, "--n-val", 1,
+         "--n-source-train", 480, "--n-source-val", 96)
+    out = tmp_path / "encoder.safetensors"
+    ddep("pretrain-supervised", "--data-root", root, "--out", out, "--work-dir", tmp_path / "w",
+         "--iters", 150, "--batch-size", 16)
+    report = json.loads(out.with_suffix(".json").read_text())
+    assert report["source_classes"] == 24 and report["chance"] == pytest.approx(1 / 24)
+    assert report["source"] == str(root / "source/train")
+    correct = round(report["accuracy"] * 96)
+    assert binomtest(correct, 96, 1 / 24, alternative="greater").pvalue < 1e-4, report
 
 
 def test_supervised_encoder_is_saved_in_timm_format(supervised):
@@ -125,11 +142,14 @@ def test_ddep_keeps_the_supervised_encoder_and_finetune_loads_all_but_the_projec
     from safetensors.torch import load_file
     root, _ = data
     out = tmp_path / "ddep.pth"
+    # as the default run pretrains it: on the source images, at their own 64 x 64
     ddep("pretrain-denoise", "--arm", "ddep", "--dataset", "builtin", "--data-root", root,
+         "--unlabelled", root / "source/train", "--image-crop", 64, 64,
          "--sigma", "0.2", "0.4", "--encoder-weights", supervised, "--out", out,
          "--work-dir", tmp_path / "work_ddep", *FAST)
     ckpt = torch.load(out, weights_only=True)
     assert ckpt["meta"]["arm"] == "ddep" and ckpt["meta"]["sigma"] == "U(0.2,0.4)"
+    assert ckpt["meta"]["unlabelled"] == str(root / "source/train")  # where its decoder learnt
     state, encoder = ckpt["state_dict"], load_file(str(supervised))
     assert all(torch.equal(state[f"backbone.vit.{k}"], v) for k, v in encoder.items())
     assert not any("optimizer" in k for k in ckpt)  # weights only

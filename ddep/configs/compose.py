@@ -183,15 +183,25 @@ def unlabelled_pipeline(train_pipeline: list) -> list:
 
 
 def denoise_config(dataset: str, preset: str, unlabelled_dir: str | os.PathLike,
-                   crop_size: Sequence[int] | None = None) -> Config:
+                   crop_size: Sequence[int] | None = None,
+                   image_crop: Sequence[int] | None = None) -> Config:
     """``denoising_pretraining.py`` + the preset's denoiser + every image under
-    ``unlabelled_dir``, with the dataset's training geometry (crop, random resize, flip)."""
+    ``unlabelled_dir``, with the dataset's training geometry (crop, random resize, flip).
+
+    The model is built for ``crop_size`` (default: the dataset file's), the fine-tuning crop,
+    so its position embedding transfers as it is. ``image_crop`` (default: ``crop_size``)
+    crops the unlabelled images instead, for images of another shape than the target's (the
+    built-in source set's 64 x 64, ImageNet's 224 x 224): the encoder then resamples its
+    position embedding on the fly, as it does at fine-tuning for the supervised encoder."""
     data = Config.fromfile(str(dataset_file(dataset)))
     crop = _pair(crop_size or data.crop_size)
-    pipeline = _with_crop(unlabelled_pipeline(data.train_dataloader.dataset.pipeline), crop)
+    images = _pair(image_crop or crop)
+    pipeline = _with_crop(unlabelled_pipeline(data.train_dataloader.dataset.pipeline), images)
+    model = denoiser_cfg(preset, crop)
+    model["data_preprocessor"]["size"] = images
     cfg = Config.fromfile(str(DENOISING))
     cfg.merge_from_dict(dict(
-        dataset_name=data.dataset_name, model=denoiser_cfg(preset, crop),
+        dataset_name=data.dataset_name, model=model,
         train_dataloader=dict(dataset=dict(data_root=str(unlabelled_dir), pipeline=pipeline))))
     return cfg
 

@@ -11,7 +11,7 @@ from ddep.data.builtin import (
     generate_builtin,
     render_image,
 )
-from ddep.data.preview import write_preview_grid
+from ddep.data.preview import write_preview_grid, write_source_preview
 from ddep.data.splits import (
     list_train_stems,
     parse_fraction,
@@ -33,5 +33,5 @@ __all__ = [
     "BUILTIN_CLASSES", "BUILTIN_PALETTE", "DATASET_DEFS", "DatasetDef", "DatasetNotFoundError",
     "check_dataset", "config_literal", "find_images", "generate_builtin", "get_dataset_def",
     "list_train_stems", "parse_fraction", "render_image", "select_split", "split_size",
-    "write_preview_grid", "write_split",
+    "write_preview_grid", "write_source_preview", "write_split",
 ]

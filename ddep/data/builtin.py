@@ -15,12 +15,12 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import os
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from ddep.data.source import SOURCE_CLASSES, SOURCE_SIZE, render_source, source_label
 from ddep.data.table import DATASET_DEFS
 from ddep.io import atomic_path, write_json
 
@@ -34,8 +34,11 @@ BUILTIN_PALETTE: tuple[tuple[int, int, int], ...] = (
 )
 ROAD, SIDEWALK, BUILDING, POLE, VEGETATION, TERRAIN, SKY, PERSON, CAR = range(9)
 IGNORE_INDEX = 255
-FORMAT_VERSION = 1
-SPLIT_CODES = {"train": 1, "val": 2, "unlabelled": 3, "cls_train": 4, "cls_val": 5}
+# The source set's class-folder trees, relative to the built-in root.
+SOURCE_DIRS = {"train": "source/train", "val": "source/val"}
+FORMAT_VERSION = 2
+# RNG stream of each split (4 and 5 were the retired grid-presence set's).
+SPLIT_CODES = {"train": 1, "val": 2, "unlabelled": 3, "source_train": 6, "source_val": 7}
 
 # Material pools (RGB). Pools deliberately overlap across classes (grey building = grey sidewalk
 # = grey pole = silver car, green car ~ vegetation, ...) so a pixel's colour is ambiguous.
@@ -319,12 +322,12 @@ def _render(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, np.nd
             cv.paint(crown, VEGETATION, col, 1.0 + 0.3 * lf - 0.15 * (dy - cy_) / cr)
         cv = full
 
-    return _finish(rng, cv, X, Y), cv.label
+    return _finish(rng, cv.img, X, Y), cv.label
 
 
-def _finish(rng: np.random.Generator, cv: _Canvas, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
-    """Photometric nuisances: shading, blur, noise, contrast, channel shuffle, greyscale."""
-    img = cv.img
+def _finish(rng: np.random.Generator, img: np.ndarray, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    """Photometric nuisances of a float HxWx3 image (changed in place): shading, blur, noise,
+    contrast, channel shuffle, greyscale."""
     phi = rng.uniform(0, 2 * np.pi)
     grad = (np.cos(phi) * X + np.sin(phi) * Y)
     img *= (1.0 + rng.uniform(0, 0.5) * (grad - grad.mean()))[..., None]
@@ -351,21 +354,6 @@ def render_image(seed: int, split: str, index: int, height: int = 64, width: int
     return _render(rng, height, width)
 
 
-def grid_presence(label: np.ndarray, grid: tuple[int, int], num_classes: int) -> list[int]:
-    """Multi-hot vector: for each grid cell (row-major), whether each class occurs in it."""
-    rows, cols = grid
-    h, w = label.shape
-    ys = np.linspace(0, h, rows + 1).round().astype(int)
-    xs = np.linspace(0, w, cols + 1).round().astype(int)
-    out: list[int] = []
-    for r in range(rows):
-        for c in range(cols):
-            present = np.bincount(label[ys[r]:ys[r + 1], xs[c]:xs[c + 1]].ravel(),
-                                  minlength=256)[:num_classes] > 0
-            out.extend(int(p) for p in present)
-    return out
-
-
 def _save_png(arr: np.ndarray, path: Path) -> None:
     with atomic_path(path) as tmp:
         Image.fromarray(arr).save(tmp, format="PNG", optimize=False, compress_level=1)
@@ -374,38 +362,46 @@ def _save_png(arr: np.ndarray, path: Path) -> None:
 _CHUNK = 100
 
 
-def _write_chunk(task: tuple) -> dict[str, list[int]]:
-    """Render and write images [start, stop) of one split; returns cls targets (if cls split)."""
-    root, seed, split, start, stop, height, width, grid, img_dir, ann_dir = task
-    k = len(BUILTIN_CLASSES)
-    targets: dict[str, list[int]] = {}
+def _write_chunk(task: tuple) -> None:
+    """Render and write images [start, stop) of one split."""
+    root, seed, split, start, stop, height, width, source_size, img_dir, ann_dir = task
     for i in range(start, stop):
-        name = f"{i:06d}.png"
+        if split.startswith("source_"):
+            img, label = render_source(seed, split, i, source_size)
+            name = SOURCE_CLASSES[label]
+            _save_png(img, Path(root) / img_dir / name / f"{name}_{i:06d}.png")
+            continue
         img, lab = render_image(seed, split, i, height, width)
-        _save_png(img, Path(root) / img_dir / name)
+        _save_png(img, Path(root) / img_dir / f"{i:06d}.png")
         if ann_dir:
-            _save_png(lab, Path(root) / ann_dir / name)
-        if split.startswith("cls_"):
-            targets[name] = grid_presence(lab, grid, k)
-    return targets
+            _save_png(lab, Path(root) / ann_dir / f"{i:06d}.png")
+
+
+def _expected_files(split: str, n: int) -> set[str]:
+    """The files (relative to the split's image folder) that ``n`` images of ``split`` make."""
+    if split.startswith("source_"):
+        return {f"{SOURCE_CLASSES[source_label(i)]}/{SOURCE_CLASSES[source_label(i)]}_{i:06d}.png"
+                for i in range(n)}
+    return {f"{i:06d}.png" for i in range(n)}
 
 
 def generate_builtin(root: Path, seed: int = 0, n_train: int = 500, n_val: int = 100,
-                     n_unlabelled: int = 2000, n_cls_train: int = 2000, n_cls_val: int = 200,
-                     height: int = 64, width: int = 128,
-                     grid: Sequence[int] = (2, 4), workers: int | None = None) -> Path:
+                     n_unlabelled: int = 0, n_source_train: int = 3600, n_source_val: int = 480,
+                     height: int = 64, width: int = 128, source_size: int = SOURCE_SIZE,
+                     workers: int | None = None) -> Path:
     """Write the built-in dataset under ``root`` (MMSeg layout); ``meta.json`` is written last.
 
-    Layout: ``img_dir/{train,val,unlabelled}/NAME.png``, ``ann_dir/{train,val}/NAME.png``,
-    ``cls/{train,val}/NAME.png`` + ``cls/{train,val}.json`` (name -> multi-hot grid presence).
-    If ``meta.json`` already records the same parameters the call is a no-op. ``workers``
-    (default: up to 2 processes) never changes the output: every image has its own RNG stream.
+    Target (street scenes): ``img_dir/{train,val,unlabelled}/NAME.png`` and
+    ``ann_dir/{train,val}/NAME.png``. Source (object-centric classification, the miniature's
+    ImageNet, :mod:`ddep.data.source`): ``source/{train,val}/CLASS/CLASS_NNNNNN.png``, class
+    folders as in an ImageNet tree. If ``meta.json`` already records the same parameters the
+    call is a no-op. ``workers`` (default: up to 2 processes) never changes the output: every
+    image has its own RNG stream.
     """
     root = Path(root)
-    grid = (int(grid[0]), int(grid[1]))
     params = dict(seed=seed, n_train=n_train, n_val=n_val, n_unlabelled=n_unlabelled,
-                  n_cls_train=n_cls_train, n_cls_val=n_cls_val, height=height, width=width,
-                  grid=list(grid))
+                  n_source_train=n_source_train, n_source_val=n_source_val, height=height,
+                  width=width, source_size=source_size)
     meta_path = root / "meta.json"
     if meta_path.exists():
         try:
@@ -416,42 +412,34 @@ def generate_builtin(root: Path, seed: int = 0, n_train: int = 500, n_val: int =
             return root
         meta_path.unlink()  # the tree is incomplete until the new meta.json lands
 
-    k = len(BUILTIN_CLASSES)
     labelled = DATASET_DEFS["builtin"].splits  # where the dataset config reads them
     dirs = {**{s: (labelled[s].img_path, labelled[s].seg_map_path) for s in ("train", "val")},
-            "unlabelled": ("img_dir/unlabelled", None), "cls_train": ("cls/train", None),
-            "cls_val": ("cls/val", None)}
+            "unlabelled": ("img_dir/unlabelled", None), "source_train": (SOURCE_DIRS["train"], None),
+            "source_val": (SOURCE_DIRS["val"], None)}
     counts = {"train": n_train, "val": n_val, "unlabelled": n_unlabelled,
-              "cls_train": n_cls_train, "cls_val": n_cls_val}
+              "source_train": n_source_train, "source_val": n_source_val}
     for split, (img_dir, ann_dir) in dirs.items():
-        keep = {f"{i:06d}.png" for i in range(counts[split])}
+        keep = _expected_files(split, counts[split])
         for sub in filter(None, (img_dir, ann_dir)):
             (root / sub).mkdir(parents=True, exist_ok=True)
-            for stale in (root / sub).iterdir():  # left over from an earlier, larger run
-                if stale.name not in keep:
+            for stale in (root / sub).rglob("*.png"):  # left over from an earlier, larger run
+                if stale.relative_to(root / sub).as_posix() not in keep:
                     stale.unlink()
-    tasks = [(str(root), seed, split, start, min(start + _CHUNK, n), height, width, grid,
+    tasks = [(str(root), seed, split, start, min(start + _CHUNK, n), height, width, source_size,
               *dirs[split]) for split, n in counts.items() for start in range(0, n, _CHUNK)]
     workers = min(workers or min(2, os.cpu_count() or 1), max(len(tasks), 1))
     if workers > 1:
         # fork: no re-import of the parent's (possibly heavy) modules in the children
         method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
         with mp.get_context(method).Pool(workers) as pool:
-            results = pool.map(_write_chunk, tasks, chunksize=1)
+            pool.map(_write_chunk, tasks, chunksize=1)
     else:
-        results = [_write_chunk(t) for t in tasks]
-    targets: dict[str, dict[str, list[int]]] = {"cls_train": {}, "cls_val": {}}
-    for task, part in zip(tasks, results):
-        targets.get(task[2], {}).update(part)
-    for split, tg in targets.items():
-        write_json(root / "cls" / f"{split[4:]}.json", dict(sorted(tg.items())), indent=1,
-                   sort_keys=True)
+        for task in tasks:
+            _write_chunk(task)
 
     meta = dict(format_version=FORMAT_VERSION, params=params, classes=list(BUILTIN_CLASSES),
                 palette=[list(p) for p in BUILTIN_PALETTE], ignore_index=IGNORE_INDEX,
-                counts=counts, grid=list(grid),
-                cls_target_layout="row-major grid cells, then classes: "
-                                  "index = (row * cols + col) * num_classes + class",
-                num_cls_targets=grid[0] * grid[1] * k)
+                counts=counts, source_classes=list(SOURCE_CLASSES),
+                source_dirs=dict(SOURCE_DIRS))
     write_json(meta_path, meta, indent=1, sort_keys=True)
     return root

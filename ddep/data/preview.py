@@ -39,3 +39,38 @@ def write_preview_grid(root: str | os.PathLike, out_png: str | os.PathLike, n: i
     with atomic_path(out_png) as tmp:
         Image.fromarray(grid).save(tmp, format="PNG")
     return out_png
+
+
+def write_source_preview(root: str | os.PathLike, out_png: str | os.PathLike, split: str = "val",
+                         per_class: int = 2, columns: int = 6, scale: int = 2) -> Path:
+    """Write a PNG of the source set (``root/source/split/CLASS/*.png``): ``per_class`` images
+    of every class side by side, each class captioned with its name."""
+    from PIL import ImageDraw
+
+    root, out_png = Path(root), Path(out_png)
+    folder = root / "source" / split
+    classes = sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+    if not classes:
+        raise FileNotFoundError(f"no class folders under {folder} (generate the built-in dataset)")
+    tiles = []
+    for name in classes:
+        images = [np.asarray(Image.open(p).convert("RGB")).repeat(scale, 0).repeat(scale, 1)
+                  for p in sorted((folder / name).glob("*.png"))[:per_class]]
+        if not images:
+            raise FileNotFoundError(f"no images in {folder / name}")
+        tile = Image.new("RGB", (sum(i.shape[1] for i in images) + 2 * (len(images) - 1),
+                                 images[0].shape[0] + 14), "white")
+        x = 0
+        for image in images:
+            tile.paste(Image.fromarray(image), (x, 14))
+            x += image.shape[1] + 2
+        ImageDraw.Draw(tile).text((2, 1), name, fill="black")
+        tiles.append(tile)
+    w, h = max(t.width for t in tiles), max(t.height for t in tiles)
+    rows = -(-len(tiles) // columns)
+    sheet = Image.new("RGB", (columns * (w + 6) - 6, rows * (h + 6) - 6), "white")
+    for i, tile in enumerate(tiles):
+        sheet.paste(tile, ((i % columns) * (w + 6), (i // columns) * (h + 6)))
+    with atomic_path(out_png) as tmp:
+        sheet.save(tmp, format="PNG")
+    return out_png

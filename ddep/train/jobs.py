@@ -171,36 +171,48 @@ def _norm_cfg(opts: JobOptions) -> dict:
 # --- supervised encoder (the built-in ImageNet-21k stand-in) -------------------------------
 
 def pretrain_supervised(data_root: Path, out: Path, opts: JobOptions, sched: dict) -> dict:
-    """Train the encoder as a grid-presence classifier on the built-in classification data and
-    save it in timm format (``.safetensors``), so 21K and DDeP take the timm loading path."""
+    """Train the encoder as a single-label classifier on the built-in source set (the
+    miniature's ImageNet, :mod:`ddep.data.source`) and save it in timm format
+    (``.safetensors``), so 21K and DDeP take the timm loading path. The source set knows
+    nothing of the target's classes."""
     meta_path = Path(data_root) / "meta.json"
     if not meta_path.is_file():
         raise FileNotFoundError(f"{meta_path} not found: generate the built-in dataset first "
                                 f"(`ddep generate-builtin --root {data_root}`)")
     meta = json.loads(meta_path.read_text())
-    size = (meta["params"]["height"], meta["params"]["width"])
-    cls = Path(data_root) / "cls"
-    model = dict(type="GridPresenceClassifier", num_classes=len(meta["classes"]), grid=meta["grid"],
+    if "source_classes" not in meta:
+        raise FileNotFoundError(f"{data_root} has no source set (an older built-in layout): "
+                                f"delete {meta_path} and generate it again")
+    size = (meta["params"]["source_size"],) * 2
+    classes = meta["source_classes"]
+    # The position embedding is stored at the target's image size, where 21K and DDeP load it
+    # as it is, and resampled on the fly to the source images' grid.
+    grid = (meta["params"]["height"], meta["params"]["width"])
+    model = dict(type="ImageClassifier", num_classes=len(classes),
                  data_preprocessor=denoiser_cfg(opts.preset, size)["data_preprocessor"],
-                 backbone=dict(type="TransUNetEncoder", preset=opts.preset, img_size=size))
-    # grid-presence targets are tied to positions: no flips or crops
-    pipeline = checked_pipeline([dict(type="LoadImageFromFile"), dict(
-        type="PackSegInputs", meta_keys=("img_path", "ori_shape", "img_shape", "cls_target"))])
-    data = [dict(type="MultiLabelImageDataset", ann_file=str(cls / f"{s}.json"),
-                 data_prefix=dict(img_path=str(cls / s)), pipeline=pipeline)
-            for s in ("train", "val")]
+                 backbone=dict(type="TransUNetEncoder", preset=opts.preset, img_size=grid))
+    # ImageNet-style augmentation: a random crop of a slightly enlarged image, and flips
+    augment = [dict(type="RandomResize", scale=size, ratio_range=(1.0, 1.4), keep_ratio=True),
+               dict(type="RandomCrop", crop_size=size), dict(type="RandomFlip", prob=0.5)]
+    pack = dict(type="PackSegInputs", meta_keys=("img_path", "ori_shape", "img_shape", "gt_label"))
+    data = [dict(type="ImageFolderDataset", metainfo=dict(classes=classes),
+                 data_prefix=dict(img_path=str(Path(data_root) / meta["source_dirs"][split])),
+                 pipeline=checked_pipeline([dict(type="LoadImageFromFile"), *steps, pack]))
+            for split, steps in (("train", augment), ("val", []))]
     cfg = Config.fromfile(str(RUNTIME))
     cfg.merge_from_dict(dict(
         model=model,
         train_dataloader=dict(sampler=dict(type="InfiniteSampler", shuffle=True), dataset=data[0]),
         val_dataloader=dict(batch_size=1, sampler=dict(type="DefaultSampler", shuffle=False),
                             dataset=data[1]),
-        val_evaluator=dict(type="MultiLabelAccuracy")))
+        val_evaluator=dict(type="TopOneAccuracy", num_classes=len(classes))))
     cfg = apply_run(cfg, opts, sched)
     start = time.time()
     runner = _train(cfg, out)
     metrics = runner.val()
     result = dict(stage="supervised", preset=opts.preset, iterations=runner.iter,
+                  source=str(Path(data_root) / meta["source_dirs"]["train"]),
+                  source_classes=len(classes),
                   wall_time_s=round(time.time() - start, 2), config_hash=config_hash(cfg),
                   **{k.split("/")[-1]: float(v) for k, v in metrics.items()}, **provenance())
     if is_main_process():

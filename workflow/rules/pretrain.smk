@@ -34,6 +34,9 @@ def denoise_args(wc):
     unlabelled = unlabelled_source(dataset(wc), arm)
     if unlabelled:
         args.append(f"--unlabelled {unlabelled}")
+    image_crop = (dataset(wc).get("unlabelled_crop") or {}).get(arm)
+    if image_crop:
+        args.append(f"--image-crop {image_crop[0]} {image_crop[1]}")
     if arm == "ddep":
         args.append(f"--encoder-weights {supervised_encoder(wc)}")
     return " ".join(args)
