@@ -398,6 +398,27 @@ def test_claim_verdict_rule() -> None:
     assert verdict(1, 1.0, 1.0) == "not shown (n < 2)"
 
 
+def test_fragile_rule_at_the_margin_on_each_side_of_zero() -> None:
+    from ddep.analysis.claims import FRAGILE_MARGIN, is_fragile
+
+    assert FRAGILE_MARGIN == 0.5
+    # Half-width 2 throughout: fragile when the bound nearest 0 is within 1 of 0 (inclusive).
+    assert is_fragile(5, 0.99, 4.99) and not is_fragile(5, 1.01, 5.01)  # holds
+    assert is_fragile(5, 1.0, 5.0)  # on the margin
+    assert is_fragile(5, -4.99, -0.99) and not is_fragile(5, -5.01, -1.01)  # contradicted
+    # not shown: the nearest bound is whichever is closer to 0, below or above it
+    assert is_fragile(5, -3.01, 0.99) and not is_fragile(5, -2.99, 1.01)
+    assert is_fragile(5, -0.99, 3.01) and not is_fragile(5, -1.01, 2.99)
+    assert not is_fragile(5, -2.0, 2.0)  # 0 in the middle: a rerun moves no bound across it
+    assert is_fragile(5, 0.0, 4.0)  # touching 0
+    # Never fragile without an interval.
+    assert not is_fragile(1, math.nan, math.nan) and not is_fragile(1, 0.0, 0.0)
+    # The committed default run (AMD EPYC) and a fresh one (Intel Xeon) of DDeP > 21K at 10
+    # images: not shown vs contradicted, both fragile; 21K > DeP at 10 images holds robustly.
+    assert is_fragile(5, -3.2699, 0.6139) and is_fragile(5, -1.82, -0.09)
+    assert not is_fragile(5, 3.6824, 9.0056)
+
+
 def test_claims_rows_and_verdicts() -> None:
     from ddep.analysis.claims import claims_table
 
@@ -419,6 +440,27 @@ def test_claims_rows_and_verdicts() -> None:
     single = toy[toy["verdict"] == "not shown (n < 2)"].iloc[0]
     assert single["n_pairs"] == 1 and single["mean_diff"] == pytest.approx(36.0 - 30.0)
     assert math.isnan(single["ci_low"]) and math.isnan(single["ci_high"])
+    assert not single["fragile"]
+    assert list(claims.columns[-2:]) == ["seeds", "fragile"]  # appended: the others keep their place
+
+
+def test_fragile_claims_in_the_table_and_the_markdown() -> None:
+    from ddep.analysis.claims import claims_table, render_claims_markdown
+
+    miou = dict(CLAIM_MIOU)
+    miou[("ddep", "0.2", "1/4")] = [62.0, 64.0, 67.0]  # - 21k: 2, 3, 4: holds, bound 0.52 < 2.48 / 2
+    claims = claims_table(claim_runs(miou), DEFAULT)
+    row = claim_row(claims, "ddep_gt_21k", "1/4")
+    half = T2 * 1.0 / math.sqrt(3)
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((3 - half, 3 + half))
+    assert row["verdict"] == "holds" and row["fragile"]
+    # Every other verdict of the synthetic runs is far from 0 for its interval.
+    assert claims.loc[claims["fragile"], "claim_id"].tolist() == ["ddep_gt_21k", "ddep_best"]
+    md = render_claims_markdown(claims, DEFAULT)
+    assert (f"| DDeP > 21K | 1/4 (75) | DDeP - Supervised (21K) | 3 | +3.00 | "
+            f"[{3 - half:+.2f}, {3 + half:+.2f}] | holds (fragile) |") in md
+    assert "| holds |" in md and "| not shown (n < 2) |" in md  # the others as they were
+    assert "within half the CI's half-width of 0" in md and "never fragile" in md
 
 
 def test_claims_ci_matches_scipy_t_interval() -> None:
