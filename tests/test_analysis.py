@@ -463,6 +463,44 @@ def test_fragile_claims_in_the_table_and_the_markdown() -> None:
     assert "within half the CI's half-width of 0" in md and "never fragile" in md
 
 
+def _claims(*rows: tuple) -> pd.DataFrame:
+    """A claims table (CLAIM_COLUMNS) of rows (claim_id, label_fraction, ci_low, ci_high)."""
+    from ddep.analysis.claims import CLAIM_COLUMNS, is_fragile, verdict
+
+    return pd.DataFrame([{
+        "claim_id": cid, "claim": cid, "dataset": "toy", "preset": "tiny", "label_fraction": lf,
+        "n_labelled": int(lf), "comparison": "DDeP - Supervised (21K)", "sigma": "0.2",
+        "formulation": "unscaled", "target": "eps", "n_pairs": 5, "mean_diff": (lo + hi) / 2,
+        "ci_low": lo, "ci_high": hi, "verdict": verdict(5, lo, hi), "seeds": "5;6;7;8;9",
+        "fragile": is_fragile(5, lo, hi)} for cid, lf, lo, hi in rows], columns=CLAIM_COLUMNS)
+
+
+def test_compare_claims_fails_only_robust_flips(tmp_path: Path) -> None:
+    from ddep.analysis.claims import compare_claims
+
+    committed = _claims(("same", "5", 1.0, 5.0), ("fragile_flip", "10", -3.27, 0.61),
+                        ("robust_flip", "10", 2.0, 6.0), ("gone", "10", 2.0, 6.0))
+    fresh = _claims(("same", "5", 1.5, 5.5), ("fragile_flip", "10", -1.82, -0.09),
+                    ("robust_flip", "10", -6.0, -2.0), ("new", "5", -1.0, 1.0))
+    committed.to_csv(tmp_path / "claims.csv", index=False)  # read back, as the reproduction test does
+    both = compare_claims(read_csv(tmp_path / "claims.csv"), fresh)
+    assert both["claim_id"].tolist() == ["same", "fragile_flip", "robust_flip", "gone", "new"]
+    got = {r.claim_id: (r.verdict_committed, r.verdict_fresh, r.differs, r.robust_flip)
+           for r in both.itertuples()}
+    assert got == {
+        "same": ("holds", "holds", False, False),
+        "fragile_flip": ("not shown", "contradicted", True, False),  # fragile in both: allowed
+        "robust_flip": ("holds", "contradicted", True, True),
+        "gone": ("holds", "absent", True, True),  # a claim missing from one run is a difference
+        "new": ("absent", "not shown", True, True)}
+    assert both.loc[1, "mean_diff_committed"] == pytest.approx(-1.33)
+    # Fragile in one run only is enough: a robust holds against a contradicted near 0.
+    assert not compare_claims(committed.iloc[[2]], _claims(("robust_flip", "10", -6.0, -0.5)))[
+        "robust_flip"].any()
+    with pytest.raises(ValueError, match=r"fresh: \['fragile'\]"):
+        compare_claims(committed, fresh.drop(columns="fragile"))
+
+
 def test_claims_ci_matches_scipy_t_interval() -> None:
     import scipy.stats as stats
     from ddep.analysis.claims import claims_table

@@ -16,7 +16,9 @@ the default n = 5 (t_0.975,4 = 2.78) sqrt(2)/t = 0.51. A bound closer to 0 than 
 shown* -1.33 [-3.27, +0.61] on AMD EPYC and *contradicted* -0.95 [-1.82, -0.09] on Intel Xeon,
 both fragile). The margin is a fixed fraction, not sqrt(2)/t for each n: with fewer pairs
 (t larger) it is more cautious than the estimate, with many more (t -> 1.96) less.
-``not shown (n < 2)`` has no interval and is never fragile.
+``not shown (n < 2)`` has no interval and is never fragile. ``compare_claims`` matches the
+verdicts of two claims tables (a committed and a fresh run) and tells a fragile flip, which
+is expected, from a robust one, which is not.
 """
 
 from __future__ import annotations
@@ -40,6 +42,9 @@ CLAIM_COLUMNS: list[str] = [
     "sigma", "formulation", "target", "n_pairs", "mean_diff", "ci_low", "ci_high", "verdict",
     "seeds", "fragile",
 ]
+# A claim is the same claim in two tables when these agree (the rest are its numbers).
+CLAIM_KEYS: list[str] = ["claim_id", "dataset", "preset", "label_fraction", "n_labelled",
+                         "comparison", "sigma", "formulation", "target"]
 # Fragile: the CI bound nearest 0 within this fraction of the CI's half-width of 0 (the module
 # docstring says why half).
 FRAGILE_MARGIN = 0.5
@@ -207,3 +212,33 @@ def write_claims(runs: pd.DataFrame, out_dir: str | os.PathLike,
     atomic_write_text(claims_table_path(str(out_dir)), render_claims_markdown(claims, default))
     return claims
 
+
+def compare_claims(committed: pd.DataFrame, fresh: pd.DataFrame) -> pd.DataFrame:
+    """The verdicts of two claims tables side by side, one row per claim (CLAIM_KEYS) in
+    either, in `committed`'s order then `fresh`'s: CLAIM_KEYS, claim, then n_pairs,
+    mean_diff, ci_low, ci_high, verdict and fragile suffixed ``_committed`` / ``_fresh`` (a
+    claim missing from one table: verdict "absent", not fragile), ``differs`` (the verdicts
+    differ) and ``robust_flip`` (they differ and neither is fragile: a rerun should not do
+    that)."""
+    numbers = ["n_pairs", "mean_diff", "ci_low", "ci_high", "verdict", "fragile"]
+    missing = {name: sorted({*CLAIM_KEYS, "claim", *numbers} - set(t.columns))
+               for name, t in (("committed", committed), ("fresh", fresh))}
+    if any(missing.values()):
+        raise ValueError("claims tables without the columns compared (written by an older ddep? "
+                         "rerun `ddep aggregate`): "
+                         + "; ".join(f"{k}: {v}" for k, v in missing.items() if v))
+    # Labels as text on both sides ("10" and 10 are the same fraction once read back).
+    sides = [t[[*CLAIM_KEYS, "claim", *numbers]].astype({k: str for k in CLAIM_KEYS})
+             .assign(_order=range(len(t))) for t in (committed, fresh)]
+    # one_to_one: a claim appears once per table (MergeError, a ValueError, otherwise)
+    both = sides[0].merge(sides[1], on=CLAIM_KEYS, how="outer", suffixes=("_committed", "_fresh"),
+                          validate="one_to_one")
+    both = both.sort_values(["_order_committed", "_order_fresh"], kind="mergesort")
+    both["claim"] = both["claim_committed"].fillna(both["claim_fresh"])
+    for side in ("committed", "fresh"):
+        both[f"verdict_{side}"] = both[f"verdict_{side}"].fillna("absent")
+        both[f"fragile_{side}"] = both[f"fragile_{side}"].eq(True)  # absent: not fragile
+    both["differs"] = both["verdict_committed"] != both["verdict_fresh"]
+    both["robust_flip"] = both["differs"] & ~both["fragile_committed"] & ~both["fragile_fresh"]
+    return both[[*CLAIM_KEYS, "claim", *(f"{c}_{side}" for side in ("committed", "fresh") for c in numbers),
+                 "differs", "robust_flip"]].reset_index(drop=True)
