@@ -269,11 +269,11 @@ def test_figures_png_pdf(tmp_path: Path, run_files: list[Path]) -> None:
     write_results(run_files, results, quiet=True)
     files, notes = write_figures(results, figs, default=DEFAULT, quiet=True)
     assert not notes
-    for kind in ("label_efficiency", "noise"):
+    for kind in ("label_efficiency", "noise", "claims"):
         png, pdf = figs / f"toy_{kind}.png", figs / f"toy_{kind}.pdf"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
         assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 1000
-    assert len(files) == 4
+    assert len(files) == 6
 
 
 def test_figures_draw_the_summary(tmp_path: Path, run_files: list[Path]) -> None:
@@ -299,8 +299,24 @@ def test_figures_skip_without_denoising_data(tmp_path: Path) -> None:
              for s in range(2)]
     write_results(files, tmp_path / "results", quiet=True)
     written, notes = write_figures(tmp_path / "results", tmp_path / "figs", quiet=True)
-    assert [p.name for p in written] == ["toy_label_efficiency.png", "toy_label_efficiency.pdf"]
-    assert notes == []  # no noise ablation, no noise figure: nothing was skipped
+    # no noise ablation, no noise figure; no claims, a claims figure that says so
+    assert [p.name for p in written] == ["toy_label_efficiency.png", "toy_label_efficiency.pdf",
+                                         "toy_claims.png", "toy_claims.pdf"]
+    assert notes == []  # nothing was skipped
+
+
+def test_figures_need_claims_csv_with_its_fragile_column(tmp_path: Path, run_files: list[Path]) -> None:
+    from ddep.analysis.figures import write_figures
+
+    results = tmp_path / "results"
+    write_results(run_files, results, default_noise=DEFAULT, quiet=True)
+    claims = read_csv(results / "claims.csv")
+    claims.drop(columns="fragile").to_csv(results / "claims.csv", index=False)  # an older ddep's
+    with pytest.raises(ValueError, match="no 'fragile' column.*aggregate step again"):
+        write_figures(results, tmp_path / "figs", quiet=True)
+    (results / "claims.csv").unlink()
+    with pytest.raises(FileNotFoundError, match="claims.csv: not found"):
+        write_figures(results, tmp_path / "figs", quiet=True)
 
 
 # --- command line -------------------------------------------------------------------------
@@ -499,6 +515,45 @@ def test_compare_claims_fails_only_robust_flips(tmp_path: Path) -> None:
         "robust_flip"].any()
     with pytest.raises(ValueError, match=r"fresh: \['fragile'\]"):
         compare_claims(committed, fresh.drop(columns="fragile"))
+
+
+def test_claims_figure_has_a_row_per_claim_and_fraction(tmp_path: Path) -> None:
+    from ddep.analysis.claims import claims_table
+    from ddep.analysis.figures import claims_figure, claims_figure_rows, save_figure
+
+    claims = claims_table(claim_runs(), DEFAULT)
+    rows = claims_figure_rows(claims, "toy")
+    assert len(rows) == len(CLAIM_VERDICTS)  # one per claim x fraction (x comparison)
+    assert rows["label"].tolist()[:4] == [
+        "DeP > random init · 1/30 (10)", "DeP > random init · 1/4 (75)",
+        "DeP > 21K at small fractions · 1/30 (10)", "21K > DeP at large fractions · 1/4 (75)"]
+    # the sigma claim names its comparison (here two at 1/30)
+    assert rows["label"].tolist()[-2:] == [
+        "fixed σ beats σ drawn from an interval · 1/30 (10)\nDeP: σ 0.2 - U(0.1,0.3)",
+        "fixed σ beats σ drawn from an interval · 1/30 (10)\nDDeP: σ 0.2 - U(0.1,0.3)"]
+    assert rows["verdict"].tolist() == claims["verdict"].tolist()
+    assert rows["mean_diff"].tolist() == pytest.approx(claims["mean_diff"].tolist())
+    assert claims_figure_rows(claims, "toy", preset="other").empty
+    fig = claims_figure(claims, "toy")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == rows["label"].tolist()
+    x_min, x_max = ax.get_xlim()
+    assert x_min < 0 < x_max and x_min <= claims["ci_low"].min() and x_max >= claims["ci_high"].max()
+    # one marker per row at its mean, first row on top
+    markers = [line for line in ax.get_lines() if line.get_marker() == "o"]
+    assert [line.get_xdata()[0] for line in markers] == pytest.approx(rows["mean_diff"].tolist())
+    assert [line.get_ydata()[0] for line in markers] == list(range(len(rows)))
+    assert ax.get_ylim()[0] > ax.get_ylim()[1]
+    # fragile verdicts (DDeP > 21K and best of the four at 1/4 here) are hollow
+    miou = {**CLAIM_MIOU, ("ddep", "0.2", "1/4"): [62.0, 64.0, 67.0]}
+    fragile = claims_table(claim_runs(miou), DEFAULT)
+    markers = [line for line in claims_figure(fragile, "toy").axes[0].get_lines() if line.get_marker() == "o"]
+    assert [line.get_markerfacecolor() == "white" for line in markers] == fragile["fragile"].tolist()
+    assert sum(fragile["fragile"]) == 2
+    empty = claims_figure(claims.iloc[:0], "toy")  # no claims: says so
+    assert "No claim has paired runs." in [t.get_text() for t in empty.axes[0].texts]
+    files = save_figure(fig, [str(tmp_path / "toy_claims.png"), str(tmp_path / "toy_claims.pdf")])
+    assert all(f.stat().st_size > 1000 for f in files)
 
 
 def test_claims_ci_matches_scipy_t_interval() -> None:
