@@ -269,11 +269,11 @@ def test_figures_png_pdf(tmp_path: Path, run_files: list[Path]) -> None:
     write_results(run_files, results, quiet=True)
     files, notes = write_figures(results, figs, default=DEFAULT, quiet=True)
     assert not notes
-    for kind in ("label_efficiency", "noise"):
+    for kind in ("label_efficiency", "noise", "claims"):
         png, pdf = figs / f"toy_{kind}.png", figs / f"toy_{kind}.pdf"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
         assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 1000
-    assert len(files) == 4
+    assert len(files) == 6
 
 
 def test_figures_draw_the_summary(tmp_path: Path, run_files: list[Path]) -> None:
@@ -299,8 +299,24 @@ def test_figures_skip_without_denoising_data(tmp_path: Path) -> None:
              for s in range(2)]
     write_results(files, tmp_path / "results", quiet=True)
     written, notes = write_figures(tmp_path / "results", tmp_path / "figs", quiet=True)
-    assert [p.name for p in written] == ["toy_label_efficiency.png", "toy_label_efficiency.pdf"]
-    assert notes == []  # no noise ablation, no noise figure: nothing was skipped
+    # no noise ablation, no noise figure; no claims, a claims figure that says so
+    assert [p.name for p in written] == ["toy_label_efficiency.png", "toy_label_efficiency.pdf",
+                                         "toy_claims.png", "toy_claims.pdf"]
+    assert notes == []  # nothing was skipped
+
+
+def test_figures_need_claims_csv_with_its_fragile_column(tmp_path: Path, run_files: list[Path]) -> None:
+    from ddep.analysis.figures import write_figures
+
+    results = tmp_path / "results"
+    write_results(run_files, results, default_noise=DEFAULT, quiet=True)
+    claims = read_csv(results / "claims.csv")
+    claims.drop(columns="fragile").to_csv(results / "claims.csv", index=False)  # an older ddep's
+    with pytest.raises(ValueError, match="no 'fragile' column.*aggregate step again"):
+        write_figures(results, tmp_path / "figs", quiet=True)
+    (results / "claims.csv").unlink()
+    with pytest.raises(FileNotFoundError, match="claims.csv: not found"):
+        write_figures(results, tmp_path / "figs", quiet=True)
 
 
 # --- command line -------------------------------------------------------------------------
@@ -398,6 +414,27 @@ def test_claim_verdict_rule() -> None:
     assert verdict(1, 1.0, 1.0) == "not shown (n < 2)"
 
 
+def test_fragile_rule_at_the_margin_on_each_side_of_zero() -> None:
+    from ddep.analysis.claims import FRAGILE_MARGIN, is_fragile
+
+    assert FRAGILE_MARGIN == 0.5
+    # Half-width 2 throughout: fragile when the bound nearest 0 is within 1 of 0 (inclusive).
+    assert is_fragile(5, 0.99, 4.99) and not is_fragile(5, 1.01, 5.01)  # holds
+    assert is_fragile(5, 1.0, 5.0)  # on the margin
+    assert is_fragile(5, -4.99, -0.99) and not is_fragile(5, -5.01, -1.01)  # contradicted
+    # not shown: the nearest bound is whichever is closer to 0, below or above it
+    assert is_fragile(5, -3.01, 0.99) and not is_fragile(5, -2.99, 1.01)
+    assert is_fragile(5, -0.99, 3.01) and not is_fragile(5, -1.01, 2.99)
+    assert not is_fragile(5, -2.0, 2.0)  # 0 in the middle: a rerun moves no bound across it
+    assert is_fragile(5, 0.0, 4.0)  # touching 0
+    # Never fragile without an interval.
+    assert not is_fragile(1, math.nan, math.nan) and not is_fragile(1, 0.0, 0.0)
+    # The committed default run (AMD EPYC) and a fresh one (Intel Xeon) of DDeP > 21K at 10
+    # images: not shown vs contradicted, both fragile; 21K > DeP at 10 images holds robustly.
+    assert is_fragile(5, -3.2699, 0.6139) and is_fragile(5, -1.82, -0.09)
+    assert not is_fragile(5, 3.6824, 9.0056)
+
+
 def test_claims_rows_and_verdicts() -> None:
     from ddep.analysis.claims import claims_table
 
@@ -419,6 +456,104 @@ def test_claims_rows_and_verdicts() -> None:
     single = toy[toy["verdict"] == "not shown (n < 2)"].iloc[0]
     assert single["n_pairs"] == 1 and single["mean_diff"] == pytest.approx(36.0 - 30.0)
     assert math.isnan(single["ci_low"]) and math.isnan(single["ci_high"])
+    assert not single["fragile"]
+    assert list(claims.columns[-2:]) == ["seeds", "fragile"]  # appended: the others keep their place
+
+
+def test_fragile_claims_in_the_table_and_the_markdown() -> None:
+    from ddep.analysis.claims import claims_table, render_claims_markdown
+
+    miou = dict(CLAIM_MIOU)
+    miou[("ddep", "0.2", "1/4")] = [62.0, 64.0, 67.0]  # - 21k: 2, 3, 4: holds, bound 0.52 < 2.48 / 2
+    claims = claims_table(claim_runs(miou), DEFAULT)
+    row = claim_row(claims, "ddep_gt_21k", "1/4")
+    half = T2 * 1.0 / math.sqrt(3)
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((3 - half, 3 + half))
+    assert row["verdict"] == "holds" and row["fragile"]
+    # Every other verdict of the synthetic runs is far from 0 for its interval.
+    assert claims.loc[claims["fragile"], "claim_id"].tolist() == ["ddep_gt_21k", "ddep_best"]
+    md = render_claims_markdown(claims, DEFAULT)
+    assert (f"| DDeP > 21K | 1/4 (75) | DDeP - Supervised (21K) | 3 | +3.00 | "
+            f"[{3 - half:+.2f}, {3 + half:+.2f}] | holds (fragile) |") in md
+    assert "| holds |" in md and "| not shown (n < 2) |" in md  # the others as they were
+    assert "within half the CI's half-width of 0" in md and "never fragile" in md
+
+
+def _claims(*rows: tuple) -> pd.DataFrame:
+    """A claims table (CLAIM_COLUMNS) of rows (claim_id, label_fraction, ci_low, ci_high)."""
+    from ddep.analysis.claims import CLAIM_COLUMNS, is_fragile, verdict
+
+    return pd.DataFrame([{
+        "claim_id": cid, "claim": cid, "dataset": "toy", "preset": "tiny", "label_fraction": lf,
+        "n_labelled": int(lf), "comparison": "DDeP - Supervised (21K)", "sigma": "0.2",
+        "formulation": "unscaled", "target": "eps", "n_pairs": 5, "mean_diff": (lo + hi) / 2,
+        "ci_low": lo, "ci_high": hi, "verdict": verdict(5, lo, hi), "seeds": "5;6;7;8;9",
+        "fragile": is_fragile(5, lo, hi)} for cid, lf, lo, hi in rows], columns=CLAIM_COLUMNS)
+
+
+def test_compare_claims_fails_only_robust_flips(tmp_path: Path) -> None:
+    from ddep.analysis.claims import compare_claims
+
+    committed = _claims(("same", "5", 1.0, 5.0), ("fragile_flip", "10", -3.27, 0.61),
+                        ("robust_flip", "10", 2.0, 6.0), ("gone", "10", 2.0, 6.0))
+    fresh = _claims(("same", "5", 1.5, 5.5), ("fragile_flip", "10", -1.82, -0.09),
+                    ("robust_flip", "10", -6.0, -2.0), ("new", "5", -1.0, 1.0))
+    committed.to_csv(tmp_path / "claims.csv", index=False)  # read back, as the reproduction test does
+    both = compare_claims(read_csv(tmp_path / "claims.csv"), fresh)
+    assert both["claim_id"].tolist() == ["same", "fragile_flip", "robust_flip", "gone", "new"]
+    got = {r.claim_id: (r.verdict_committed, r.verdict_fresh, r.differs, r.robust_flip)
+           for r in both.itertuples()}
+    assert got == {
+        "same": ("holds", "holds", False, False),
+        "fragile_flip": ("not shown", "contradicted", True, False),  # fragile in both: allowed
+        "robust_flip": ("holds", "contradicted", True, True),
+        "gone": ("holds", "absent", True, True),  # a claim missing from one run is a difference
+        "new": ("absent", "not shown", True, True)}
+    assert both.loc[1, "mean_diff_committed"] == pytest.approx(-1.33)
+    # Fragile in one run only is enough: a robust holds against a contradicted near 0.
+    assert not compare_claims(committed.iloc[[2]], _claims(("robust_flip", "10", -6.0, -0.5)))[
+        "robust_flip"].any()
+    with pytest.raises(ValueError, match=r"fresh: \['fragile'\]"):
+        compare_claims(committed, fresh.drop(columns="fragile"))
+
+
+def test_claims_figure_has_a_row_per_claim_and_fraction(tmp_path: Path) -> None:
+    from ddep.analysis.claims import claims_table
+    from ddep.analysis.figures import claims_figure, claims_figure_rows, save_figure
+
+    claims = claims_table(claim_runs(), DEFAULT)
+    rows = claims_figure_rows(claims, "toy")
+    assert len(rows) == len(CLAIM_VERDICTS)  # one per claim x fraction (x comparison)
+    assert rows["label"].tolist()[:4] == [
+        "DeP > random init · 1/30 (10)", "DeP > random init · 1/4 (75)",
+        "DeP > 21K at small fractions · 1/30 (10)", "21K > DeP at large fractions · 1/4 (75)"]
+    # the sigma claim names its comparison (here two at 1/30)
+    assert rows["label"].tolist()[-2:] == [
+        "fixed σ beats σ drawn from an interval · 1/30 (10)\nDeP: σ 0.2 - U(0.1,0.3)",
+        "fixed σ beats σ drawn from an interval · 1/30 (10)\nDDeP: σ 0.2 - U(0.1,0.3)"]
+    assert rows["verdict"].tolist() == claims["verdict"].tolist()
+    assert rows["mean_diff"].tolist() == pytest.approx(claims["mean_diff"].tolist())
+    assert claims_figure_rows(claims, "toy", preset="other").empty
+    fig = claims_figure(claims, "toy")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == rows["label"].tolist()
+    x_min, x_max = ax.get_xlim()
+    assert x_min < 0 < x_max and x_min <= claims["ci_low"].min() and x_max >= claims["ci_high"].max()
+    # one marker per row at its mean, first row on top
+    markers = [line for line in ax.get_lines() if line.get_marker() == "o"]
+    assert [line.get_xdata()[0] for line in markers] == pytest.approx(rows["mean_diff"].tolist())
+    assert [line.get_ydata()[0] for line in markers] == list(range(len(rows)))
+    assert ax.get_ylim()[0] > ax.get_ylim()[1]
+    # fragile verdicts (DDeP > 21K and best of the four at 1/4 here) are hollow
+    miou = {**CLAIM_MIOU, ("ddep", "0.2", "1/4"): [62.0, 64.0, 67.0]}
+    fragile = claims_table(claim_runs(miou), DEFAULT)
+    markers = [line for line in claims_figure(fragile, "toy").axes[0].get_lines() if line.get_marker() == "o"]
+    assert [line.get_markerfacecolor() == "white" for line in markers] == fragile["fragile"].tolist()
+    assert sum(fragile["fragile"]) == 2
+    empty = claims_figure(claims.iloc[:0], "toy")  # no claims: says so
+    assert "No claim has paired runs." in [t.get_text() for t in empty.axes[0].texts]
+    files = save_figure(fig, [str(tmp_path / "toy_claims.png"), str(tmp_path / "toy_claims.pdf")])
+    assert all(f.stat().st_size > 1000 for f in files)
 
 
 def test_claims_ci_matches_scipy_t_interval() -> None:

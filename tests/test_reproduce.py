@@ -7,7 +7,9 @@ On the same CPU type and library versions the numbers are bit-identical; on anot
 training amplifies the last bits of the floating-point sums, so only the statistics can
 agree: per cell, Welch's t-test of the fresh seeds against the committed ones must not reject
 equal means at 1% (Bonferroni over the cells), and the test prints how many fresh means fall
-inside the committed 95% CIs.
+inside the committed 95% CIs. The claims' verdicts are compared too: a verdict may flip only
+where it is fragile in one of the two runs (ddep.analysis.claims says why); a robust verdict
+that flips fails the test.
 """
 import math
 import os
@@ -16,6 +18,7 @@ import pytest
 from scipy import stats
 
 from ddep.analysis.aggregate import read_csv
+from ddep.analysis.claims import compare_claims, verdict_text
 from ddep.sweep import CELL_KEYS
 from test_workflow import REPO, snakemake, workspace
 
@@ -48,4 +51,26 @@ def test_a_fresh_default_run_agrees_with_the_committed_results(tmp_path):
             rejected.append(f"{c.label_fraction} images, {c.arm}: p = {p:.2g}")
     print(f"bit-identical: {identical}; fresh means inside the committed 95% CIs: "
           f"{int(inside.sum())} of {len(cells)}")
+    flips = check_claims(read_csv(REPO / "results/claims.csv"), read_csv(ws / "results/claims.csv"))
     assert not rejected, f"fresh run differs from the committed one (alpha {alpha:.2g}): {rejected}"
+    assert not flips, f"robust verdicts (fragile in neither run) differ: {flips}"
+
+
+def check_claims(committed, fresh) -> list[str]:
+    """Print both verdicts of every claim x fraction and which differ; return the robust flips."""
+    def side(r, name):
+        mean, low, high = (getattr(r, f"{c}_{name}") for c in ("mean_diff", "ci_low", "ci_high"))
+        return (f"{verdict_text(getattr(r, f'verdict_{name}'), getattr(r, f'fragile_{name}'))} "
+                f"{mean:+.2f} [{low:+.2f}, {high:+.2f}]")
+
+    both = compare_claims(committed, fresh)
+    for r in both.itertuples():
+        mark = "ROBUST FLIP" if r.robust_flip else "differs (fragile)" if r.differs else "same"
+        print(f"{r.dataset} {r.claim} @ {r.label_fraction} ({r.comparison}): committed "
+              f"{side(r, 'committed')} | fresh {side(r, 'fresh')} -> {mark}")
+    differ = both[both["differs"]]
+    print(f"claims whose verdict differs: {len(differ)} of {len(both)} "
+          f"({int(differ['robust_flip'].sum())} robust)"
+          + "".join(f"; {r.claim} @ {r.label_fraction}" for r in differ.itertuples()))
+    return [f"{r.claim} @ {r.label_fraction}: {r.verdict_committed} -> {r.verdict_fresh}"
+            for r in differ[differ["robust_flip"]].itertuples()]

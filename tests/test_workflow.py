@@ -201,8 +201,9 @@ def test_smoke_grid_end_to_end_and_rerun_of_exactly_the_missing_run(smoke_run):
     # One seed: every claim has one pair; the sigma claim finds the interval run by its label.
     claims = pd.read_csv(ws / "results/claims.csv", keep_default_na=False)
     assert set(claims.verdict) == {"not shown (n < 2)"}
+    assert set(claims.fragile.astype(str)) == {"False"}  # no interval, never fragile
     assert "DeP: sigma 0.2 - U(0.1,0.4)" in set(claims.comparison)
-    for f in ("builtin_label_efficiency.png", "builtin_noise.pdf"):
+    for f in ("builtin_label_efficiency.png", "builtin_noise.pdf", "builtin_claims.png"):
         assert (ws / "figures" / f).stat().st_size > 0
 
     victim = next((ws / "resources/runs").rglob("seed0.json"))

@@ -213,7 +213,8 @@ def write_results(json_paths: Iterable[str | os.PathLike], out_dir: str | os.Pat
          f"{runs['dataset'].nunique() if len(runs) else 0} dataset(s) -> {out}"),
         f"paired comparisons: {len(paired)} setting(s)",
         f"tables: {len(table_files) + 1} file(s) in {out / 'tables'}",
-        f"claims: {len(claims)} row(s){verdicts}", *(f"  note: {n}" for n in notes)])
+        f"claims: {len(claims)} row(s){verdicts}; {int(claims['fragile'].sum())} fragile",
+        *(f"  note: {n}" for n in notes)])
     if not quiet:
         print(text)
     return text

@@ -5,6 +5,20 @@ interval; verdict ``holds`` (CI above 0), ``contradicted`` (below 0), ``not show
 or touches 0) or ``not shown (n < 2)`` (no interval). DeP/DDeP are taken at the default noise
 setting; the sigma claim compares the default sigma with the intervals run at its other axes.
 Claims without paired runs get no row.
+
+A verdict is *fragile* when the CI bound nearest 0 lies within FRAGILE_MARGIN (half) of the
+CI's half-width of 0 (inclusive). Why half: rerunning the same seeds and splits on another
+CPU keeps the data but redraws the training noise (training amplifies the last bits of the
+floating-point sums), so the paired mean moves by about sqrt(2)·sd/sqrt(n), the spread of
+the difference of two independent means of n pairs; the half-width is t·sd/sqrt(n), and at
+the default n = 5 (t_0.975,4 = 2.78) sqrt(2)/t = 0.51. A bound closer to 0 than that can cross
+0 on a rerun, so the verdict may flip with the machine (it did: DDeP > 21K at 10 images was *not
+shown* -1.33 [-3.27, +0.61] on AMD EPYC and *contradicted* -0.95 [-1.82, -0.09] on Intel Xeon,
+both fragile). The margin is a fixed fraction, not sqrt(2)/t for each n: with fewer pairs
+(t larger) it is more cautious than the estimate, with many more (t -> 1.96) less.
+``not shown (n < 2)`` has no interval and is never fragile. ``compare_claims`` matches the
+verdicts of two claims tables (a committed and a fresh run) and tells a fragile flip, which
+is expected, from a robust one, which is not.
 """
 
 from __future__ import annotations
@@ -26,8 +40,14 @@ VARIANT_KEYS: list[str] = [*PAIR_KEYS, "formulation", "target"]
 CLAIM_COLUMNS: list[str] = [
     "claim_id", "claim", "dataset", "preset", "label_fraction", "n_labelled", "comparison",
     "sigma", "formulation", "target", "n_pairs", "mean_diff", "ci_low", "ci_high", "verdict",
-    "seeds",
+    "seeds", "fragile",
 ]
+# A claim is the same claim in two tables when these agree (the rest are its numbers).
+CLAIM_KEYS: list[str] = ["claim_id", "dataset", "preset", "label_fraction", "n_labelled",
+                         "comparison", "sigma", "formulation", "target"]
+# Fragile: the CI bound nearest 0 within this fraction of the CI's half-width of 0 (the module
+# docstring says why half).
+FRAGILE_MARGIN = 0.5
 # The fractions a claim is about: "small"/"large" = fewest/most labelled images of the dataset
 # and preset in the runs (a dataset run at a single fraction has neither).
 ALL, SMALL, LARGE = "all", "small", "large"
@@ -51,12 +71,22 @@ def verdict(n_pairs: int, ci_low: float, ci_high: float) -> str:
     return HOLDS if ci_low > 0 else CONTRADICTED if ci_high < 0 else NOT_SHOWN
 
 
+def is_fragile(n_pairs: int, ci_low: float, ci_high: float) -> bool:
+    """Whether a verdict could flip on a rerun: the CI bound nearest 0 is at most
+    FRAGILE_MARGIN x the CI's half-width away from 0 (see the module docstring). A verdict
+    without an interval (n < 2) is never fragile."""
+    if verdict(n_pairs, ci_low, ci_high) == TOO_FEW:
+        return False
+    return min(abs(ci_low), abs(ci_high)) <= FRAGILE_MARGIN * (ci_high - ci_low) / 2
+
+
 def _rows(diff: pd.Series, keys: pd.DataFrame, fixed: dict) -> list[dict]:
     """One row per VARIANT_KEYS group of `keys` from the per-seed differences `diff`."""
     rows = [{**fixed, **dict(zip(VARIANT_KEYS, key)), **diff_stats(g["diff"], g["seed"])}
             for key, g in keys.assign(diff=diff).dropna(subset=["diff"])
             .groupby(VARIANT_KEYS, sort=False, dropna=False)]
-    return [{**r, "verdict": verdict(r["n_pairs"], r["ci_low"], r["ci_high"])} for r in rows]
+    return [{**r, "verdict": verdict(r["n_pairs"], r["ci_low"], r["ci_high"]),
+             "fragile": is_fragile(r["n_pairs"], r["ci_low"], r["ci_high"])} for r in rows]
 
 
 def _arm_claims(runs: pd.DataFrame, sigma: str) -> list[dict]:
@@ -126,6 +156,11 @@ def claims_table(runs: pd.DataFrame, default: NoiseSetting | None) -> pd.DataFra
                           kind="mergesort").reset_index(drop=True)
 
 
+def verdict_text(verdict: str, fragile: bool) -> str:
+    """The verdict as tables and figures show it: "not shown (fragile)"."""
+    return f"{verdict} (fragile)" if fragile else verdict
+
+
 def _number(x: float) -> str:
     return f"{x:+.2f}" if math.isfinite(x) else "–"
 
@@ -137,6 +172,11 @@ def claims_caption(default: NoiseSetting | None) -> str:
         f"fraction x preset; {describe_setting(default)}. Verdict: *holds* when the 95% "
         f"t CI of the mean difference is above 0, *contradicted* when below 0, *not shown* when "
         f"it contains 0, and *not shown (n < 2)* with fewer than two pairs (no interval). "
+        f"*(fragile)* after a verdict: the CI bound nearest 0 lies within half the CI's "
+        f"half-width of 0, about as far as rerunning the same seeds and splits on another CPU "
+        f"moves the mean (the training noise is redrawn: sqrt(2)·sd/sqrt(n), 0.5x the "
+        f"half-width t·sd/sqrt(n) at n = 5), so the verdict may flip on such a rerun; "
+        f"*not shown (n < 2)* is never fragile. "
         f"Small / large fraction: the fewest / most labelled images of the dataset in the runs "
         f"(a dataset run at one fraction has neither). DDeP best of the four: DDeP minus the "
         f"best of the other three arms of the same seed (seeds where all four ran). Fixed "
@@ -159,7 +199,7 @@ def render_claims_markdown(claims: pd.DataFrame, default: NoiseSetting | None) -
         lines += [f"| {r.claim} | {fraction_column_label(r.label_fraction, r.n_labelled)} "
                   f"| {r.comparison} | {r.n_pairs} | {_number(r.mean_diff)} | "
                   + (f"[{_number(r.ci_low)}, {_number(r.ci_high)}]" if math.isfinite(r.ci_low) else "–")
-                  + f" | {r.verdict} |" for r in g.itertuples()]
+                  + f" | {verdict_text(r.verdict, r.fragile)} |" for r in g.itertuples()]
         lines.append("")
     return "\n".join([*lines, claims_caption(default), ""])
 
@@ -171,3 +211,34 @@ def write_claims(runs: pd.DataFrame, out_dir: str | os.PathLike,
     atomic_write_text(csv_paths(str(out_dir))[CSV_NAMES.index("claims")], claims.to_csv(index=False))
     atomic_write_text(claims_table_path(str(out_dir)), render_claims_markdown(claims, default))
     return claims
+
+
+def compare_claims(committed: pd.DataFrame, fresh: pd.DataFrame) -> pd.DataFrame:
+    """The verdicts of two claims tables side by side, one row per claim (CLAIM_KEYS) in
+    either, in `committed`'s order then `fresh`'s: CLAIM_KEYS, claim, then n_pairs,
+    mean_diff, ci_low, ci_high, verdict and fragile suffixed ``_committed`` / ``_fresh`` (a
+    claim missing from one table: verdict "absent", not fragile), ``differs`` (the verdicts
+    differ) and ``robust_flip`` (they differ and neither is fragile: a rerun should not do
+    that)."""
+    numbers = ["n_pairs", "mean_diff", "ci_low", "ci_high", "verdict", "fragile"]
+    missing = {name: sorted({*CLAIM_KEYS, "claim", *numbers} - set(t.columns))
+               for name, t in (("committed", committed), ("fresh", fresh))}
+    if any(missing.values()):
+        raise ValueError("claims tables without the columns compared (written by an older ddep? "
+                         "rerun `ddep aggregate`): "
+                         + "; ".join(f"{k}: {v}" for k, v in missing.items() if v))
+    # Labels as text on both sides ("10" and 10 are the same fraction once read back).
+    sides = [t[[*CLAIM_KEYS, "claim", *numbers]].astype({k: str for k in CLAIM_KEYS})
+             .assign(_order=range(len(t))) for t in (committed, fresh)]
+    # one_to_one: a claim appears once per table (MergeError, a ValueError, otherwise)
+    both = sides[0].merge(sides[1], on=CLAIM_KEYS, how="outer", suffixes=("_committed", "_fresh"),
+                          validate="one_to_one")
+    both = both.sort_values(["_order_committed", "_order_fresh"], kind="mergesort")
+    both["claim"] = both["claim_committed"].fillna(both["claim_fresh"])
+    for side in ("committed", "fresh"):
+        both[f"verdict_{side}"] = both[f"verdict_{side}"].fillna("absent")
+        both[f"fragile_{side}"] = both[f"fragile_{side}"].eq(True)  # absent: not fragile
+    both["differs"] = both["verdict_committed"] != both["verdict_fresh"]
+    both["robust_flip"] = both["differs"] & ~both["fragile_committed"] & ~both["fragile_fresh"]
+    return both[[*CLAIM_KEYS, "claim", *(f"{c}_{side}" for side in ("committed", "fresh") for c in numbers),
+                 "differs", "robust_flip"]].reset_index(drop=True)

@@ -31,7 +31,7 @@ def aggregate_main(args: argparse.Namespace) -> int:
 
 
 def figures_main(args: argparse.Namespace) -> int:
-    """summary.csv -> figures; raises FileNotFoundError without summary.csv."""
+    """summary.csv and claims.csv -> figures; raises FileNotFoundError without them."""
     from .figures import write_figures  # matplotlib only when figures are wanted
 
     write_figures(args.results, args.out, default=args.default_noise)
@@ -58,8 +58,8 @@ def add_analysis_commands(subparsers: argparse._SubParsersAction) -> None:
     agg.add_argument("--out", default="results",
                      help="output directory for runs/summary/paired/claims CSVs and tables/ "
                           "(default: results)")
-    fig = subparsers.add_parser("figures", help="summary.csv -> PNG/PDF figures")
-    fig.add_argument("--results", default="results", help="directory holding summary.csv (default: results)")
+    fig = subparsers.add_parser("figures", help="summary.csv, claims.csv -> PNG/PDF figures")
+    fig.add_argument("--results", default="results", help="directory holding summary.csv and claims.csv (default: results)")
     fig.add_argument("--out", default="figures", help="output directory (default: figures)")
     for p, func in ((agg, aggregate_main), (fig, figures_main)):
         p.add_argument("--default-noise", type=_noise_setting, default=None, metavar="SETTING",

@@ -1,10 +1,14 @@
-"""Figures from summary.csv alone (so they always match the tables), per dataset:
+"""Figures from the CSVs alone (so they always match the tables). From summary.csv, per dataset:
 ``{stem}_label_efficiency.{png,pdf}``, grouped bars of mIoU per label fraction and arm with 95%
 CI error bars; ``{stem}_noise.{png,pdf}`` where a noise ablation has runs, mIoU vs sigma (log
 x), one panel per ablated fraction, one line per arm (colour) and formulation (solid
 unscaled, dashed scaled), target/conditioning as markers, sigma ~ U(a, b) as a hollow marker
 at the interval's middle with a bar over [a, b], random init and 21K as dash-dotted lines
-with their CI as a band.
+with their CI as a band. From claims.csv, per dataset: ``{stem}_claims.{png,pdf}``, a forest
+plot of the claims' paired differences, one row per claim x fraction (x comparison), the mean
+with its 95% CI as a horizontal bar against a line at 0, coloured by verdict, a hollow marker
+where the verdict is fragile (a dataset without claims gets a figure that says so, as the
+claims table does).
 """
 
 from __future__ import annotations
@@ -29,8 +33,9 @@ from matplotlib.lines import Line2D
 
 from . import CSV_NAMES, csv_paths, figure_paths
 from .aggregate import read_csv
+from .claims import CONTRADICTED, HOLDS, NOT_SHOWN, SIGMA_CLAIM_ID, TOO_FEW, verdict_text
 from .common import (ARM_COLOURS, DENOISING_ARMS, NoiseSetting, arm_display, arm_rank,
-                     atomic_write_bytes, parse_sigma, variant_rank)
+                     atomic_write_bytes, fraction_column_label, parse_sigma, variant_rank)
 from .tables import ablated_cells, fraction_columns, label_efficiency, seed_text, table_groups
 
 DPI = 150
@@ -44,6 +49,9 @@ FALLBACK_COLOURS = sns.color_palette("colorblind", 10).as_hex()
 FORMULATION_STYLES = {"unscaled": "-", "scaled": "--"}
 # Marker per (target, conditioning): the paper's setting is a circle.
 VARIANT_MARKERS = {("eps", "off"): "o", ("x", "off"): "s", ("eps", "on"): "^", ("x", "on"): "D"}
+# Verdict colours of the claims figure (Okabe-Ito): green holds, vermillion contradicted, greys
+# for not shown (light: no interval).
+VERDICT_COLOURS = {HOLDS: "#009E73", CONTRADICTED: "#D55E00", NOT_SHOWN: "#666666", TOO_FEW: "#AAAAAA"}
 
 
 def _colour(arm: str) -> str:  # unknown arms: a colour stable per name
@@ -194,14 +202,89 @@ def noise_figure(summary: pd.DataFrame, dataset: str, preset: str | None = None)
     return fig
 
 
+def claims_figure_rows(claims: pd.DataFrame, dataset: str, preset: str | None = None) -> pd.DataFrame:
+    """The rows of one dataset's (and preset's) claims figure, top to bottom in the claims
+    table's order (claims in paper order, then fractions): label ("DDeP > 21K · 10 (10)", and
+    on a second line the comparison where the claim does not name it), mean_diff, ci_low,
+    ci_high, n_pairs, verdict, fragile."""
+    df = claims[claims["dataset"] == dataset]
+    if preset is not None:
+        df = df[df["preset"] == preset]
+    label = [f"{c} · {fraction_column_label(lf, n)}" for c, lf, n in
+             zip(df["claim"], df["label_fraction"], df["n_labelled"])]
+    # the comparison where the claim does not name it: the sigma claim's arm and interval
+    named = ~df.duplicated(["claim_id", "label_fraction"], keep=False) & (df["claim_id"] != SIGMA_CLAIM_ID)
+    label = [(text if ok else f"{text}\n{comp}").replace("sigma", "σ")
+             for text, comp, ok in zip(label, df["comparison"], named)]
+    return pd.DataFrame({"label": label, "mean_diff": df["mean_diff"].astype(float),
+                         "ci_low": df["ci_low"].astype(float), "ci_high": df["ci_high"].astype(float),
+                         "n_pairs": df["n_pairs"].astype(int), "verdict": df["verdict"],
+                         "fragile": df["fragile"].astype(bool)}).reset_index(drop=True)
+
+
+def claims_figure(claims: pd.DataFrame, dataset: str, preset: str | None = None) -> Figure:
+    """Forest plot of one dataset's claims (claims_figure_rows): mean paired difference and its
+    95% CI per row, a line at 0, colour by verdict, hollow when fragile, the verdict on the
+    right. Without claims, a figure that says so."""
+    rows = claims_figure_rows(claims, dataset, preset)
+    where = dataset + (f" [{preset}]" if preset else "")
+    with matplotlib.rc_context(STYLE):
+        fig = _new_figure(8.0, 1.9 + 0.42 * max(len(rows), 2))
+        ax = fig.add_subplot()
+        if rows.empty:
+            ax.set_axis_off()
+            ax.text(0.5, 0.5, "No claim has paired runs.", ha="center", va="center", transform=ax.transAxes)
+            fig.suptitle(_wrap(f"{where}: claims of the paper", fig))
+            return fig
+        y = np.arange(len(rows))
+        ax.axvline(0.0, color="black", linewidth=1.0, zorder=1)
+        for yi, r in zip(y, rows.itertuples()):
+            colour = VERDICT_COLOURS.get(r.verdict, "black")
+            has_ci = math.isfinite(r.ci_low) and math.isfinite(r.ci_high)  # n < 2: the mean alone
+            xerr = [[r.mean_diff - r.ci_low], [r.ci_high - r.mean_diff]] if has_ci else None
+            ax.errorbar([r.mean_diff], [yi], xerr=xerr, fmt="o", color=colour, markersize=8,
+                        markeredgewidth=1.6, markerfacecolor="white" if r.fragile else colour,
+                        elinewidth=1.8, capsize=4, zorder=3)
+        ax.set_yticks(y, rows["label"])
+        ax.set_ylim(len(rows) - 0.5, -0.5)  # first claim on top
+        # the verdicts as right-hand tick labels, in their colour
+        right = ax.secondary_yaxis("right")
+        right.set_yticks(y, [verdict_text(v, f) for v, f in zip(rows["verdict"], rows["fragile"])])
+        right.tick_params(length=0)
+        for tick, v in zip(right.get_yticklabels(), rows["verdict"]):
+            tick.set_color(VERDICT_COLOURS.get(v, "black"))
+        ends = np.concatenate([[0.0], rows["mean_diff"], rows["ci_low"], rows["ci_high"]])
+        lo, hi = np.nanmin(ends), np.nanmax(ends)
+        pad = 0.08 * (hi - lo) if hi > lo else 1.0
+        ax.set_xlim(lo - pad, hi + pad)  # 0 always in view
+        ax.grid(axis="y", visible=False)
+        ax.set_xlabel("paired mIoU difference (percentage points): mean and 95% CI")
+        shown = [v for v in VERDICT_COLOURS if v in set(rows["verdict"])]
+        handles = [Line2D([], [], color=VERDICT_COLOURS[v], marker="o", linestyle="none", markersize=7,
+                          label=v + (": no CI" if v == TOO_FEW else "")) for v in shown]
+        if rows["fragile"].any():
+            handles.append(Line2D([], [], color="black", marker="o", markerfacecolor="white",
+                                  linestyle="none", markersize=7, markeredgewidth=1.6,
+                                  label="fragile: a CI bound within half the half-width of 0"))
+        fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 4), frameon=True)
+        fig.suptitle(_wrap(f"{where}: claims of the paper, paired mIoU differences over "
+                           f"{_seeds(rows['n_pairs'].tolist())}", fig))
+    return fig
+
+
 def write_figures(results_dir: str | os.PathLike, out_dir: str | os.PathLike,
                   default: NoiseSetting | None = None, quiet: bool = False) -> tuple[list[Path], list[str]]:
-    """Draw every figure of ``summary.csv`` under `results_dir` into `out_dir`. Returns
-    (written files, notes on skipped figures), printed unless `quiet`."""
-    summary_path = Path(csv_paths(str(results_dir))[CSV_NAMES.index("summary")])
-    if not summary_path.is_file():
-        raise FileNotFoundError(f"{summary_path}: not found (run the aggregate step first)")
-    summary = read_csv(summary_path)
+    """Draw every figure of ``summary.csv`` and ``claims.csv`` under `results_dir` into
+    `out_dir`. Returns (written files, notes on skipped figures), printed unless `quiet`."""
+    paths = csv_paths(str(results_dir))
+    summary_path, claims_path = (Path(paths[CSV_NAMES.index(name)]) for name in ("summary", "claims"))
+    for path in (summary_path, claims_path):
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: not found (run the aggregate step first)")
+    summary, claims = read_csv(summary_path), read_csv(claims_path)
+    if "fragile" not in claims.columns:
+        raise ValueError(f"{claims_path} has no 'fragile' column: it was written by an older "
+                         f"ddep; run the aggregate step again")
     files: list[Path] = []
     notes = [f"{summary_path} has no rows: no figures written"] if summary.empty else []
     for ds, preset, stem in (table_groups(summary) if not summary.empty else []):
@@ -215,6 +298,8 @@ def write_figures(results_dir: str | os.PathLike, out_dir: str | os.PathLike,
         fig = noise_figure(sub, ds, p)  # None: no noise ablations, no figure
         if fig is not None:
             files += save_figure(fig, figure_paths(str(out_dir), stem, "noise"))
+        mine = claims[(claims["dataset"] == ds) & (claims["preset"] == preset)]
+        files += save_figure(claims_figure(mine, ds, p), figure_paths(str(out_dir), stem, "claims"))
     for line in [] if quiet else [*(f"wrote {f}" for f in files), *(f"note: {n}" for n in notes)]:
         print(line)
     return files, notes

@@ -20,6 +20,8 @@ _KINDS = [(ds, "label_efficiency") for ds in config["datasets"]] + \
     [(ds, "noise") for ds in ablated_datasets(JOBS)]
 TABLES = [path for ds, kind in _KINDS for path in table_paths(RESULTS, ds, kind)]
 FIGURES = [path for ds, kind in _KINDS for path in figure_paths(FIGURES_DIR, ds, kind)]
+# and a claims figure (from claims.csv; a dataset without claims gets one that says so)
+CLAIMS_FIGURES = [path for ds in config["datasets"] for path in figure_paths(FIGURES_DIR, ds, "claims")]
 
 
 def dataset(wc):

@@ -18,10 +18,14 @@ rule aggregate:
 
 rule figures:
     input:
-        RESULT_TABLES[CSV_NAMES.index("summary")],  # figures are drawn from summary.csv alone
+        # figures are drawn from these CSVs alone
+        RESULT_TABLES[CSV_NAMES.index("summary")],
+        RESULT_TABLES[CSV_NAMES.index("claims")],
     output:
         [report(f, category="Figures", caption="../report/figures.rst") for f in FIGURES if f.endswith(".png")],
-        [f for f in FIGURES if f.endswith(".pdf")],
+        [report(f, category="Figures", caption="../report/claims_figure.rst")
+         for f in CLAIMS_FIGURES if f.endswith(".png")],
+        [f for f in FIGURES + CLAIMS_FIGURES if f.endswith(".pdf")],
     params:
         noise=DEFAULT_NOISE.slug,
         results=RESULTS,
@@ -32,7 +36,8 @@ rule figures:
         "ddep figures --results {params.results} --out {params.out} --default-noise {params.noise} > {log} 2>&1"
 
 
-# `snakemake replot`: redraw the figures from the CSVs alone (no training, no aggregation).
+# `snakemake replot`: redraw the figures (the claims figure too) from the CSVs alone (no
+# training, no aggregation).
 rule replot:
     params:
         noise=DEFAULT_NOISE.slug,
