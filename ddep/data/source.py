@@ -87,20 +87,20 @@ def _paint(rng: np.random.Generator, n: int = 1) -> np.ndarray:
     return np.clip(out, 0, 255).astype(np.float32)
 
 
-def _contrasting_pair(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Two colours a pattern can be seen in (mean channel difference above 50)."""
+def _standing_out(rng: np.random.Generator, background: np.ndarray) -> np.ndarray:
+    """A paint whose mean channel difference from ``background`` is above 60."""
     while True:
-        a, b = _paint(rng, 2)
-        if np.abs(a - b).mean() > 50:
-            return a, b
+        paint = _paint(rng)[0]
+        if np.abs(paint - background).mean() > 60:
+            return paint
 
 
 def _object_coords(rng: np.random.Generator, X: np.ndarray, Y: np.ndarray, radius: float,
                    spread: float) -> tuple[np.ndarray, np.ndarray]:
     """Pixel -> object coordinates: a random centre, rotation and stretch, unit radius."""
     cx, cy = 0.5 + rng.uniform(-spread, spread, 2)
-    angle = rng.uniform(0, 2 * np.pi)
-    stretch = rng.uniform(0.8, 1.25)
+    angle = rng.uniform(-np.pi / 9, np.pi / 9)  # upright, give or take 20 degrees
+    stretch = rng.uniform(0.9, 1.1)
     c, s = np.cos(angle), np.sin(angle)
     dx, dy = X - cx, Y - cy
     return (c * dx + s * dy) / (radius * stretch), (-s * dx + c * dy) * stretch / radius
@@ -130,15 +130,16 @@ def render_source(seed: int, split: str, index: int, size: int = SOURCE_SIZE
     img = a * t[..., None] + b * (1 - t[..., None])
 
     # Clutter: small plain shapes of any kind, so an outline alone does not give the class.
-    for _ in range(rng.integers(0, 4)):
-        u, v = _object_coords(rng, X, Y, rng.uniform(0.06, 0.14), 0.45)
+    for _ in range(rng.integers(0, 2)):
+        u, v = _object_coords(rng, X, Y, rng.uniform(0.05, 0.10), 0.45)
         img[_shape_mask(SHAPES[rng.integers(len(SHAPES))], u, v)] = _paint(rng)[0]
 
-    # The object: its shape, filled with its pattern in two contrasting colours, shaded.
-    u, v = _object_coords(rng, X, Y, rng.uniform(0.24, 0.40), 0.12)
+    # The object: its shape in one paint that stands out from the background, its pattern a
+    # darker print of the same paint (the outline is one region; the pattern is texture), shaded.
+    u, v = _object_coords(rng, X, Y, rng.uniform(0.30, 0.42), 0.10)
     mask = _shape_mask(shape, u, v)
-    first, second = _contrasting_pair(rng)
-    surface = np.where(_pattern(pattern, u, v, rng.uniform(2.2, 3.6))[..., None], second, first)
+    paint = _standing_out(rng, img[mask].mean(0) if mask.any() else img.mean((0, 1)))
+    dark = np.where(_pattern(pattern, u, v, rng.uniform(1.6, 2.6)), rng.uniform(0.35, 0.6), 1.0)
     shade = 1.0 + 0.15 * _value_noise(rng, X, Y, rng.uniform(5, 15))
-    img[mask] = (surface * shade[..., None])[mask]
+    img[mask] = (paint * (dark * shade)[..., None])[mask]
     return _finish(rng, img, X, Y), label

@@ -1,5 +1,6 @@
-# Built-in supervised encoder (the ImageNet-21k stand-in), sized for the 20-minute default run
-# on a 2-core CPU with the tiny preset (docs/tuning.md): 1000 x 16 (denoising: x 8).
+# Built-in supervised encoder (the ImageNet-21k stand-in: a classifier of the source set's 24
+# classes), sized for the 20-minute default run on a 2-core CPU with the tiny preset
+# (docs/tuning.md, section 9): 1000 x 32 at 64 x 64 (denoising: x 8).
 # ddep's --iters, --batch-size, --lr, ... change a copy (ddep.configs.schedule_config).
 optim_wrapper = dict(
     type='OptimWrapper',
@@ -13,4 +14,4 @@ param_scheduler = [
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=1000, val_begin=1001, val_interval=1001)
 default_hooks = dict(logger=dict(interval=50), checkpoint=dict(interval=250))
 # tiny images: worker processes cost more than they save
-train_dataloader = dict(batch_size=16, num_workers=0, persistent_workers=False)
+train_dataloader = dict(batch_size=32, num_workers=0, persistent_workers=False)
