@@ -639,3 +639,26 @@ def test_readme_blocks_are_filled_from_the_files_they_name(tmp_path):
     readme.write_text("<!-- generated from results/tables/missing.md -->\n<!-- end generated -->\n")
     with pytest.raises(FileNotFoundError, match="missing.md, which does not exist"):
         fill_readme(readme, tmp_path)
+
+
+def test_pretraining_jobs_are_tabulated(tmp_path: Path, run_files: list[Path]) -> None:
+    """`ddep aggregate --pretrainings`: the stand-in's held-out top-1 beside chance, the
+    denoisers' final losses, and what each learnt from."""
+    weights = tmp_path / "weights" / "builtin"
+    sup = write_json(weights / "supervised.json", dict(
+        stage="supervised", preset="tiny", iterations=1000, wall_time_s=171.3, accuracy=0.2125,
+        chance=1 / 24, majority_accuracy=1 / 24, source="data/builtin/source/train",
+        source_classes=24))
+    den = write_json(weights / "ddep_s0.2.json", dict(
+        stage="denoise", arm="ddep", dataset="builtin", sigma="0.2", iterations=1000,
+        wall_time_s=88.0, final_loss=0.5123, unlabelled="data/builtin/source/train"))
+    out = tmp_path / "results"
+    assert main(["aggregate", "--runs", *map(str, run_files), "--out", str(out),
+                 "--pretrainings", str(sup), str(den)]) == 0
+    table = pd.read_csv(out / "pretrainings.csv")
+    assert list(table["arm"]) == ["21k", "ddep"] and list(table["dataset"]) == ["builtin"] * 2
+    assert list(table["images"]) == ["data/builtin/source/train"] * 2
+    assert table.loc[0, "accuracy"] == pytest.approx(0.2125)
+    md = (out / "tables" / "pretrainings.md").read_text()
+    assert "held-out top-1 0.212 on 24 classes (chance 0.042)" in md
+    assert "final loss 0.512 (sigma 0.2)" in md

@@ -11,6 +11,11 @@ def csv_paths(results_dir: str) -> list[str]:
     return [f"{results_dir}/{name}.csv" for name in CSV_NAMES]
 
 
+def pretrainings_paths(results_dir: str) -> list[str]:
+    """The pretraining jobs' table: ``pretrainings.csv`` and its Markdown twin."""
+    return [f"{results_dir}/pretrainings.csv", f"{results_dir}/tables/pretrainings.md"]
+
+
 def claims_table_path(results_dir: str) -> str:
     return f"{results_dir}/tables/claims.md"
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import csv_paths
+from . import csv_paths, pretrainings_paths
 from .common import (CELL_KEYS, DENOISING_ARMS, NO_SETTING, NOISE_AXES, RUN_KEYS, STRING_COLUMNS,
                      NoiseSetting, arm_rank, atomic_write_text, choose_default_setting, ci_halfwidth,
                      fraction_value, setting_mask, setting_of, sigma_label, sigma_sort_key)
@@ -190,10 +190,50 @@ def paired_differences(runs: pd.DataFrame, default: NoiseSetting | None = None) 
     return sort_rows(pd.DataFrame(out, columns=cols)).reset_index(drop=True)
 
 
+# The pretraining JSONs' columns (``ddep pretrain-supervised`` / ``pretrain-denoise``), in order.
+PRETRAINING_COLUMNS: list[str] = [
+    "dataset", "stage", "arm", "sigma", "images", "iterations", "wall_time_s", "final_loss",
+    "accuracy", "chance", "source_classes"]
+
+
+def pretraining_table(json_paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
+    """One row per pretraining job from its JSON: what it learnt from, how long it took, how
+    well (the supervised stand-in's held-out top-1 beside chance; the denoiser's final loss)."""
+    rows = []
+    for path in json_paths:
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise RunFileError(f"{path}: not a readable pretraining JSON ({exc})") from exc
+        supervised = data.get("stage") == "supervised"
+        rows.append({**{k: data.get(k) for k in PRETRAINING_COLUMNS},
+                     "dataset": data.get("dataset") or Path(path).parent.name,
+                     "arm": "21k" if supervised else data.get("arm"),
+                     "images": data.get("source") if supervised else data.get("unlabelled")})
+    return pd.DataFrame(rows, columns=PRETRAINING_COLUMNS)
+
+
+def pretraining_markdown(table: pd.DataFrame) -> str:
+    lines = ["**Pretraining jobs**", "",
+             "| dataset | arm | stage | images | iterations | wall time (s) | result |",
+             "|:---|:---|:---|:---|---:|---:|:---|"]
+    for r in table.itertuples():
+        result = (f"held-out top-1 {r.accuracy:.3f} on {int(r.source_classes)} classes "
+                  f"(chance {r.chance:.3f})" if r.stage == "supervised"
+                  else f"final loss {r.final_loss:.3f} (sigma {r.sigma})")
+        lines.append(f"| {r.dataset} | {r.arm} | {r.stage} | `{r.images}` | {r.iterations} | "
+                     f"{r.wall_time_s:.0f} | {result} |")
+    lines += ["", "Wall time: the job's training and evaluation, one thread, as the workflow ran "
+                  "it (two jobs side by side); start-up not included."]
+    return "\n".join(lines) + "\n"
+
+
 def write_results(json_paths: Iterable[str | os.PathLike], out_dir: str | os.PathLike,
-                  default_noise: NoiseSetting | None = None, quiet: bool = False) -> str:
+                  default_noise: NoiseSetting | None = None, quiet: bool = False,
+                  pretraining_paths: Iterable[str | os.PathLike] = ()) -> str:
     """Load runs and write runs/summary/paired/claims CSVs and ``tables/`` under `out_dir`
-    (atomically). Prints (unless `quiet`) and returns a short summary."""
+    (atomically), and the pretraining jobs' table when their JSONs are given. Prints (unless
+    `quiet`) and returns a short summary."""
     from .claims import write_claims  # both import this module
     from .tables import write_tables
 
@@ -207,6 +247,12 @@ def write_results(json_paths: Iterable[str | os.PathLike], out_dir: str | os.Pat
         atomic_write_text(path, table.to_csv(index=False))
     table_files, notes = write_tables(summary, paired, out, default)
     claims = write_claims(runs, out, default)
+    pretraining_paths = list(pretraining_paths)
+    if pretraining_paths:
+        pretrainings = pretraining_table(pretraining_paths)
+        csv, md = pretrainings_paths(str(out))
+        atomic_write_text(csv, pretrainings.to_csv(index=False))
+        atomic_write_text(md, pretraining_markdown(pretrainings))
     verdicts = "".join(f", {n} {v}" for v, n in claims["verdict"].value_counts().items())
     text = "\n".join([
         (f"aggregated {len(runs)} run(s) into {len(summary)} cell(s) over "

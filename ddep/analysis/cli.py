@@ -26,7 +26,8 @@ def aggregate_main(args: argparse.Namespace) -> int:
     paths = list(args.runs) if args.runs else sorted(glob.glob(args.runs_glob, recursive=True))
     if not paths:  # almost always a wrong glob or working directory
         raise ValueError(f"no run files match {args.runs_glob!r}")
-    write_results(paths, args.out, default_noise=args.default_noise)
+    write_results(paths, args.out, default_noise=args.default_noise,
+                  pretraining_paths=args.pretrainings or ())
     return 0
 
 
@@ -58,6 +59,9 @@ def add_analysis_commands(subparsers: argparse._SubParsersAction) -> None:
     agg.add_argument("--out", default="results",
                      help="output directory for runs/summary/paired/claims CSVs and tables/ "
                           "(default: results)")
+    agg.add_argument("--pretrainings", nargs="+", default=None, metavar="JSON",
+                     help="the pretraining jobs' JSONs (beside their weights): "
+                          "pretrainings.csv and tables/pretrainings.md")
     fig = subparsers.add_parser("figures", help="summary.csv, claims.csv -> PNG/PDF figures")
     fig.add_argument("--results", default="results", help="directory holding summary.csv and claims.csv (default: results)")
     fig.add_argument("--out", default="figures", help="output directory (default: figures)")

@@ -229,7 +229,7 @@ def claims_figure(claims: pd.DataFrame, dataset: str, preset: str | None = None)
     rows = claims_figure_rows(claims, dataset, preset)
     where = dataset + (f" [{preset}]" if preset else "")
     with matplotlib.rc_context(STYLE):
-        fig = _new_figure(8.0, 1.9 + 0.42 * max(len(rows), 2))
+        fig = _new_figure(9.0, 1.9 + 0.42 * max(len(rows), 2))
         ax = fig.add_subplot()
         if rows.empty:
             ax.set_axis_off()

@@ -264,6 +264,7 @@ def pretrain_denoise(cfg: Config, arm: str, noise: NoiseConfig, out: Path, opts:
     if is_main_process():
         from ddep.models.weights import export_weights
         export_weights(_bare(runner.model), out, meta=meta)
+        write_json(Path(out).with_suffix(".json"), meta)  # read by `ddep aggregate --pretrainings`
         save_config(cfg, out)
     _finish(opts, out)
     return meta

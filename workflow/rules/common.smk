@@ -1,7 +1,8 @@
 # The sweep, expanded once from the config into a table of jobs (ddep.sweep names them).
 import pandas as pd
 
-from ddep.analysis import CSV_NAMES, claims_table_path, csv_paths, figure_paths, table_paths
+from ddep.analysis import (CSV_NAMES, claims_table_path, csv_paths, figure_paths,
+                           pretrainings_paths, table_paths)
 from ddep.preflight import unlabelled_source
 from ddep.sweep import (NoiseSetting, ablated_datasets, finetune_jobs, parse_run_name,
                         pretrainings)
@@ -11,10 +12,15 @@ FINETUNES = pd.DataFrame(JOBS)  # one row per run
 FINETUNES["json"] = [f"resources/runs/{r.dataset}/{r.fraction}/{r.run}/seed{r.seed}.json"
                      for r in FINETUNES.itertuples()]
 PRETRAININGS = pretrainings(config)  # (dataset, name): each computed once, shared by its fine-tunes
+# Their JSONs (what each learnt from, how long, how well), tabulated by `ddep aggregate`.
+PRETRAINING_JSONS = [f"resources/weights/{ds}/{name}.json" for ds, name in PRETRAININGS] + [
+    f"resources/weights/{ds}/supervised.json" for ds, d in config["datasets"].items()
+    if not d.get("encoder_weights") and {"21k", "ddep"} & set(FINETUNES.arm[FINETUNES.dataset == ds])]
 DEFAULT_NOISE = NoiseSetting.from_config(config["denoising"])
 RESULTS, FIGURES_DIR = config.get("results_dir", "results"), config.get("figures_dir", "figures")
 RESULT_TABLES = csv_paths(RESULTS)
 CLAIMS_TABLE = claims_table_path(RESULTS)  # all datasets in one table, written with the CSVs
+PRETRAINING_TABLES = pretrainings_paths(RESULTS)
 # Every dataset has a label-efficiency table and figure; a noise-ablation one where it is ablated.
 _KINDS = [(ds, "label_efficiency") for ds in config["datasets"]] + \
     [(ds, "noise") for ds in ablated_datasets(JOBS)]

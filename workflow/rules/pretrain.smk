@@ -46,7 +46,8 @@ rule pretrain_denoise:
     input:
         unpack(denoise_inputs),
     output:
-        "resources/weights/{dataset}/{run}.pth",
+        weights="resources/weights/{dataset}/{run}.pth",
+        metrics="resources/weights/{dataset}/{run}.json",
     wildcard_constraints:
         run=r"(dep|ddep)_s[^/]+",
     params:
@@ -63,5 +64,5 @@ rule pretrain_denoise:
         "logs/pretrain/{dataset}/{run}.log",
     shell:
         "{params.ddep} pretrain-denoise {params.noise} "
-        "--dataset {wildcards.dataset} --data-root {params.root} {params.crop} --out {output} "
+        "--dataset {wildcards.dataset} --data-root {params.root} {params.crop} --out {output.weights} "
         "--work-dir work/pretrain/{wildcards.dataset}/{wildcards.run} {params.args} > {log} 2>&1"

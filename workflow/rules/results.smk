@@ -1,19 +1,22 @@
 rule aggregate:
     input:
-        FINETUNES.json,  # every run: Snakemake itself says what is missing (`snakemake -n`)
+        runs=FINETUNES.json,  # every run: Snakemake itself says what is missing (`snakemake -n`)
+        pretrainings=PRETRAINING_JSONS,
     output:
         RESULT_TABLES,
+        PRETRAINING_TABLES,
         [report(t, category="Tables", caption="../report/tables.rst") for t in TABLES if t.endswith(".md")],
         report(CLAIMS_TABLE, category="Tables", caption="../report/claims.rst"),
         [t for t in TABLES if t.endswith(".tex")],
     params:
         noise=DEFAULT_NOISE.slug,
         out=RESULTS,
+        pretrainings=f"--pretrainings {' '.join(PRETRAINING_JSONS)}" if PRETRAINING_JSONS else "",
     log:
         "logs/aggregate.log",
     shell:
-        "ddep aggregate --runs {input} --out {params.out} "
-        "--default-noise {params.noise} 2>&1 | tee {log}"
+        "ddep aggregate --runs {input.runs} --out {params.out} --default-noise {params.noise} "
+        "{params.pretrainings} 2>&1 | tee {log}"
 
 
 rule figures:
