@@ -292,6 +292,27 @@ def test_figures_draw_the_summary(tmp_path: Path, run_files: list[Path]) -> None
     assert (42.0, 42.0) in lines and (32.0, 32.0) in lines  # 21K and random init as references
 
 
+def test_noise_overview_has_one_panel_per_ablated_dataset(tmp_path: Path, run_files: list[Path]) -> None:
+    """The paper's noise figure: a second ablated dataset adds a panel beside the first, drawn
+    from its own cells; with one ablated dataset there is no overview (its own figure says it)."""
+    from ddep.analysis.figures import noise_overview_figure, write_figures
+
+    write_results(run_files, tmp_path / "one", quiet=True)
+    assert noise_overview_figure(read_csv(tmp_path / "one" / "summary.csv")) is None
+    other = [write_json(tmp_path / "runs2" / f"{arm}{sigma}_{seed}.json",
+                        run_record(arm, sigma, "1/30", seed, miou + 10 * (sigma == "0.05"), dataset="wide"))
+             for (arm, sigma, lf), vals in MIOU.items() if lf == "1/30" and arm in ("dep", "none")
+             for seed, miou in enumerate(vals)]
+    write_results(run_files + other, tmp_path / "two", quiet=True)
+    fig = noise_overview_figure(read_csv(tmp_path / "two" / "summary.csv"))
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in axes] == ["toy, label fraction 1/30 (10)", "wide, label fraction 1/30 (10)"]
+    wide = {tuple(round(y, 2) for y in line.get_ydata()) for line in axes[1].get_lines()}
+    assert (42.0, 33.0) in wide and (42.0, 45.33) not in wide  # its DeP (0.05: +10), no DDeP
+    files, _ = write_figures(tmp_path / "two", tmp_path / "figs", quiet=True)
+    assert {p.name for p in files} >= {"noise.png", "noise.pdf", "toy_noise.png", "wide_noise.png"}
+
+
 def test_figures_skip_without_denoising_data(tmp_path: Path) -> None:
     from ddep.analysis.figures import write_figures
 

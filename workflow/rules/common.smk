@@ -1,7 +1,8 @@
 # The sweep, expanded once from the config into a table of jobs (ddep.sweep names them).
 import pandas as pd
 
-from ddep.analysis import CSV_NAMES, claims_table_path, csv_paths, figure_paths, table_paths
+from ddep.analysis import (CSV_NAMES, claims_table_path, csv_paths, figure_paths,
+                           noise_overview_paths, table_paths)
 from ddep.preflight import unlabelled_source
 from ddep.sweep import (NoiseSetting, ablated_datasets, finetune_jobs, parse_run_name,
                         pretrainings)
@@ -20,6 +21,8 @@ _KINDS = [(ds, "label_efficiency") for ds in config["datasets"]] + \
     [(ds, "noise") for ds in ablated_datasets(JOBS)]
 TABLES = [path for ds, kind in _KINDS for path in table_paths(RESULTS, ds, kind)]
 FIGURES = [path for ds, kind in _KINDS for path in figure_paths(FIGURES_DIR, ds, kind)]
+if len(ablated_datasets(JOBS)) > 1:  # the paper's noise figure: one panel per ablated dataset
+    FIGURES += noise_overview_paths(FIGURES_DIR)
 
 
 def dataset(wc):
