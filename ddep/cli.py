@@ -126,6 +126,17 @@ def cmd_estimate(args: argparse.Namespace) -> None:
     print(report(config, args.gpu))
 
 
+def cmd_protocol(args: argparse.Namespace) -> None:
+    from ddep.io import atomic_write_text
+    from ddep.protocol import render
+    text = render(load_config([args.configfile]), args.configfile)
+    if args.out:
+        atomic_write_text(args.out, text)
+        print(f"wrote {args.out}")
+    else:
+        print(text, end="")
+
+
 # --- training ------------------------------------------------------------------------------
 
 def cmd_pretrain_supervised(args: argparse.Namespace) -> None:
@@ -216,6 +227,12 @@ def build_parser() -> argparse.ArgumentParser:
                                  "gpu_model, H100)")
     p.add_argument("--schema", type=Path, default=SCHEMA, help="config schema")
     p.set_defaults(func=cmd_estimate)
+
+    p = sub.add_parser("protocol", help="docs/protocol.md: what the paper states, what ddep does "
+                                        "(from the config and schedule files), why, and the key")
+    p.add_argument("--configfile", default="config/paper.yaml", help="the sweep it describes")
+    p.add_argument("--out", type=Path, help="write the page here (default: print it)")
+    p.set_defaults(func=cmd_protocol)
 
     p = sub.add_parser("pretrain-supervised",
                        help="supervised encoder on the built-in classification data (21K stand-in)")
