@@ -1,7 +1,7 @@
 """GPU-hours of a sweep before it is submitted, from the config alone (no data, no weights):
 jobs x iterations x batch size per GPU x GPUs = training images, divided by a measured
 throughput (``benchmarks/throughput.csv``) for the GPU, preset, crop and precision.
-`snakemake estimate --configfile config/paper.yaml` and `ddep estimate --configfile
+`snakemake estimate --cores 1 --configfile config/paper.yaml` and `ddep estimate --configfile
 config/paper.yaml` print it.
 
 A denoising pretraining is priced by its own step: the fine-tune's throughput times the

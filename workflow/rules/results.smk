@@ -42,7 +42,7 @@ rule replot:
         "ddep figures --results {params.results} --out {params.out} --default-noise {params.noise}"
 
 
-# `snakemake estimate --configfile config/paper.yaml [--config gpu_model=H100]`: jobs, training
+# `snakemake estimate --cores 1 --configfile config/paper.yaml [--config gpu_model=H100]`: jobs, training
 # images and GPU-hours per rule, arm, dataset and part, from the config alone (nothing runs, no
 # data needed: the Snakefile skips the preflight's disk checks for this target alone).
 rule estimate:
