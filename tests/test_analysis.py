@@ -525,3 +525,29 @@ def test_readme_blocks_are_filled_from_the_files_they_name(tmp_path):
     readme.write_text("<!-- generated from results/tables/missing.md -->\n<!-- end generated -->\n")
     with pytest.raises(FileNotFoundError, match="missing.md, which does not exist"):
         fill_readme(readme, tmp_path)
+
+
+def test_ddep_readme_fills_the_blocks_of_readme_and_docs_pages(tmp_path):
+    """Blocks that moved from the README into docs/*.md are refilled by plain `ddep readme`."""
+    (tmp_path / "results/tables").mkdir(parents=True)
+    (tmp_path / "results/tables/a.md").write_text("| fresh |\n")
+    (tmp_path / "docs").mkdir()
+    block = "<!-- generated from results/tables/a.md -->\nstale\n<!-- end generated -->\n"
+    for page in ("README.md", "docs/ablations.md", "docs/plain.md"):
+        (tmp_path / page).write_text(f"# {page}\n" + (block if page != "docs/plain.md" else ""))
+    assert main(["readme", "--root", str(tmp_path)]) == 0
+    for page in ("README.md", "docs/ablations.md"):
+        assert "| fresh |" in (tmp_path / page).read_text() and "stale" not in (tmp_path / page).read_text()
+    assert (tmp_path / "docs/plain.md").read_text() == "# docs/plain.md\n"
+
+
+def test_the_repository_pages_name_existing_result_tables():
+    """Wherever the README's generated blocks landed, each names a table that exists."""
+    from ddep.analysis.readme import BLOCK, documents
+
+    repo = Path(__file__).resolve().parents[1]
+    named = [(page.name, m.group("path")) for page in documents(repo)
+             for m in BLOCK.finditer(page.read_text())]
+    assert len(named) >= 3, named
+    missing = [(page, path) for page, path in named if not (repo / path).is_file()]
+    assert not missing, f"blocks naming missing files: {missing}"
