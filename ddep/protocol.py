@@ -326,8 +326,9 @@ ROWS: list[Row] = [
         "near 0.2; one panel per dataset [F]",
         _does_study,
         "the paper's arm and datasets; at the grid's smallest fraction, where pretraining matters "
-        "most and the default setting's runs are the grid's own; no Cityscapes ablations (none "
-        "in the paper; each setting is a full pretraining)",
+        "most and the default setting's runs are the grid's own; the x-target and conditioning "
+        "rows on the same datasets and fraction, so every row is paired with the same default "
+        "runs; no Cityscapes ablations (none in the paper; each setting is a full pretraining)",
         "`ablations` (config)"),
 ]
 
