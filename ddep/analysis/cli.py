@@ -40,7 +40,7 @@ def figures_main(args: argparse.Namespace) -> int:
 
 
 def readme_main(args: argparse.Namespace) -> int:
-    """Rewrite the README's generated blocks from the result tables they name."""
+    """Rewrite the generated blocks of README.md and docs/*.md from the tables they name."""
     from .readme import documents, fill_readme
 
     for path in args.readme or documents(args.root):
