@@ -95,25 +95,50 @@ def cmd_split(args: argparse.Namespace) -> None:
     print(f"{args.dataset} {args.fraction} seed {args.seed}: {len(stems)} images -> {args.out}")
 
 
-def cmd_check(args: argparse.Namespace) -> None:
+def load_config(paths: list[str], schema: Path = SCHEMA) -> dict:
+    """Sweep config files merged in order as Snakemake merges them, validated by the workflow's
+    schema (which fills in its defaults)."""
     import yaml
     from snakemake.exceptions import WorkflowError
     from snakemake.utils import update_config, validate
-
-    from ddep.preflight import preflight
     config: dict = {}
-    for path in args.configfile:
+    for path in paths:
         if not Path(path).is_file():
             raise FileNotFoundError(f"config file not found: {path}")
         update_config(config, yaml.safe_load(Path(path).read_text()) or {})
     try:
-        validate(config, str(args.schema))
+        validate(config, str(schema))
     except WorkflowError as e:
         raise ValueError(str(e)) from None
+    return config
+
+
+def cmd_check(args: argparse.Namespace) -> None:
+    from ddep.preflight import preflight
+    config = load_config(args.configfile, args.schema)
     preflight(config, models=True)
     print(f"ok: {', '.join(args.configfile)}: {len(config['datasets'])} dataset(s), arms "
           f"{config['arms']}, preset {config['preset']}: data, weights, fractions, crops and "
           f"noise settings checked")
+
+
+def cmd_estimate(args: argparse.Namespace) -> None:
+    from ddep.estimate import report
+    from ddep.preflight import preflight
+    config = load_config(args.configfile, args.schema)
+    preflight(config, data=False)  # the config's own consistency; no data needed to price it
+    print(report(config, args.gpu))
+
+
+def cmd_protocol(args: argparse.Namespace) -> None:
+    from ddep.io import atomic_write_text
+    from ddep.protocol import render
+    text = render(load_config([args.configfile]), args.configfile)
+    if args.out:
+        atomic_write_text(args.out, text)
+        print(f"wrote {args.out}")
+    else:
+        print(text, end="")
 
 
 # --- training ------------------------------------------------------------------------------
@@ -204,6 +229,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sweep config(s), merged in order as Snakemake merges them")
     p.add_argument("--schema", type=Path, default=SCHEMA, help="config schema")
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("estimate", help="GPU-hours of a sweep config, from the config alone "
+                                        "(no data or weights needed); as `snakemake estimate`")
+    p.add_argument("--configfile", nargs="+", required=True,
+                   help="sweep config(s), merged in order as Snakemake merges them")
+    p.add_argument("--gpu", help="GPU kind of benchmarks/throughput.csv (default: the config's "
+                                 "gpu_model, H100)")
+    p.add_argument("--schema", type=Path, default=SCHEMA, help="config schema")
+    p.set_defaults(func=cmd_estimate)
+
+    p = sub.add_parser("protocol", help="docs/protocol.md: what the paper states, what ddep does "
+                                        "(from the config and schedule files), why, and the key")
+    p.add_argument("--configfile", default="config/paper.yaml", help="the sweep it describes")
+    p.add_argument("--out", type=Path, help="write the page here (default: print it)")
+    p.set_defaults(func=cmd_protocol)
 
     p = sub.add_parser("pretrain-supervised",
                        help="supervised encoder on the built-in source set (21K stand-in)")

@@ -69,13 +69,14 @@ def unlabelled_source(dataset: dict, arm: str) -> str | None:
     return source.get(arm) if isinstance(source, dict) else source
 
 
-def _dataset_problems(name: str, d: dict, arms: set[str], fractions: Iterable[str]) -> list[str]:
+def _dataset_problems(name: str, d: dict, arms: set[str], fractions: Iterable[str],
+                      data: bool = True) -> list[str]:
     problems, key = [], f"datasets.{name}"
     stray = sorted(set(d.get("fraction_seeds") or {}) - set(map(str, d["fractions"])))
     if stray:  # else silently ignored: a typo would run the fraction with the default seeds
         problems.append(f"{key}.fraction_seeds: {', '.join(map(repr, stray))} not in "
                         f"{key}.fractions {list(map(str, d['fractions']))}")
-    if d.get("generate"):
+    if d.get("generate") or not data:
         return problems  # the workflow generates the built-in dataset itself
     try:
         check_dataset(name, d["root"])
@@ -140,10 +141,11 @@ def _model_problems(config: dict) -> list[str]:
     return problems
 
 
-def find_problems(config: dict, models: bool = False) -> list[str]:
+def find_problems(config: dict, models: bool = False, data: bool = True) -> list[str]:
     """Every problem of a (schema-valid) sweep config, one line each; ``models`` adds the
-    checks that import torch. Relative paths are taken from the current directory, as the
-    workflow does."""
+    checks that import torch; ``data=False`` leaves out those of the disk (datasets, weights,
+    unlabelled folders): what pricing a config needs, nothing that runs. Relative paths are
+    taken from the current directory, as the workflow does."""
     jobs = finetune_jobs(config)
     problems = [f"ablations[{i}].datasets: {name!r} is not one of datasets {list(config['datasets'])}"
                 for i, block in enumerate(config.get("ablations") or [])
@@ -151,14 +153,14 @@ def find_problems(config: dict, models: bool = False) -> list[str]:
     for name, d in config["datasets"].items():
         arms = {j["arm"] for j in jobs if j["dataset"] == name}
         fractions = dict.fromkeys(j["label_fraction"] for j in jobs if j["dataset"] == name)
-        problems += _dataset_problems(name, d, arms, fractions)
+        problems += _dataset_problems(name, d, arms, fractions, data=data)
     if models:
         problems += _model_problems(config)
     return problems
 
 
-def preflight(config: dict, models: bool = False) -> None:
+def preflight(config: dict, models: bool = False, data: bool = True) -> None:
     """Raise :class:`PreflightError` listing every problem of ``config``."""
-    problems = find_problems(config, models=models)
+    problems = find_problems(config, models=models, data=data)
     if problems:
         raise PreflightError(problems)

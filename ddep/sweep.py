@@ -186,6 +186,9 @@ def parse_run_name(name: str) -> tuple[str, NoiseSetting | None]:
 
 # --- the sweep -----------------------------------------------------------------------------
 
+# The two parts of a sweep: the label-efficiency grid, and what the ablation blocks add to it.
+GRID, ABLATIONS = "label-efficiency grid", "noise ablations"
+
 def ablation_settings(block: dict, default: NoiseSetting) -> list[NoiseSetting]:
     """Every setting of one ablation block: the product of the axes it lists; an axis it does
     not list stays at the default."""
@@ -197,36 +200,47 @@ def finetune_jobs(config: dict) -> list[dict]:
     """Every fine-tuning run of a (schema-valid) config, once: the label-efficiency grid
     (datasets x fractions x arms x seeds at the default noise setting), then each ablation
     block (its datasets, default all, x arms x settings x fractions x seeds). Keys: dataset, label_fraction, fraction
-    (slug), arm, seed, run (the run / pretraining name), setting (NoiseSetting or None)."""
+    (slug), arm, seed, run (the run / pretraining name), setting (NoiseSetting or None), part
+    (GRID, or ABLATIONS for a run that only an ablation block asks for)."""
     default = NoiseSetting.from_config(config["denoising"])
     rows: dict[tuple, dict] = {}
 
-    def add(ds: str, fraction: object, arm: str, setting: NoiseSetting | None, seed: int) -> None:
+    def add(ds: str, fraction: object, arm: str, setting: NoiseSetting | None, seed: int,
+            part: str) -> None:
         setting = setting if arm in DENOISING_ARMS else None
         run = run_name(arm, setting)
         rows.setdefault((ds, str(fraction), run, seed), dict(
             dataset=ds, label_fraction=str(fraction), fraction=fraction_slug(fraction), arm=arm,
-            seed=int(seed), run=run, setting=setting))
+            seed=int(seed), run=run, setting=setting, part=part))
 
     for ds, d in config["datasets"].items():
         for fraction in d["fractions"]:
             seeds = (d.get("fraction_seeds") or {}).get(str(fraction), config["seeds"])
             for arm, seed in itertools.product(config["arms"], seeds):
-                add(ds, fraction, arm, default, seed)
+                add(ds, fraction, arm, default, seed, GRID)
         for block in config.get("ablations") or []:
             if ds not in block.get("datasets", [ds]):
                 continue
             for fraction, arm, setting, seed in itertools.product(
                     block["fractions"], block.get("arms", DENOISING_ARMS),
                     ablation_settings(block, default), block.get("seeds", config["seeds"])):
-                add(ds, fraction, arm, setting, seed)
+                add(ds, fraction, arm, setting, seed, ABLATIONS)
     return list(rows.values())
 
 
 def pretrainings(config: dict) -> list[tuple[str, str]]:
     """(dataset, pretraining name) of every denoising pretraining the sweep needs, once."""
-    return list(dict.fromkeys((j["dataset"], j["run"]) for j in finetune_jobs(config)
-                              if j["setting"] is not None))
+    return list(pretraining_parts(config))
+
+
+def pretraining_parts(config: dict) -> dict[tuple[str, str], str]:
+    """Each denoising pretraining, (dataset, name), to its part of the sweep: GRID where a
+    label-efficiency run uses it (its ablation runs then share it), else ABLATIONS."""
+    found: dict[tuple[str, str], str] = {}
+    for j in finetune_jobs(config):  # per dataset, the grid's runs come first
+        if j["setting"] is not None:
+            found.setdefault((j["dataset"], j["run"]), j["part"])
+    return found
 
 
 def ablated_datasets(jobs: list[dict]) -> list[str]:

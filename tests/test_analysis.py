@@ -292,6 +292,27 @@ def test_figures_draw_the_summary(tmp_path: Path, run_files: list[Path]) -> None
     assert (42.0, 42.0) in lines and (32.0, 32.0) in lines  # 21K and random init as references
 
 
+def test_noise_overview_has_one_panel_per_ablated_dataset(tmp_path: Path, run_files: list[Path]) -> None:
+    """The paper's noise figure: a second ablated dataset adds a panel beside the first, drawn
+    from its own cells; with one ablated dataset there is no overview (its own figure says it)."""
+    from ddep.analysis.figures import noise_overview_figure, write_figures
+
+    write_results(run_files, tmp_path / "one", quiet=True)
+    assert noise_overview_figure(read_csv(tmp_path / "one" / "summary.csv")) is None
+    other = [write_json(tmp_path / "runs2" / f"{arm}{sigma}_{seed}.json",
+                        run_record(arm, sigma, "1/30", seed, miou + 10 * (sigma == "0.05"), dataset="wide"))
+             for (arm, sigma, lf), vals in MIOU.items() if lf == "1/30" and arm in ("dep", "none")
+             for seed, miou in enumerate(vals)]
+    write_results(run_files + other, tmp_path / "two", quiet=True)
+    fig = noise_overview_figure(read_csv(tmp_path / "two" / "summary.csv"))
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in axes] == ["toy, label fraction 1/30 (10)", "wide, label fraction 1/30 (10)"]
+    wide = {tuple(round(y, 2) for y in line.get_ydata()) for line in axes[1].get_lines()}
+    assert (42.0, 33.0) in wide and (42.0, 45.33) not in wide  # its DeP (0.05: +10), no DDeP
+    files, _ = write_figures(tmp_path / "two", tmp_path / "figs", quiet=True)
+    assert {p.name for p in files} >= {"noise.png", "noise.pdf", "toy_noise.png", "wide_noise.png"}
+
+
 def test_figures_skip_without_denoising_data(tmp_path: Path) -> None:
     from ddep.analysis.figures import write_figures
 
@@ -662,3 +683,29 @@ def test_pretraining_jobs_are_tabulated(tmp_path: Path, run_files: list[Path]) -
     md = (out / "tables" / "pretrainings.md").read_text()
     assert "held-out top-1 0.212 on 24 classes (chance 0.042)" in md
     assert "final loss 0.512 (sigma 0.2)" in md
+
+
+def test_ddep_readme_fills_the_blocks_of_readme_and_docs_pages(tmp_path):
+    """Blocks that moved from the README into docs/*.md are refilled by plain `ddep readme`."""
+    (tmp_path / "results/tables").mkdir(parents=True)
+    (tmp_path / "results/tables/a.md").write_text("| fresh |\n")
+    (tmp_path / "docs").mkdir()
+    block = "<!-- generated from results/tables/a.md -->\nstale\n<!-- end generated -->\n"
+    for page in ("README.md", "docs/ablations.md", "docs/plain.md"):
+        (tmp_path / page).write_text(f"# {page}\n" + (block if page != "docs/plain.md" else ""))
+    assert main(["readme", "--root", str(tmp_path)]) == 0
+    for page in ("README.md", "docs/ablations.md"):
+        assert "| fresh |" in (tmp_path / page).read_text() and "stale" not in (tmp_path / page).read_text()
+    assert (tmp_path / "docs/plain.md").read_text() == "# docs/plain.md\n"
+
+
+def test_the_repository_pages_name_existing_result_tables():
+    """Wherever the README's generated blocks landed, each names a table that exists."""
+    from ddep.analysis.readme import BLOCK, documents
+
+    repo = Path(__file__).resolve().parents[1]
+    named = [(page.name, m.group("path")) for page in documents(repo)
+             for m in BLOCK.finditer(page.read_text())]
+    assert len(named) >= 3, named
+    missing = [(page, path) for page, path in named if not (repo / path).is_file()]
+    assert not missing, f"blocks naming missing files: {missing}"

@@ -1,5 +1,6 @@
 """The benchmark scripts run, and print the table they promise, at the smallest sizes on the CPU:
 the GPU check runs them rarely, on borrowed minutes, so a broken script must show up here."""
+import csv
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +27,20 @@ def test_train_step_prints_a_row_per_variant_and_the_overhead_where_measured():
     assert float(rows[0][12]) == 1.0 and all(float(r[6]) > 0 and float(r[8]) > 0 for r in rows)
     assert float(rows[0][13]) == 0 and float(rows[2][13]) > 0  # bf16 changes the losses
     assert "GFLOP" in out
+
+
+def test_denoise_step_counts_ddep_cheaper_than_dep_and_writes_the_csv(tmp_path):
+    out = tmp_path / "step_cost.csv"
+    out.write_text("preset,crop_h,crop_w,step,gflop_per_image,trainable_params,cpu_s_per_image,measured\n"
+                   "other,1,1,finetune,1,1,1,kept\n")
+    text = _run("benchmarks/denoise_step.py", "--preset", "tiny", "--size", "32", "64",
+                "--iters", "1", "--rounds", "1", "--warmup", "0", "--csv", str(out))
+    rows = {r["step"]: r for r in csv.DictReader(out.open()) if r["preset"] == "tiny"}
+    assert set(rows) == {"finetune", "dep", "ddep"} and "other,1,1" in out.read_text()
+    flops = {s: float(r["gflop_per_image"]) for s, r in rows.items()}
+    assert flops["ddep"] < 0.8 * flops["dep"]  # no encoder backward
+    assert int(rows["ddep"]["trainable_params"]) < int(rows["dep"]["trainable_params"])
+    assert "DDeP / DeP:" in text
 
 
 def test_train_step_refuses_an_unknown_option():

@@ -1,10 +1,20 @@
-"""The cost estimate: GPU-hours from jobs x iterations x batch size over measured throughputs."""
+"""The cost estimate: GPU-hours from jobs x iterations x batch size over measured throughputs,
+denoising priced by its counted step, from the config alone (no data)."""
 from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
-from ddep.estimate import estimate, format_estimate, read_throughputs, throughput
+from ddep.estimate import (breakdown, estimate, format_estimate, read_step_costs, read_throughputs,
+                           report, step_cost, sweep_jobs, throughput)
 
+REPO = Path(__file__).resolve().parents[1]
 CONFIG = {
     "preset": "r50_vit_b16", "amp": "bf16",
     "datasets": {"cityscapes": {}, "ade20k": {"crop_size": [512, 1024]}},
@@ -23,17 +33,84 @@ def test_measured_and_scaled_throughputs():
         throughput(rows, "V100", "r50_vit_b16", (512, 1024), "bf16")
 
 
-def test_gpu_hours_per_rule():
-    jobs = [dict(rule="finetune", dataset="cityscapes"), dict(rule="finetune", dataset="ade20k"),
-            dict(rule="pretrain_denoise", dataset="cityscapes")]
-    rows = {r["rule"]: r for r in estimate(jobs, CONFIG, "H100")}
+def counted_ratio(step: str, crop=(512, 1024)) -> float:
+    """The FLOPs ratio straight from the CSV, computed apart from ddep.estimate."""
+    rows = {r["step"]: float(r["gflop_per_image"]) for r in read_step_costs()
+            if r["preset"] == "r50_vit_b16" and (int(r["crop_h"]), int(r["crop_w"])) == crop}
+    return rows[step] / rows["finetune"]
+
+
+def test_ddep_steps_are_counted_cheaper_than_dep_and_priced_so():
+    ddep, dep = counted_ratio("ddep"), counted_ratio("dep")
+    assert ddep < 0.75 * dep  # no encoder backward pass: a large saving, not rounding
+    assert step_cost(read_step_costs(), "r50_vit_b16", (512, 1024), "ddep")[0] == pytest.approx(ddep)
+    with pytest.raises(ValueError, match="no counted step cost for preset 'huge'.*denoise_step.py"):
+        step_cost(read_step_costs(), "huge", (512, 1024), "dep")
+
+
+def test_gpu_hours_per_rule_and_arm():
+    jobs = [dict(rule="finetune", dataset="cityscapes", arm="21k"),
+            dict(rule="finetune", dataset="ade20k", arm="ddep"),
+            dict(rule="pretrain_denoise", dataset="cityscapes", arm="ddep"),
+            dict(rule="pretrain_denoise", dataset="cityscapes", arm="dep")]
+    priced = estimate(jobs, CONFIG, "H100")
+    rules = {r["rule"]: r for r in breakdown(priced, "rule")}
     # fine-tunes: 1000 iterations (config override) x batch 8 (Cityscapes) / 16 (ADE20K);
     # ADE20K's crop_size override of 512x1024 prices it at the measured 39.6 img/s
-    assert rows["finetune"]["jobs"] == 2 and rows["finetune"]["images"] == 1000 * 8 + 1000 * 16
-    assert rows["finetune"]["gpu_hours"] == pytest.approx(24000 / 39.6 / 3600)
-    # denoising: the schedule's 100k iterations x batch 16 per GPU x 4 GPUs
-    assert rows["pretrain_denoise"]["images"] == 100_000 * 16 * 4
-    assert rows["pretrain_denoise"]["gpu_hours"] == pytest.approx(6.4e6 / 39.6 / 3600)
-    text = format_estimate(list(rows.values()), "H100")
-    assert text.splitlines()[0].split() == ["rule", "jobs", "images", "H100", "GPU-hours"]
-    assert "total" in text and "45" in text.splitlines()[3]  # 0.17 + 44.9 GPU-hours
+    assert rules["finetune"]["jobs"] == 2 and rules["finetune"]["images"] == 1000 * 8 + 1000 * 16
+    assert rules["finetune"]["gpu_hours"] == pytest.approx(24000 / 39.6 / 3600)
+    # denoising: the schedule's 100k iterations x batch 16 per GPU x 4 GPUs, each arm at its
+    # counted cost per image relative to a fine-tune
+    assert rules["pretrain_denoise"]["images"] == 2 * 100_000 * 16 * 4
+    arms = {r["arm"]: r for r in breakdown(priced, "arm")}
+    assert arms["ddep"]["gpu_hours"] == pytest.approx(
+        (16000 + 6.4e6 * counted_ratio("ddep")) / 39.6 / 3600)
+    assert arms["dep"]["gpu_hours"] == pytest.approx(6.4e6 * counted_ratio("dep") / 39.6 / 3600)
+    text = format_estimate(priced, "H100")
+    assert text.splitlines()[0].split() == ["per", "rule", "jobs", "images", "H100", "GPU-hours"]
+    assert "per arm" in text and "ddep" in text and "denoise_step.py" in text
+
+
+def test_paper_config_priced_per_part_with_the_release_sizes():
+    from ddep.cli import load_config
+    config = load_config([str(REPO / "config/paper.yaml")])
+    jobs = sweep_jobs(config)
+    study = [j for j in jobs if j["part"] == "noise ablations"]
+    # the paper's noise study: DeP only, on Pascal Context and ADE20K only
+    assert {j["arm"] for j in study} == {"dep"}
+    assert {j["dataset"] for j in study} == {"pascal_context59", "ade20k"}
+    text = report(config)
+    assert "cityscapes 2,975 train images (1/30 = 100, 1/16 = 186" in text
+    assert "pascal_context59 4,996 train images (1/16 = 313" in text
+    assert "ade20k 20,210 train images (1/16 = 1,264" in text
+    with pytest.raises(ValueError, match=r"datasets.ade20k.fractions .*only 20210 exist"):
+        report({**config, "datasets": {**config["datasets"],
+                                       "ade20k": {**config["datasets"]["ade20k"], "fractions": ["30000"]}}})
+
+
+def totals(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith("total")]
+
+
+def test_estimate_runs_in_a_fresh_clone_with_no_data_and_the_preflight_still_guards(tmp_path):
+    """`snakemake estimate` and `ddep estimate` price config/paper.yaml in a folder with no
+    datasets, no ImageNet and no weights, and print the same tables; a dry run there still
+    stops in the preflight."""
+    for name in ("workflow", "config"):
+        shutil.copytree(REPO / name, tmp_path / name)
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf")}  # no weights in this cache either
+
+    def run(*args):
+        return subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                              env=env)
+    smk = run(sys.executable, "-m", "snakemake", "--cores", "1", "estimate",
+              "--configfile", "config/paper.yaml")
+    assert smk.returncode == 0, smk.stderr[-3000:]
+    cli = run(sys.executable, "-m", "ddep.cli", "estimate", "--configfile", "config/paper.yaml")
+    assert cli.returncode == 0, cli.stderr[-3000:]
+    assert len(totals(cli.stdout)) == 4 and totals(cli.stdout) == totals(smk.stdout)
+    assert re.search(r"^ddep\s+\d+", cli.stdout, re.M) and "assumed (no data read)" in cli.stdout
+    dry = run(sys.executable, "-m", "snakemake", "--cores", "1", "-n", "--configfile", "config/paper.yaml")
+    assert dry.returncode != 0
+    assert "problem(s) found before any job ran" in dry.stdout + dry.stderr
+    assert "datasets.cityscapes.root: cityscapes: data root does not exist" in dry.stdout + dry.stderr

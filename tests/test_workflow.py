@@ -88,9 +88,12 @@ def test_paper_grid_dry_run_lists_every_job_once_with_shared_pretraining(tmp_pat
     assert counts == expected_counts(cfg)
     # sanity: 3 datasets; Cityscapes 5 fractions, the others 4; x 4 arms x 3 seeds
     assert counts["finetune"] >= (5 + 4 + 4) * 4 * 3
-    # Cityscapes: DDeP 10 sigmas x 2 formulations, DeP 10 sigmas, target x and the conditioned
-    # interval for both arms; the other two: DeP and DDeP at the default; never per fraction or seed
-    assert counts["pretrain_denoise"] == (20 + 10 + 2 + 2) + 2 * 2
+    # every dataset: DeP and DDeP at the default; Pascal Context and ADE20K, the paper's noise
+    # study on DeP: 6 more fixed sigmas and U(0.2, 0.3), 7 scaled sigmas, target x and the
+    # conditioned interval; never per fraction or seed
+    assert counts["pretrain_denoise"] == 3 * 2 + 2 * (7 + 7 + 1 + 1)
+    # the study's fine-tunes: its 16 settings beyond the default x 3 seeds, at 1/16 only
+    assert counts["finetune"] == (5 + 4 + 4) * 4 * 3 + 2 * 16 * 3
 
 
 def test_default_config_job_counts(tmp_path):

@@ -28,3 +28,9 @@ def table_paths(results_dir: str, stem: str, kind: str) -> list[str]:
 def figure_paths(figures_dir: str, stem: str, kind: str) -> list[str]:
     """``{figures_dir}/{stem}_{kind}.png`` and ``.pdf``."""
     return [f"{figures_dir}/{stem}_{kind}.{ext}" for ext in FIGURE_FORMATS]
+
+
+def noise_overview_paths(figures_dir: str) -> list[str]:
+    """``{figures_dir}/noise.png`` and ``.pdf``: one mIoU-vs-sigma panel per ablated dataset
+    (drawn where two or more datasets are ablated)."""
+    return [f"{figures_dir}/noise.{ext}" for ext in FIGURE_FORMATS]

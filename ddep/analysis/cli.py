@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+from pathlib import Path
 
 from ddep.sweep import NoiseSetting
 
@@ -40,11 +41,13 @@ def figures_main(args: argparse.Namespace) -> int:
 
 
 def readme_main(args: argparse.Namespace) -> int:
-    """Rewrite the README's generated blocks from the result tables they name."""
-    from .readme import fill_readme
+    """Rewrite the generated blocks of README.md and docs/*.md from the tables they name."""
+    from .readme import documents, fill_readme
 
-    used = fill_readme(args.readme, args.root)
-    print(f"{args.readme}: {len(used)} generated block(s) from {', '.join(used) or 'nothing'}")
+    for path in args.readme or documents(args.root):
+        used = fill_readme(path, args.root)
+        if used or args.readme:
+            print(f"{path}: {len(used)} generated block(s) from {', '.join(used) or 'nothing'}")
     return 0
 
 
@@ -72,7 +75,9 @@ def add_analysis_commands(subparsers: argparse._SubParsersAction) -> None:
                             "file names: s0.2, sU0.1-0.4_scaled_x_cond (default: the setting "
                             "with the most results)")
         p.set_defaults(func=func)
-    p = subparsers.add_parser("readme", help="README's generated blocks <- results/tables/*.md")
-    p.add_argument("--readme", default="README.md")
+    p = subparsers.add_parser("readme", help="generated blocks of README.md and docs/*.md <- "
+                                             "results/tables/*.md")
+    p.add_argument("--readme", nargs="+", type=Path, default=None, metavar="FILE",
+                   help="the files to fill (default: README.md and docs/*.md under --root)")
     p.add_argument("--root", default=".", help="folder the blocks' paths are relative to")
     p.set_defaults(func=readme_main)

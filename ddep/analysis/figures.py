@@ -4,11 +4,12 @@ CI error bars; ``{stem}_noise.{png,pdf}`` where a noise ablation has runs, mIoU 
 x), one panel per ablated fraction, one line per arm (colour) and formulation (solid
 unscaled, dashed scaled), target/conditioning as markers, sigma ~ U(a, b) as a hollow marker
 at the interval's middle with a bar over [a, b], random init and 21K as dash-dotted lines
-with their CI as a band. From claims.csv, per dataset: ``{stem}_claims.{png,pdf}``, a forest
-plot of the claims' paired differences, one row per claim x fraction (x comparison), the mean
-with its 95% CI as a horizontal bar against a line at 0, coloured by verdict, a hollow marker
-where the verdict is fragile (a dataset without claims gets a figure that says so, as the
-claims table does).
+with their CI as a band; and, where two or more datasets are ablated, ``noise.{png,pdf}``: the
+paper's noise figure, one such panel per ablated dataset side by side. From claims.csv, per
+dataset: ``{stem}_claims.{png,pdf}``, a forest plot of the claims' paired differences, one row
+per claim x fraction (x comparison), the mean with its 95% CI as a horizontal bar against a
+line at 0, coloured by verdict, a hollow marker where the verdict is fragile (a dataset without
+claims gets a figure that says so, as the claims table does).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from . import CSV_NAMES, csv_paths, figure_paths
+from . import CSV_NAMES, csv_paths, figure_paths, noise_overview_paths
 from .aggregate import read_csv
 from .claims import CONTRADICTED, HOLDS, NOT_SHOWN, SIGMA_CLAIM_ID, TOO_FEW, verdict_text
 from .common import (ARM_COLOURS, DENOISING_ARMS, NoiseSetting, arm_display, arm_rank,
@@ -129,33 +130,64 @@ def _variant_name(arm: str, formulation: str, target: str, conditioning: str) ->
     return arm_display(arm) + (f" ({', '.join(extra)})" if extra else "")
 
 
-def noise_figure(summary: pd.DataFrame, dataset: str, preset: str | None = None) -> Figure | None:
-    """mIoU vs sigma (log x) for the ablated fractions of one dataset; None without ablations."""
+def _noise_cells(summary: pd.DataFrame, dataset: str, preset: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(the ablated DeP/DDeP cells with means, the no-denoising arms' cells) of one dataset."""
     mine = summary[summary["dataset"] == dataset]
     if preset is not None:
         mine = mine[mine["preset"] == preset]
     df = ablated_cells(mine)
-    df = df[df["mIoU_mean"].notna()]
-    if df.empty:
-        return None
     # the arms without denoising pretraining, as horizontal references with their CI band
     references = mine[~mine["arm"].isin(DENOISING_ARMS) & mine["mIoU_mean"].notna()]
+    return df[df["mIoU_mean"].notna()], references
+
+
+def noise_figure(summary: pd.DataFrame, dataset: str, preset: str | None = None) -> Figure | None:
+    """mIoU vs sigma (log x) for the ablated fractions of one dataset; None without ablations."""
+    df, references = _noise_cells(summary, dataset, preset)
+    if df.empty:
+        return None
+    where = dataset + (f" [{preset}]" if preset else "")
+    panels = [(f"label fraction {label}", df[df["label_fraction"] == lf],
+               references[references["label_fraction"] == lf]) for lf, label in fraction_columns(df)]
+    return _sigma_panels(panels, where)
+
+
+def noise_overview_figure(summary: pd.DataFrame) -> Figure | None:
+    """The paper's noise figure: one panel per ablated dataset (and fraction, and preset where a
+    dataset has several), side by side; None unless at least two datasets are ablated."""
+    panels, ablated = [], set()
+    for ds, preset, stem in table_groups(summary) if not summary.empty else []:
+        df, references = _noise_cells(summary, ds, preset)
+        if df.empty:
+            continue
+        ablated.add(ds)
+        panels += [(f"{stem}, label fraction {label}", df[df["label_fraction"] == lf],
+                    references[references["label_fraction"] == lf])
+                   for lf, label in fraction_columns(df)]
+    if len(ablated) < 2:
+        return None
+    return _sigma_panels(panels, "noise ablations", sharey=False)  # datasets differ in mIoU range
+
+
+def _sigma_panels(panels: list[tuple[str, pd.DataFrame, pd.DataFrame]], where: str,
+                  sharey: bool = True) -> Figure:
+    """One axis of mIoU vs sigma per (title, ablated cells, reference cells)."""
+    df = pd.concat([cells for _, cells, _ in panels])
     kind = df["sigma"].map(lambda s: parse_sigma(s)[0])
     bounds = df["sigma"].map(lambda s: parse_sigma(s)[1])
     # x: a fixed sigma, or the middle of an interval (its bounds drawn as a horizontal bar;
     # a lower bound of 0 is clipped to the axis on the log scale)
     df = df.assign(_interval=kind == "interval", _x=bounds.map(lambda v: sum(v) / len(v)),
                    _lo=bounds.map(min), _hi=bounds.map(max))
-    fracs = fraction_columns(df)
     variants = ["arm", "formulation", "target", "noise_conditioning"]
     with matplotlib.rc_context(STYLE):
-        ncols = min(len(fracs), 3)
-        nrows = math.ceil(len(fracs) / ncols)
+        ncols = min(len(panels), 3)
+        nrows = math.ceil(len(panels) / ncols)
         fig = _new_figure(max(7.5, 4.2 * ncols + 2.8), 3.4 * nrows + 0.8)
-        axes = fig.subplots(nrows, ncols, sharey=True, squeeze=False).ravel()
+        axes = fig.subplots(nrows, ncols, sharey=sharey, squeeze=False).ravel()
         handles: dict[str, Line2D] = {}
-        for ax, (lf, label) in zip(axes, fracs):
-            sub = df[df["label_fraction"] == lf]
+        for ax, (title, cells, refs) in zip(axes, panels):
+            sub = df.loc[cells.index]
             groups = sorted(sub.groupby(variants), key=lambda g: (arm_rank(g[0][0]), *variant_rank(*g[0][1:])))
             for k, ((arm, form, target, cond), cur) in enumerate(groups):
                 style = dict(color=_colour(arm), linestyle=FORMULATION_STYLES.get(form, ":"),
@@ -174,7 +206,7 @@ def noise_figure(summary: pd.DataFrame, dataset: str, preset: str | None = None)
                                 yerr=[np.nan_to_num(r["mIoU_ci95"])], color=style["color"],
                                 marker=style["marker"], markerfacecolor="white", markersize=7,
                                 linestyle="none", elinewidth=1.0, capsize=3)
-            for _, r in references[references["label_fraction"] == lf].iterrows():
+            for _, r in refs.iterrows():
                 colour, ci = _colour(r["arm"]), np.nan_to_num(r["mIoU_ci95"])
                 ax.axhline(r["mIoU_mean"], color=colour, linewidth=1.2, linestyle="-.")
                 ax.axhspan(r["mIoU_mean"] - ci, r["mIoU_mean"] + ci, color=colour, alpha=0.12, linewidth=0)
@@ -185,16 +217,15 @@ def noise_figure(summary: pd.DataFrame, dataset: str, preset: str | None = None)
             ax.set_xticks(ticks, [f"{v:g}" for v in ticks])
             ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
             ax.set_xlim(min(ticks) / 1.6, max(sub["_hi"].max(), max(ticks)) * 1.3)
-            ax.set_title(f"label fraction {label}")
+            ax.set_title(title)
             ax.set_xlabel("pretraining noise σ")
-        for ax in axes[len(fracs):]:
+        for ax in axes[len(panels):]:
             ax.set_visible(False)
-        for ax in axes[::ncols]:
+        for ax in axes if not sharey else axes[::ncols]:
             ax.set_ylabel("mIoU (%)")
         if df["_interval"].any():
             handles["σ ~ U(a, b) (bar: [a, b])"] = Line2D([], [], color="black", marker="o",
                                                           markerfacecolor="white", linestyle="none")
-        where = dataset + (f" [{preset}]" if preset else "")
         fig.suptitle(_wrap(f"{where}: mIoU vs pretraining noise ({_seeds(df['n'].astype(int).tolist())},"
                            f" error bars: 95% CI)", fig))
         fig.legend(list(handles.values()), list(handles.keys()), loc="outside right center",
@@ -300,6 +331,9 @@ def write_figures(results_dir: str | os.PathLike, out_dir: str | os.PathLike,
             files += save_figure(fig, figure_paths(str(out_dir), stem, "noise"))
         mine = claims[(claims["dataset"] == ds) & (claims["preset"] == preset)]
         files += save_figure(claims_figure(mine, ds, p), figure_paths(str(out_dir), stem, "claims"))
+    fig = noise_overview_figure(summary)  # None unless several datasets are ablated
+    if fig is not None:
+        files += save_figure(fig, noise_overview_paths(str(out_dir)))
     for line in [] if quiet else [*(f"wrote {f}" for f in files), *(f"note: {n}" for n in notes)]:
         print(line)
     return files, notes

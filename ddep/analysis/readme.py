@@ -1,5 +1,6 @@
-"""``ddep readme``: every README block between ``<!-- generated from results/tables/NAME.md -->``
-and ``<!-- end generated -->`` is replaced by that file, so the README's numbers are never typed."""
+"""``ddep readme``: every block between ``<!-- generated from results/tables/NAME.md -->`` and
+``<!-- end generated -->`` in the README and the pages of ``docs/`` is replaced by that file, so
+their numbers are never typed."""
 
 from __future__ import annotations
 
@@ -28,3 +29,9 @@ def fill_readme(readme: str | Path, root: str | Path = ".") -> list[str]:
     text = BLOCK.sub(block, readme.read_text())
     atomic_write_text(readme, text)
     return used
+
+
+def documents(root: str | Path = ".") -> list[Path]:
+    """The files whose blocks ``ddep readme`` fills: README.md and every docs/*.md."""
+    root = Path(root)
+    return [root / "README.md", *sorted((root / "docs").glob("*.md"))]

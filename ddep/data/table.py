@@ -42,6 +42,9 @@ class DatasetDef:
     splits: dict[str, SplitDef]
     prepare: str = ""
     layout: tuple[str, ...] = field(default_factory=tuple)
+    # Images in the official release's train split: what a label fraction is taken of when the
+    # data is not on disk (the cost estimate); None where the config decides (built-in).
+    train_images: int | None = None
 
 
 # The one table of dataset layouts (as mmseg's configs/_base_/datasets/*.py lay them out).
@@ -56,7 +59,8 @@ DATASET_DEFS: dict[str, DatasetDef] = {
                 "*_labelTrainIds.png maps with mmseg's "
                 "`python tools/dataset_converters/cityscapes.py ROOT --nproc 8`",
         layout=("leftImg8bit/{train,val}/CITY/CITY_xxxxxx_yyyyyy_leftImg8bit.png",
-                "gtFine/{train,val}/CITY/CITY_xxxxxx_yyyyyy_gtFine_labelTrainIds.png")),
+                "gtFine/{train,val}/CITY/CITY_xxxxxx_yyyyyy_gtFine_labelTrainIds.png"),
+        train_images=2975),
     "ade20k": DatasetDef(
         type="ADE20KDataset", img_suffix=".jpg", seg_map_suffix=".png",
         reduce_zero_label=True,
@@ -65,7 +69,8 @@ DATASET_DEFS: dict[str, DatasetDef] = {
         prepare="download ADEChallengeData2016.zip (MIT Scene Parsing benchmark) and unzip it; "
                 "ROOT is the ADEChallengeData2016 folder",
         layout=("images/{training,validation}/ADE_*_xxxxxxxx.jpg",
-                "annotations/{training,validation}/ADE_*_xxxxxxxx.png")),
+                "annotations/{training,validation}/ADE_*_xxxxxxxx.png"),
+        train_images=20210),
     "pascal_context59": DatasetDef(
         type="PascalContextDataset59", img_suffix=".jpg", seg_map_suffix=".png",
         reduce_zero_label=True,
@@ -78,7 +83,8 @@ DATASET_DEFS: dict[str, DatasetDef] = {
                 "data/VOCdevkit data/VOCdevkit/VOC2010/trainval_merged.json`; ROOT is "
                 "VOCdevkit/VOC2010",
         layout=("JPEGImages/YYYY_xxxxxx.jpg", "SegmentationClassContext/YYYY_xxxxxx.png",
-                "ImageSets/SegmentationContext/{train,val}.txt")),
+                "ImageSets/SegmentationContext/{train,val}.txt"),
+        train_images=4996),
     "builtin": DatasetDef(
         type="BuiltinStreetDataset", img_suffix=".png", seg_map_suffix=".png", reduce_zero_label=False,
         splits={"train": SplitDef("img_dir/train", "ann_dir/train"),

@@ -2,7 +2,7 @@
 import pandas as pd
 
 from ddep.analysis import (CSV_NAMES, claims_table_path, csv_paths, figure_paths,
-                           pretrainings_paths, table_paths)
+                           noise_overview_paths, pretrainings_paths, table_paths)
 from ddep.preflight import unlabelled_source
 from ddep.sweep import (NoiseSetting, ablated_datasets, finetune_jobs, parse_run_name,
                         pretrainings)
@@ -26,6 +26,8 @@ _KINDS = [(ds, "label_efficiency") for ds in config["datasets"]] + \
     [(ds, "noise") for ds in ablated_datasets(JOBS)]
 TABLES = [path for ds, kind in _KINDS for path in table_paths(RESULTS, ds, kind)]
 FIGURES = [path for ds, kind in _KINDS for path in figure_paths(FIGURES_DIR, ds, kind)]
+if len(ablated_datasets(JOBS)) > 1:  # the paper's noise figure: one panel per ablated dataset
+    FIGURES += noise_overview_paths(FIGURES_DIR)
 # and a claims figure (from claims.csv; a dataset without claims gets one that says so)
 CLAIMS_FIGURES = [path for ds in config["datasets"] for path in figure_paths(FIGURES_DIR, ds, "claims")]
 

@@ -50,14 +50,11 @@ rule replot:
         "ddep figures --results {params.results} --out {params.out} --default-noise {params.noise}"
 
 
-# `snakemake estimate --configfile config/paper.yaml [--config gpu_model=H100]`: jobs, training
-# images and GPU-hours per rule before anything is submitted (nothing runs).
+# `snakemake estimate --cores 1 --configfile config/paper.yaml [--config gpu_model=H100]`: jobs, training
+# images and GPU-hours per rule, arm, dataset and part, from the config alone (nothing runs, no
+# data needed: the Snakefile skips the preflight's disk checks for this target alone).
 rule estimate:
     run:
-        from ddep.estimate import estimate, format_estimate
+        from ddep.estimate import report
 
-        jobs = [dict(rule="finetune", dataset=ds) for ds in FINETUNES.dataset]
-        jobs += [dict(rule="pretrain_denoise", dataset=ds) for ds, _ in PRETRAININGS]
-        jobs += [dict(rule="pretrain_supervised", dataset=ds)
-                 for ds, d in config["datasets"].items() if not d.get("encoder_weights")]
-        print(format_estimate(estimate(jobs, config, config["gpu_model"]), config["gpu_model"]))
+        print(report(config, config["gpu_model"]))

@@ -1,0 +1,130 @@
+"""What a denoising-pretraining step costs next to a fine-tuning step, in one run: DeP (the whole
+network trains) and DDeP (the encoder is frozen: it runs forward only, with no gradient, and
+has no optimizer state) against the segmentation fine-tune of the same preset and crop.
+
+Each step is the job's own: ``model.train_step`` of the model the jobs build
+(``ddep.configs.segmentor_cfg`` / ``denoiser_cfg``) with AdamW through mmengine's optimizer
+wrapper (DDeP's through ``TrainableOnlyOptimWrapperConstructor``, as the pretraining config
+has it). FLOPs of one step are counted by ``torch.utils.flop_counter.FlopCounterMode``
+(forward + backward); time is the median over interleaved rounds on this machine.
+
+``--csv benchmarks/step_cost.csv`` writes the counted FLOPs there (rows of the same preset and
+crop are replaced): ``ddep.estimate`` prices each denoising arm's pretraining as its FLOPs per
+image over the fine-tune's, times the fine-tune's measured GPU throughput.
+
+    python benchmarks/denoise_step.py --preset r50_vit_b16 --size 224 224 --csv benchmarks/step_cost.csv
+    python benchmarks/denoise_step.py --preset r50_vit_b16 --size 512 1024 --iters 1 --rounds 2 \
+        --csv benchmarks/step_cost.csv
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import statistics
+from pathlib import Path
+
+import torch
+from mmengine.optim import build_optim_wrapper
+from mmengine.structures import PixelData
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+from mmseg.utils import register_all_modules
+
+import ddep.models  # noqa: F401  (TransUNet, DenoisingPretrainer, the optimizer constructor)
+from ddep.configs import denoiser_cfg, segmentor_cfg
+from train_step import counted_flops, timed  # same folder: the same counter and timer
+
+STEPS = ("finetune", "dep", "ddep")
+FIELDS = ["preset", "crop_h", "crop_w", "step", "gflop_per_image", "trainable_params",
+          "cpu_s_per_image", "measured"]
+
+
+def build_step(step: str, preset: str, size: tuple[int, int], batch: int, classes: int):
+    """(model, one training step) as the job builds them, from the same seed."""
+    torch.manual_seed(0)
+    h, w = size
+    imgs = [torch.randint(0, 256, (3, h, w), dtype=torch.uint8) for _ in range(batch)]
+    samples = []
+    for _ in range(batch):
+        s = SegDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w)))
+        if step == "finetune":
+            s.gt_sem_seg = PixelData(data=torch.randint(0, classes, (1, h, w)))
+        samples.append(s)
+    data = dict(inputs=imgs, data_samples=samples)
+    optimizer = dict(optimizer=dict(type="AdamW", lr=1e-4, weight_decay=0.05))
+    if step == "finetune":
+        model = MODELS.build(segmentor_cfg(preset, classes, size))
+    else:
+        model = MODELS.build(denoiser_cfg(preset, size, noise=dict(sigma=0.2),
+                                          freeze_encoder=step == "ddep"))
+        optimizer["constructor"] = "TrainableOnlyOptimWrapperConstructor"  # as the job's config
+    model.train()
+    wrapper = build_optim_wrapper(model, optimizer)
+    return model, lambda: model.train_step(data, wrapper)["loss"].detach()
+
+
+def write_rows(path: Path, rows: list[dict]) -> None:
+    """Replace the rows of the same (preset, crop) in ``path`` and keep the others."""
+    keep = []
+    if path.is_file():
+        with open(path, newline="") as f:
+            keep = [r for r in csv.DictReader(f)
+                    if (r["preset"], r["crop_h"], r["crop_w"]) !=
+                    (rows[0]["preset"], rows[0]["crop_h"], rows[0]["crop_w"])]
+    with open(path, "w", newline="") as f:
+        out = csv.DictWriter(f, FIELDS)
+        out.writeheader()
+        out.writerows(keep + rows)
+
+
+def main() -> None:
+    register_all_modules(init_default_scope=True)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--preset", default="tiny")
+    ap.add_argument("--size", type=int, nargs=2, default=(64, 128), metavar=("H", "W"))
+    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--classes", type=int, default=19, help="the fine-tune's classes (Cityscapes: 19)")
+    ap.add_argument("--iters", type=int, default=3, help="timed steps per round")
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--rounds", type=int, default=2, help="alternate the three steps this many times")
+    ap.add_argument("--csv", type=Path, help="write the counted FLOPs to this file (step_cost.csv)")
+    args = ap.parse_args()
+    size, n = tuple(args.size), args.batch
+
+    steps, params, flops = {}, {}, {}
+    for step in STEPS:
+        model, steps[step] = build_step(step, args.preset, size, n, args.classes)
+        params[step] = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        steps[step]()  # first step outside the counter (lazy initialisation)
+        flops[step] = counted_flops(steps[step]) / n
+    times = {s: [] for s in STEPS}
+    for _ in range(args.rounds):  # interleaved, so a busy machine slows every step alike
+        for step in STEPS:
+            times[step] += timed(steps[step], "cpu", args.warmup, args.iters)
+
+    when = datetime.date.today().isoformat()
+    where = f"benchmarks/denoise_step.py, CPU {torch.get_num_threads()} threads, torch {torch.__version__}, {when}"
+    print(f"preset {args.preset}, {size[0]}x{size[1]}, batch {n}, CPU with "
+          f"{torch.get_num_threads()} threads; FLOPs counted by torch.utils.flop_counter "
+          f"(forward + backward of one step), time: median of {args.rounds * args.iters} steps")
+    print("| step | trainable parameters | GFLOP per image | vs fine-tune (FLOPs) | s per step "
+          "| vs fine-tune (time) |")
+    print("|---" * 6 + "|")
+    med = {s: statistics.median(times[s]) for s in STEPS}
+    rows = []
+    for s in STEPS:
+        print(f"| {s} | {params[s] / 1e6:.1f}M | {flops[s] / 1e9:.1f} | "
+              f"{flops[s] / flops['finetune']:.3f} | {med[s]:.2f} | {med[s] / med['finetune']:.3f} |")
+        rows.append(dict(preset=args.preset, crop_h=size[0], crop_w=size[1], step=s,
+                         gflop_per_image=f"{flops[s] / 1e9:.5g}", trainable_params=params[s],
+                         cpu_s_per_image=f"{med[s] / n:.3f}", measured=where))
+    print(f"DDeP / DeP: {flops['ddep'] / flops['dep']:.3f} of the FLOPs, "
+          f"{med['ddep'] / med['dep']:.3f} of the time")
+    if args.csv:
+        write_rows(args.csv, rows)
+        print(f"wrote {len(rows)} rows to {args.csv}")
+
+
+if __name__ == "__main__":
+    main()
