@@ -163,3 +163,45 @@ def test_saved_config_trains_and_tests_with_plain_mmseg(tmp_path):
     log = _run(_mmseg_tool("test"), saved, checkpoint, "--work-dir", tmp_path / "plain_test")
     miou = float(re.findall(r"mIoU: ([0-9.]+)", log)[-1])
     assert miou == json.loads(out.read_text())["mIoU"]
+
+
+def test_the_readme_states_the_miniatures_proportions_as_configured():
+    """The README's table of the built-in miniature (beside the paper's) says what
+    config/config.yaml, the built-in schedules and the tiny model are."""
+    import yaml
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+
+    import ddep.models  # noqa: F401  (registers the TransUNet)
+    from ddep.configs import schedule_config
+    from ddep.configs.compose import segmentor_cfg
+    from ddep.data import split_size
+    from ddep.data.source import SOURCE_CLASSES
+
+    repo = Path(__file__).resolve().parents[1]
+    cfg = yaml.safe_load((repo / "config/config.yaml").read_text())
+    builtin = cfg["datasets"]["builtin"]
+    n_train, n_source = builtin["generate"]["n_train"], builtin["generate"]["n_source_train"]
+    (f1, f2), (n1, n2) = builtin["fractions"], [split_size(f, n_train) for f in builtin["fractions"]]
+
+    def samples(stage):
+        s = schedule_config("builtin", stage)
+        return s["train_cfg"]["max_iters"], s["train_dataloader"]["batch_size"]
+
+    init_default_scope("mmseg")
+    model = MODELS.build(segmentor_cfg(cfg["preset"], 9, (64, 128)))
+    enc, dec = (sum(p.numel() for p in part.parameters()) for part in (model.backbone, model.decode_head))
+    (si, sb), (di, db), (fi, fb) = samples("supervised"), samples("denoise"), samples("finetune")
+    expected = [
+        f"{f1} of {n_train} = {n1}; {f2} = {n2}",
+        f"{n_source:,} images, {len(SOURCE_CLASSES)} classes",
+        f"| {n_source // n1:,} |",
+        f"the {n_train} train images ({n_train // n1} per labelled image)",
+        f"the {n_source:,} source images",
+        f"{enc / 1e6:.2f}M / {dec / 1e6:.2f}M (decoder {100 * dec / (enc + dec):.1f}%)",
+        f"{si} × {sb} = {si * sb:,} ({si * sb / n_source:.1f} epochs)",
+        f"{di} × {db} = {di * db:,}",
+        f"{fi} × {fb} = {fi * fb:,} ({fi * fb // n1} passes over {n1} images)",
+    ]
+    readme = (repo / "README.md").read_text()
+    assert not [e for e in expected if e not in readme], [e for e in expected if e not in readme]
