@@ -709,3 +709,17 @@ def test_the_repository_pages_name_existing_result_tables():
     assert len(named) >= 3, named
     missing = [(page, path) for page, path in named if not (repo / path).is_file()]
     assert not missing, f"blocks naming missing files: {missing}"
+
+
+def test_the_committed_stand_in_learnt_the_source_classes() -> None:
+    """The committed default run's supervised stand-in (results/pretrainings.csv) classifies the
+    held-out source images far above chance: binomial test over config/config.yaml's
+    n_source_val images. (tests/test_reproduce.py checks a fresh run's the same way.)"""
+    import yaml
+    from scipy.stats import binomtest
+
+    repo = Path(__file__).resolve().parents[1]
+    table = pd.read_csv(repo / "results/pretrainings.csv")
+    row = table[table["stage"] == "supervised"].iloc[0]
+    n = yaml.safe_load((repo / "config/config.yaml").read_text())["datasets"]["builtin"]["generate"]["n_source_val"]
+    assert binomtest(round(row["accuracy"] * n), n, row["chance"], alternative="greater").pvalue < 1e-6, row

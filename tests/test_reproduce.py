@@ -15,6 +15,7 @@ import math
 import os
 
 import pytest
+import yaml
 from scipy import stats
 
 from ddep.analysis.aggregate import read_csv
@@ -52,6 +53,15 @@ def test_a_fresh_default_run_agrees_with_the_committed_results(tmp_path):
     print(f"bit-identical: {identical}; fresh means inside the committed 95% CIs: "
           f"{int(inside.sum())} of {len(cells)}")
     flips = check_claims(read_csv(REPO / "results/claims.csv"), read_csv(ws / "results/claims.csv"))
+    # the fresh supervised stand-in learnt its source classes (held-out top-1 against chance)
+    stand_in, committed_stand_in = (read_csv(folder / "results/pretrainings.csv")
+                                    .query("stage == 'supervised'").iloc[0] for folder in (ws, REPO))
+    n_val = yaml.safe_load((REPO / "config/config.yaml").read_text())["datasets"]["builtin"][
+        "generate"]["n_source_val"]
+    print(f"stand-in held-out top-1 {stand_in.accuracy:.3f} (chance {stand_in.chance:.3f}; "
+          f"committed {committed_stand_in.accuracy:.3f})")
+    assert stats.binomtest(round(stand_in.accuracy * n_val), n_val, stand_in.chance,
+                           alternative="greater").pvalue < 1e-6, stand_in
     assert not rejected, f"fresh run differs from the committed one (alpha {alpha:.2g}): {rejected}"
     assert not flips, f"robust verdicts (fragile in neither run) differ: {flips}"
 

@@ -54,29 +54,16 @@ def metrics(path):
                               "config_hash")}
 
 
-def test_supervised_stand_in_learns_the_source_classes(tmp_path):
-    """Trained briefly on the source set alone (20 images per class), the classifier's held-out
-    top-1 is far above chance (1/24): it learns the source's classes."""
-    from scipy.stats import binomtest
-    root = tmp_path / "b"
-    ddep("generate-builtin", "--root", root, "--n-train", 1, "--n-val", 1,
-         "--n-source-train", 480, "--n-source-val", 96)
-    out = tmp_path / "encoder.safetensors"
-    ddep("pretrain-supervised", "--data-root", root, "--out", out, "--work-dir", tmp_path / "w",
-         "--iters", 150, "--batch-size", 16)
-    report = json.loads(out.with_suffix(".json").read_text())
-    assert report["source_classes"] == 24 and report["chance"] == pytest.approx(1 / 24)
-    assert report["source"] == str(root / "source/train")
-    correct = round(report["accuracy"] * 96)
-    assert binomtest(correct, 96, 1 / 24, alternative="greater").pvalue < 1e-4, report
-
-
 def test_supervised_encoder_is_saved_in_timm_format(supervised):
     from safetensors.torch import load_file
     keys = set(load_file(str(supervised)))
     assert "patch_embed.backbone.stem.conv.weight" in keys and "pos_embed" in keys
     report = json.loads(supervised.with_suffix(".json").read_text())
     assert 0 <= report["accuracy"] <= 1 and report["iterations"] == 12
+    # a 24-way classifier of the source set (that it learns: tests/test_reproduce.py and
+    # tests/test_analysis.py::test_the_committed_stand_in_learnt_the_source_classes)
+    assert report["source_classes"] == 24 and report["chance"] == pytest.approx(1 / 24)
+    assert report["source"].endswith("source/train")
     assert supervised.with_suffix(".py").is_file()  # its resolved config
 
 
