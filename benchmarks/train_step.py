@@ -137,6 +137,8 @@ def main() -> None:
     ap.add_argument("--peak-tflops", type=float,
                     help="the device's peak TFLOP/s for MFU (default: PEAK_TFLOPS by GPU name)")
     args = ap.parse_args()
+    for variant in args.variants:  # a typo stops here, before any model is built
+        parse_variant(variant, args.amp)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     h, w = args.size
     n = args.batch
@@ -223,7 +225,7 @@ def main() -> None:
         peak = args.peak_tflops or (peak_tflops(name, amp) if device == "cuda" else None)
         mfu = f"{100 * tflops / peak:.1f}% of {peak:g}" if peak else "n/a"
         print(f"| {name} | {args.preset} | {h}x{w} | {n} | {amp} | {v} | {mo * 1000:.1f} | "
-              f"{n / mo:.1f} | {tflops:.3f} | {mfu} | {mem} | {overhead} | "
+              f"{n / mo:.1f} | {tflops:.3g} | {mfu} | {mem} | {overhead} | "
               f"{mo / statistics.median(t_ours[base]):.3f} | {diff:.1e} |")
 
 

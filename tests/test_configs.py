@@ -78,7 +78,7 @@ def test_every_schedule_the_workflow_uses_is_consistent_and_rescales():
         for override, (iters, batch) in (
                 ({}, (sched["train_cfg"]["max_iters"], sched["train_dataloader"]["batch_size"])),
                 ({stage: dict(iters=37, batch_size=3)}, (37, 3))):
-            [row] = estimate([dict(rule=rule[stage], dataset=dataset)],
+            [row] = estimate([dict(rule=rule[stage], dataset=dataset, arm="dep")],
                              dict(config, schedule=override), "H100")
             assert row["images"] == iters * batch, path
 
