@@ -49,8 +49,8 @@ def test_pretrain_and_finetune_under_torchrun_on_two_cpu_processes(tmp_path):
     assert proc.stdout.count("mIoU ") == 2, proc.stdout
     result = json.loads(out.read_text())
     assert result["world_size"] == 2 and result["iterations"] == 4 and 0 <= result["mIoU"] <= 100
-    # rank 0 alone writes: one output and its config each, no stray temporary files, no resume
-    # checkpoints left
+    # rank 0 alone writes: one output, its config (and the pretraining its JSON) each, no stray
+    # temporary files, no resume checkpoints left
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == [
-        "dep.pth", "dep.py", "run.json", "run.py", "split.txt"]
+        "dep.json", "dep.pth", "dep.py", "run.json", "run.py", "split.txt"]
     assert not list((tmp_path / "w_ft").rglob("*.pth"))
