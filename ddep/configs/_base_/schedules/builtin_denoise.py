@@ -1,4 +1,10 @@
-# Built-in denoising pretraining (DeP / DDeP): the supervised encoder's schedule, sized for the
-# 20-minute default run (docs/tuning.md), at batch 8: 1000 x 8.
+# Built-in denoising pretraining (DeP / DDeP): the supervised encoder's optimizer at batch 8,
+# 600 iterations, sized for the 20-minute default run (docs/tuning.md, section 10): 600 x 8.
 _base_ = ['./builtin_supervised.py']
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=60),
+    dict(type='PolyLR', eta_min=0.0, power=1.0, begin=60, end=600, by_epoch=False)
+]
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=600, val_begin=601, val_interval=601)
+default_hooks = dict(logger=dict(interval=50), checkpoint=dict(interval=200))
 train_dataloader = dict(batch_size=8)
