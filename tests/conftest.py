@@ -4,3 +4,10 @@ from mmseg.utils import register_all_modules
 import ddep.models  # noqa: F401  (registers ddep's modules)
 
 register_all_modules(init_default_scope=True)
+
+# Two mmseg models beside the TransUNet, as config/models.yaml names them: a transformer
+# (SegFormer MiT-B0, its head at stride 4) and a CNN with BatchNorm and an auxiliary head
+# (DeepLabV3+ ResNet-18).
+SEGFORMER = "mmseg::segformer/segformer_mit-b0_8xb2-160k_ade20k-512x512.py"
+DEEPLAB = "mmseg::deeplabv3plus/deeplabv3plus_r18-d8_4xb2-80k_cityscapes-512x1024.py"
+MMSEG_MODELS = [SEGFORMER, DEEPLAB]

@@ -23,11 +23,29 @@ def test_model_preset_files_match_the_encoder_presets():
                                                  enc["embed_dim"]]
 
 
-def test_unknown_preset_names_the_missing_file():
-    from ddep.configs import model_file
+def test_unknown_model_gets_one_clear_message():
+    """A name that is no ddep model file, no mmseg config and no .py file: one message naming
+    what exists and the other two forms."""
+    from ddep.configs import segmentor_cfg
 
-    with pytest.raises(ValueError, match=r"transunet_huge\.py.*have: transunet_r50_vit_b16, transunet_tiny"):
-        model_file("huge")
+    with pytest.raises(ValueError, match=r"unknown model 'huge': not a ddep model \(transunet_r50_vit_b16, "
+                                         r"transunet_tiny\), an mmseg config .*mmseg::.* or a \.py"):
+        segmentor_cfg("huge", 9, (64, 128))
+    with pytest.raises(ValueError, match=r"model config mmseg::nope/nope\.py cannot be read"):
+        segmentor_cfg("mmseg::nope/nope.py", 9, (64, 128))
+
+
+def test_a_config_without_a_decode_head_gets_one_clear_message(tmp_path):
+    from ddep.configs import segmentor_cfg
+
+    path = tmp_path / "backbone_only.py"
+    path.write_text("model = dict(type='EncoderDecoder', backbone=dict(type='ResNetV1c', depth=18))\n")
+    with pytest.raises(ValueError, match=r"backbone_only\.py has no decode_head: ddep needs an "
+                                         r"encoder-decoder segmentor"):
+        segmentor_cfg(str(path), 9, (64, 128))
+    # a cascade (OCRNet: two decode heads) is no single decode head either
+    with pytest.raises(ValueError, match=r"has a list of decode heads \(a cascade\)"):
+        segmentor_cfg("mmseg::ocrnet/ocrnet_hr18s_4xb2-40k_cityscapes-512x1024.py", 9, (64, 128))
 
 
 def _workflow_schedules() -> list[tuple[str, str]]:

@@ -90,7 +90,8 @@ class DenoisingPretrainer(BaseModel):
 
     def _output_stride(self, size: Sequence[int]) -> int:
         """The decode head's output stride at input ``size``: one integer for both axes."""
-        out = probe(lambda x: self._head(self._features(x)), self, size).shape[-2:]
+        sigma = torch.ones(1) if self._conditioned else None
+        out = probe(lambda x: self._head(self._features(x), sigma), self, size).shape[-2:]
         ratios = {size[0] / out[0], size[1] / out[1]}
         s = ratios.pop()
         if ratios or s != int(s) or s < 1:
@@ -115,6 +116,10 @@ class DenoisingPretrainer(BaseModel):
         """Make the next step's noise a function of (seed, rank, step): see NoiseSeedHook."""
         self.noise_sampler.seed_step(seed, rank, step)
 
+    @property
+    def _conditioned(self) -> bool:
+        return getattr(self.decode_head, "noise_embed", None) is not None
+
     def _features(self, x: torch.Tensor):
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_encoder):
             feats = self.backbone(x)
@@ -136,8 +141,7 @@ class DenoisingPretrainer(BaseModel):
 
     def forward(self, inputs: torch.Tensor, data_samples=None, mode: str = "tensor"):
         batch = self.noise_sampler(inputs)
-        conditioned = getattr(self.decode_head, "noise_embed", None) is not None
-        pred = self.predict_noise(batch.noisy, batch.sigma if conditioned else None)
+        pred = self.predict_noise(batch.noisy, batch.sigma if self._conditioned else None)
         if mode == "loss":
             return {"loss": denoising_loss(pred, batch.target, self.noise.loss)}
         return pred
