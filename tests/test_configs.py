@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import MMSEG_MODELS
+
 
 def test_model_preset_files_match_the_encoder_presets():
     """The decoder's input channels in each preset file are its encoder's widths."""
@@ -160,9 +162,11 @@ def _run(*args: object) -> str:
 
 
 @pytest.mark.slow
-def test_saved_config_trains_and_tests_with_plain_mmseg(tmp_path):
+@pytest.mark.parametrize("model", ["tiny", *MMSEG_MODELS])
+def test_saved_config_trains_and_tests_with_plain_mmseg(tmp_path, model):
     """A fine-tune saves seed0.py beside seed0.json; mmseg's tools/train.py trains it as it is
-    and tools/test.py evaluates the checkpoint to the job's own mIoU (same seed, same config)."""
+    and tools/test.py evaluates the checkpoint to the job's own mIoU (same seed, same config),
+    for the TransUNet and for mmseg's own models."""
     data, split = tmp_path / "data", tmp_path / "split.txt"
     _run("-m", "ddep.cli", "generate-builtin", "--root", data, "--n-train", 8, "--n-val", 2,
          "--n-unlabelled", 2, "--n-source-train", 2, "--n-source-val", 2)
@@ -170,7 +174,8 @@ def test_saved_config_trains_and_tests_with_plain_mmseg(tmp_path):
          "--out", split)
     out = tmp_path / "runs" / "seed0.json"
     _run("-m", "ddep.cli", "finetune", "--arm", "none", "--dataset", "builtin", "--data-root", data,
-         "--split", split, "--iters", 2, "--batch-size", 2, "--out", out, "--work-dir", tmp_path / "job")
+         "--split", split, "--iters", 2, "--batch-size", 2, "--out", out, "--work-dir", tmp_path / "job",
+         "--model", model)
     saved = out.with_suffix(".py")
     assert saved.is_file() and "custom_imports" in saved.read_text()
 
