@@ -272,7 +272,7 @@ def ablation_settings(block: dict, default: NoiseSetting) -> list[NoiseSetting]:
 def finetune_jobs(config: dict) -> list[dict]:
     """Every fine-tuning run of a (schema-valid) config, once: the label-efficiency grid
     (datasets x fractions x arms x seeds at the default noise setting), then each ablation
-    block (its datasets, default all, x arms x settings x fractions x seeds). Keys: dataset, label_fraction, fraction
+    block (its datasets and models, default all, x arms x settings x fractions x seeds). Keys: dataset, label_fraction, fraction
     (slug), arm, seed, run (the run / pretraining name), setting (NoiseSetting or None), part
     (GRID, or ABLATIONS for a run that only an ablation block asks for), model (its name) and
     model_spec (its :class:`Model`); every model runs every job."""
@@ -281,10 +281,10 @@ def finetune_jobs(config: dict) -> list[dict]:
     models = sweep_models(config)
 
     def add(ds: str, fraction: object, arm: str, setting: NoiseSetting | None, seed: int,
-            part: str) -> None:
+            part: str, among: list[Model] = models) -> None:
         setting = setting if arm in DENOISING_ARMS else None
         run = run_name(arm, setting)
-        for m in models:
+        for m in among:
             rows.setdefault((ds, m.name, str(fraction), run, seed), dict(
                 dataset=ds, model=m.name, model_spec=m, label_fraction=str(fraction),
                 fraction=fraction_slug(fraction), arm=arm, seed=int(seed), run=run,
@@ -298,10 +298,11 @@ def finetune_jobs(config: dict) -> list[dict]:
         for block in config.get("ablations") or []:
             if ds not in block.get("datasets", [ds]):
                 continue
+            ablated = [m for m in models if m.name in block.get("models", [m.name])]
             for fraction, arm, setting, seed in itertools.product(
                     block["fractions"], block.get("arms", DENOISING_ARMS),
                     ablation_settings(block, default), block.get("seeds", config["seeds"])):
-                add(ds, fraction, arm, setting, seed, ABLATIONS)
+                add(ds, fraction, arm, setting, seed, ABLATIONS, ablated)
     return list(rows.values())
 
 
@@ -320,12 +321,12 @@ def pretraining_parts(config: dict) -> dict[tuple[str, str, str], str]:
     return found
 
 
-def ablated_datasets(jobs: list[dict]) -> list[str]:
-    """Datasets where some arm is fine-tuned at one fraction after several noise settings:
-    those get a noise-ablation table and figure."""
+def ablated_cells(jobs: list[dict]) -> list[tuple[str, str]]:
+    """(dataset, model) pairs where some arm is fine-tuned at one fraction after several noise
+    settings: those get a noise-ablation table and figure."""
     settings: dict[tuple, set] = {}
     for j in jobs:
         if j["setting"] is not None:
             settings.setdefault((j["dataset"], j["model"], j["arm"], j["label_fraction"]),
                                 set()).add(j["setting"])
-    return list(dict.fromkeys(key[0] for key, found in settings.items() if len(found) > 1))
+    return list(dict.fromkeys(key[:2] for key, found in settings.items() if len(found) > 1))

@@ -4,7 +4,7 @@ import pandas as pd
 from ddep.analysis import (CSV_NAMES, claims_table_path, csv_paths, figure_paths,
                            noise_overview_paths, pretrainings_paths, table_paths)
 from ddep.preflight import unlabelled_source
-from ddep.sweep import (NoiseSetting, ablated_datasets, finetune_jobs, parse_run_name,
+from ddep.sweep import (NoiseSetting, ablated_cells, finetune_jobs, parse_run_name,
                         pretrainings, result_stem, sweep_models)
 
 JOBS = finetune_jobs(config)
@@ -27,10 +27,10 @@ PRETRAINING_TABLES = pretrainings_paths(RESULTS)
 # A dataset's file stem is `builtin`, or `builtin_<model>` per model when there are several.
 _STEMS = {ds: [result_stem(ds, m, len(MODELS) > 1) for m in MODELS] for ds in config["datasets"]}
 _KINDS = [(stem, "label_efficiency") for ds in config["datasets"] for stem in _STEMS[ds]] + \
-    [(stem, "noise") for ds in ablated_datasets(JOBS) for stem in _STEMS[ds]]
+    [(result_stem(ds, m, len(MODELS) > 1), "noise") for ds, m in ablated_cells(JOBS)]
 TABLES = [path for ds, kind in _KINDS for path in table_paths(RESULTS, ds, kind)]
 FIGURES = [path for ds, kind in _KINDS for path in figure_paths(FIGURES_DIR, ds, kind)]
-if len(ablated_datasets(JOBS)) > 1:  # the paper's noise figure: one panel per ablated dataset
+if len({ds for ds, _ in ablated_cells(JOBS)}) > 1:  # the paper's noise figure: one panel per ablated dataset
     FIGURES += noise_overview_paths(FIGURES_DIR)
 # and a claims figure (from claims.csv; a dataset without claims gets one that says so)
 CLAIMS_FIGURES = [path for ds in config["datasets"] for stem in _STEMS[ds]
