@@ -63,14 +63,18 @@ class DenoisingPretrainer(BaseModel):
         head = dict(decode_head, num_classes=CHANNELS, out_channels=CHANNELS)
         if noise_conditioning:
             head["noise_conditioning"] = True
+        unfit = (f"decode head {decode_head['type']} cannot become a noise head: ddep needs an "
+                 f"mmseg BaseDecodeHead-style head whose final projection is `conv_seg`")
         try:
             self.decode_head = MODELS.build(head)
         except TypeError as e:
-            if not noise_conditioning:
-                raise
-            raise ValueError(f"decode head {decode_head['type']} cannot be conditioned on the noise "
-                             f"level (only heads with a noise embedding, e.g. TransUNetHead, can): "
-                             f"drop noise_conditioning ({e})") from None
+            if noise_conditioning:
+                raise ValueError(f"decode head {decode_head['type']} cannot be conditioned on the "
+                                 f"noise level (only heads with a noise embedding, e.g. "
+                                 f"TransUNetHead, can): drop noise_conditioning ({e})") from None
+            raise ValueError(f"{unfit} ({e})") from None
+        if not isinstance(getattr(self.decode_head, "conv_seg", None), nn.Conv2d):
+            raise ValueError(f"{unfit} (it has none)")
         self.encoder_weights = encoder_weights
         self.freeze_encoder = False  # set below, after the shape probe
         self.noise = NoiseConfig(**(noise or {}))
