@@ -1,6 +1,8 @@
-"""Training-step throughput of the TransUNet presets, through mmengine/mmseg and in plain PyTorch.
+"""Training-step throughput of any model (``--model``: a TransUNet preset, an mmseg config such as
+``mmseg::segformer/segformer_mit-b0_8xb2-160k_ade20k-512x512.py``, or a .py file) through
+mmengine/mmseg, and of the TransUNet in plain PyTorch.
 
-The plain model has the identical architecture (same timm encoder, the cascaded upsampler in
+For the TransUNet, the plain model has the identical architecture (same timm encoder, the cascaded upsampler in
 bare torch.nn) and runs the same step: forward, cross-entropy, backward, AdamW. The ratio
 ours / plain is the framework overhead. FLOPs per image are counted (torch.utils.flop_counter,
 forward + backward of one step), so achieved TFLOP/s and MFU follow from the step time; the
@@ -12,6 +14,8 @@ row also gives the largest relative difference of its first three losses from th
 (same initial weights and data).
 
     python benchmarks/train_step.py --preset tiny --size 64 128 --batch 4 --variants base channels_last bf16
+    python benchmarks/train_step.py --model mmseg::segformer/segformer_mit-b0_8xb2-160k_ade20k-512x512.py \
+        --size 64 128 --batch 4
     python benchmarks/train_step.py --preset r50_vit_b16 --size 512 1024 --batch 4 --amp bf16 \
         --variants base channels_last channels_last+compile
 """
@@ -33,6 +37,7 @@ from mmseg.utils import register_all_modules
 import ddep.models  # noqa: F401
 import ddep.train.components  # noqa: F401  (CPUBF16OptimWrapper)
 from ddep.configs import segmentor_cfg
+from ddep.sweep import Model
 from ddep.models.transunet import TransUNetEncoder, get_preset
 from ddep.train.jobs import amp_optim_wrapper
 
@@ -120,7 +125,8 @@ def parse_variant(variant: str, amp: str) -> tuple[dict, str]:
 def main() -> None:
     register_all_modules(init_default_scope=True)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--preset", default="tiny")
+    ap.add_argument("--model", "--preset", dest="model", default="tiny",
+                    help="a TransUNet preset (tiny, r50_vit_b16), an mmseg config or a .py file")
     ap.add_argument("--size", type=int, nargs=2, default=(128, 128), metavar=("H", "W"))
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--classes", type=int, default=19)
@@ -154,9 +160,13 @@ def main() -> None:
     mean = torch.tensor([127.5] * 3, device=device).view(1, 3, 1, 1)
     labels = torch.stack([s.gt_sem_seg.data[0] for s in samples]).to(device)
 
+    # the plain twin reimplements the TransUNet only: other models have no overhead column
+    backbone = segmentor_cfg(args.model, args.classes, (h, w))["backbone"]
+    twin = backbone["type"] == "TransUNetEncoder"
+
     def ours_step_of(variant: str):
         torch.manual_seed(0)  # every variant starts from the same weights
-        cfg = segmentor_cfg(args.preset, args.classes, (h, w))
+        cfg = segmentor_cfg(args.model, args.classes, (h, w))
         options, amp = parse_variant(variant, args.amp)
         model = MODELS.build(dict(cfg, fast_path=options)).to(device).train()
         wrapper_cfg = dict(optimizer=dict(type="AdamW", lr=1e-4))
@@ -167,7 +177,7 @@ def main() -> None:
 
     def plain_step_of(variant: str):
         torch.manual_seed(0)
-        model = PlainTransUNet(args.preset, args.classes, (h, w)).to(device).train()
+        model = PlainTransUNet(backbone["preset"], args.classes, (h, w)).to(device).train()
         options, amp = parse_variant(variant, args.amp)
         autocast = dict(device_type=device, dtype=torch.bfloat16, enabled=amp == "bf16")
         if options.get("channels_last"):
@@ -189,7 +199,7 @@ def main() -> None:
     for variant in args.variants:
         model, ours[variant] = ours_step_of(variant)
         n_ours = sum(p.numel() for p in model.parameters())
-        if args.overhead == "all" or variant == args.variants[0]:
+        if twin and (args.overhead == "all" or variant == args.variants[0]):
             plain_model, plain[variant] = plain_step_of(variant)
             assert n_ours == sum(p.numel() for p in plain_model.parameters()), "architectures differ"
         if device == "cuda":
@@ -207,11 +217,11 @@ def main() -> None:
                 t_plain[v] += timed(plain[v], device, args.warmup, args.iters)
 
     name = torch.cuda.get_device_name() if device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"device: {name}; preset {args.preset}, {h}x{w}, batch {n}, {n_ours / 1e6:.2f}M "
+    print(f"device: {name}; model {args.model}, {h}x{w}, batch {n}, {n_ours / 1e6:.2f}M "
           f"parameters; counted FLOPs per training image (forward + backward): "
           f"{flops_per_image / 1e9:.1f} GFLOP; MFU against the precision's peak "
           f"({'--peak-tflops' if args.peak_tflops else 'PEAK_TFLOPS'})")
-    print("| device | preset | size | batch | precision | options | ms/step | img/s | TFLOP/s | MFU "
+    print("| device | model | size | batch | precision | options | ms/step | img/s | TFLOP/s | MFU "
           "| peak memory | overhead (ours / plain) | vs baseline | loss diff (3 steps) |")
     print("|---" * 14 + "|")
     base = args.variants[0]
@@ -224,7 +234,7 @@ def main() -> None:
         amp = parse_variant(v, args.amp)[1]
         peak = args.peak_tflops or (peak_tflops(name, amp) if device == "cuda" else None)
         mfu = f"{100 * tflops / peak:.1f}% of {peak:g}" if peak else "n/a"
-        print(f"| {name} | {args.preset} | {h}x{w} | {n} | {amp} | {v} | {mo * 1000:.1f} | "
+        print(f"| {name} | {Model(args.model).name} | {h}x{w} | {n} | {amp} | {v} | {mo * 1000:.1f} | "
               f"{n / mo:.1f} | {tflops:.3g} | {mfu} | {mem} | {overhead} | "
               f"{mo / statistics.median(t_ours[base]):.3f} | {diff:.1e} |")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from mmengine.config import DictAction
 
-from ddep.sweep import ARMS, DENOISING_ARMS
+from ddep.sweep import ARMS, DENOISING_ARMS, sweep_models
 
 EXIT_USAGE, EXIT_FAILED = 2, 1
 EXIT_PREEMPTED = 75  # sysexits' EX_TEMPFAIL: stopped on a signal, checkpoint saved, rerun to resume
@@ -19,7 +19,12 @@ def _job_args(p: argparse.ArgumentParser, stage: str) -> None:
     g = p.add_argument_group("job")
     g.add_argument("--work-dir", type=Path, required=True,
                    help="checkpoints and logs; a restarted job resumes from here")
-    g.add_argument("--preset", default="tiny", help="model preset: tiny | r50_vit_b16")
+    g.add_argument("--model", "--preset", dest="model", default="transunet_tiny",
+                   help="the model: a ddep model (transunet_tiny, transunet_r50_vit_b16; the "
+                        "presets tiny, r50_vit_b16), an mmseg config (mmseg::segformer/...py) or "
+                        "a .py config file")
+    g.add_argument("--model-name", default="",
+                   help="the model's name in the run identity (default: its config's file stem)")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--schedule", default=None, metavar="DATASET",
                    help=f"use this dataset's {stage} schedule file, ddep/configs/_base_/schedules/"
@@ -53,8 +58,9 @@ def _job_args(p: argparse.ArgumentParser, stage: str) -> None:
 
 def _options_and_schedule(args: argparse.Namespace, stage: str, dataset: str):
     from ddep.configs import schedule_config
+    from ddep.sweep import Model
     from ddep.train.jobs import JobOptions
-    opts = JobOptions(work_dir=args.work_dir, preset=args.preset, seed=args.seed, amp=args.amp,
+    opts = JobOptions(work_dir=args.work_dir, model=Model(args.model, args.model_name), seed=args.seed, amp=args.amp,
                       launcher=args.launcher, pin_memory=args.pin_memory,
                       channels_last=args.channels_last, compile=args.compile,
                       keep_checkpoints=args.keep_checkpoints,
@@ -118,7 +124,8 @@ def cmd_check(args: argparse.Namespace) -> None:
     config = load_config(args.configfile, args.schema)
     preflight(config, models=True)
     print(f"ok: {', '.join(args.configfile)}: {len(config['datasets'])} dataset(s), arms "
-          f"{config['arms']}, preset {config['preset']}: data, weights, fractions, crops and "
+          f"{config['arms']}, models {[m.name for m in sweep_models(config)]}: data, weights, "
+          f"fractions, crops and "
           f"noise settings checked")
 
 
@@ -166,7 +173,7 @@ def cmd_pretrain_denoise(args: argparse.Namespace) -> None:
         check_dataset(args.dataset, args.data_root, splits=("train",))
         unlabelled = Path(args.data_root) / spec.splits["train"].img_path
     opts, sched = _options_and_schedule(args, "denoise", args.dataset)
-    cfg = denoise_config(args.dataset, args.preset, unlabelled, crop_size=args.crop_size,
+    cfg = denoise_config(args.dataset, opts.model, unlabelled, crop_size=args.crop_size,
                          image_crop=args.image_crop)
     m = pretrain_denoise(cfg, args.arm, noise, args.out, opts, sched,
                          encoder_weights=args.encoder_weights,
@@ -180,8 +187,8 @@ def cmd_finetune(args: argparse.Namespace) -> None:
     from ddep.data import check_dataset
     from ddep.train.jobs import finetune
     check_dataset(args.dataset, args.data_root)
-    cfg = finetune_config(args.dataset, args.preset, args.data_root, crop_size=args.crop_size)
     opts, sched = _options_and_schedule(args, "finetune", args.dataset)
+    cfg = finetune_config(args.dataset, opts.model, args.data_root, crop_size=args.crop_size)
     r = finetune(cfg, args.arm, args.split, args.label_fraction or args.split.stem, args.out,
                  opts, sched, init_from=args.init_from, encoder_weights=args.encoder_weights)
     print(f"{args.arm} {r['label_fraction']} ({r['n_labelled']} images) seed {args.seed}: "

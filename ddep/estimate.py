@@ -25,7 +25,8 @@ from pathlib import Path
 from ddep.configs import schedule_config
 from ddep.data.splits import split_size
 from ddep.data.table import config_literal, get_dataset_def
-from ddep.sweep import ABLATIONS, GRID, SUPERVISED_ARMS, finetune_jobs, parse_run_name, pretraining_parts
+from ddep.sweep import (ABLATIONS, GRID, SUPERVISED_ARMS, Model, finetune_jobs, parse_run_name,
+                        pretraining_parts, sweep_models)
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 THROUGHPUTS = BENCHMARKS / "throughput.csv"
@@ -33,7 +34,7 @@ STEP_COSTS = BENCHMARKS / "step_cost.csv"
 STAGES = {"pretrain_supervised": "supervised", "pretrain_denoise": "denoise", "finetune": "finetune"}
 # The breakdowns the printout gives, each a key of the jobs' rows.
 GROUPS = {"rule": "per rule", "arm": "per arm (pretraining + fine-tunes)",
-          "dataset": "per dataset", "part": "per part of the sweep"}
+          "dataset": "per dataset", "model": "per model", "part": "per part of the sweep"}
 
 
 @dataclass(frozen=True)
@@ -47,14 +48,20 @@ def read_throughputs(path: Path = THROUGHPUTS) -> list[dict]:
         return [row for row in csv.DictReader(f) if not row["gpu"].startswith("#")]
 
 
+def _model_of(row: dict) -> str:
+    """A measured row's model name (its ``preset`` column: a preset or any model spec)."""
+    return Model(row.get("model") or row["preset"]).name
+
+
 def throughput(rows: list[dict], gpu: str, preset: str, crop: tuple[int, int], amp: str) -> Throughput:
     """Images/s for one GPU of kind ``gpu`` at ``crop``; a clear error naming what is missing."""
-    same = [r for r in rows if r["gpu"] == gpu and r["preset"] == preset and r["amp"] == amp]
+    preset = Model(preset).name
+    same = [r for r in rows if r["gpu"] == gpu and _model_of(r) == preset and r["amp"] == amp]
     if not same:
         have = sorted({(r["gpu"], r["preset"], r["amp"]) for r in rows})
-        raise ValueError(f"no measured throughput for gpu={gpu!r} preset={preset!r} amp={amp!r} in "
+        raise ValueError(f"no measured throughput for gpu={gpu!r} model={preset!r} amp={amp!r} in "
                          f"{THROUGHPUTS}; measured: {have}. Run `python benchmarks/train_step.py "
-                         f"--preset {preset} --size H W --amp {amp}` on that GPU and add a row")
+                         f"--model <its config> --size H W --amp {amp}` on that GPU and add a row")
     pixels = crop[0] * crop[1]
     row = min(same, key=lambda r: abs(int(r["crop_h"]) * int(r["crop_w"]) - pixels))
     measured = (int(row["crop_h"]), int(row["crop_w"]))
@@ -72,10 +79,11 @@ def read_step_costs(path: Path = STEP_COSTS) -> list[dict]:
 def step_cost(rows: list[dict], preset: str, crop: tuple[int, int], step: str) -> tuple[float, str]:
     """(FLOPs per image of a ``step`` / those of a fine-tune, where it was counted) for the
     preset, from the counted crop nearest in pixels (the ratio, not the FLOPs, carries over)."""
-    same = [r for r in rows if r["preset"] == preset]
+    preset = Model(preset).name
+    same = [r for r in rows if _model_of(r) == preset]
     if not same:
-        raise ValueError(f"no counted step cost for preset {preset!r} in {STEP_COSTS}; run "
-                         f"`python benchmarks/denoise_step.py --preset {preset} --size H W --csv "
+        raise ValueError(f"no counted step cost for model {preset!r} in {STEP_COSTS}; run "
+                         f"`python benchmarks/denoise_step.py --preset <its config> --size H W --csv "
                          f"{STEP_COSTS.relative_to(BENCHMARKS.parent)}`")
     pixels = crop[0] * crop[1]
     size = min({(int(r["crop_h"]), int(r["crop_w"])) for r in same},
@@ -90,14 +98,15 @@ def sweep_jobs(config: dict) -> list[dict]:
     """Every training job of a (schema-valid) sweep, as the workflow runs it: ``rule``,
     ``dataset``, ``arm``, ``part`` (the label-efficiency grid or the ablations) and, for
     fine-tunes, ``label_fraction``."""
-    jobs = [dict(rule="finetune", dataset=j["dataset"], arm=j["arm"], part=j["part"],
-                 label_fraction=j["label_fraction"]) for j in finetune_jobs(config)]
-    jobs += [dict(rule="pretrain_denoise", dataset=ds, arm=parse_run_name(run)[0], part=part)
-             for (ds, run), part in pretraining_parts(config).items()]
+    jobs = [dict(rule="finetune", dataset=j["dataset"], model=j["model"], arm=j["arm"],
+                 part=j["part"], label_fraction=j["label_fraction"]) for j in finetune_jobs(config)]
+    jobs += [dict(rule="pretrain_denoise", dataset=ds, model=m, arm=parse_run_name(run)[0], part=part)
+             for (ds, m, run), part in pretraining_parts(config).items()]
     # the workflow trains a supervised encoder where a dataset names none (the built-in data)
-    jobs += [dict(rule="pretrain_supervised", dataset=ds, arm="/".join(SUPERVISED_ARMS) + " encoder",
-                  part=GRID)
-             for ds, d in config["datasets"].items() if not d.get("encoder_weights")]
+    jobs += [dict(rule="pretrain_supervised", dataset=ds, model=m.name,
+                  arm="/".join(SUPERVISED_ARMS) + " encoder", part=GRID)
+             for ds, d in config["datasets"].items() for m in sweep_models(config)
+             if not (d.get("encoder_weights") or m.encoder_weights)]
     return jobs
 
 
@@ -119,11 +128,12 @@ def estimate(jobs: list[dict], config: dict, gpu: str) -> list[dict]:
         crop = tuple(config["datasets"][job["dataset"]].get("crop_size")
                      or config_literal(job["dataset"], "crop_size"))
         gpus = max(1, int(((config.get("resources") or {}).get(job["rule"]) or {}).get("gpu", 1)))
-        speed = throughput(table, gpu, config["preset"], crop, amp)
+        speed = throughput(table, gpu, job.get("model") or Model(config["preset"]).name, crop, amp)
         sources, img_per_s = {speed.source}, speed.img_per_s
         if job["rule"] == "pretrain_denoise":
             costs = costs if costs is not None else read_step_costs()
-            ratio, source = step_cost(costs, config["preset"], crop, job["arm"])
+            ratio, source = step_cost(costs, job.get("model") or Model(config["preset"]).name,
+                                      crop, job["arm"])
             img_per_s, sources = img_per_s / ratio, sources | {source}
         images = iters * batch * gpus  # the batch size is per GPU under DDP
         priced.append(dict(job, images=images, gpu_hours=images / img_per_s / 3600, sources=sources))

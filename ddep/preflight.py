@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ddep.data.splits import list_train_stems, split_size
 from ddep.data.table import DatasetNotFoundError, check_dataset, find_images
-from ddep.sweep import DENOISING_ARMS, SUPERVISED_ARMS, finetune_jobs, parse_sigma
+from ddep.sweep import DENOISING_ARMS, SUPERVISED_ARMS, Model, finetune_jobs, parse_sigma, sweep_models
 
 HUB_HINT = ("download it on a machine with internet access, e.g. "
             "`huggingface-cli download timm/vit_base_r50_s16_224.orig_in21k` (then copy "
@@ -70,7 +70,7 @@ def unlabelled_source(dataset: dict, arm: str) -> str | None:
 
 
 def _dataset_problems(name: str, d: dict, arms: set[str], fractions: Iterable[str],
-                      data: bool = True) -> list[str]:
+                      data: bool = True, models: Iterable[Model] = ()) -> list[str]:
     problems, key = [], f"datasets.{name}"
     stray = sorted(set(d.get("fraction_seeds") or {}) - set(map(str, d["fractions"])))
     if stray:  # else silently ignored: a typo would run the fraction with the default seeds
@@ -101,35 +101,53 @@ def _dataset_problems(name: str, d: dict, arms: set[str], fractions: Iterable[st
             problems.append(f"{key}.unlabelled ({arm}): {e}; fix the path or set it to null "
                             f"(the dataset's own train images)")
     needs = sorted(arms & set(SUPERVISED_ARMS))
-    if needs and not d.get("encoder_weights"):
-        problems.append(f"{key}.encoder_weights: arms {needs} need a supervised encoder; set a "
-                        f"timm name (vit_base_r50_s16_224.orig_in21k) or a .safetensors/.pth file "
-                        f"(only the built-in dataset trains its own stand-in)")
-    elif needs:
+    for m in models if needs else ():
+        weights = m.encoder_weights or d.get("encoder_weights")
+        where = f"models ({m.name}).encoder_weights" if m.encoder_weights else f"{key}.encoder_weights"
+        if not weights:
+            problems.append(f"{key}.encoder_weights: arms {needs} need a supervised encoder for "
+                            f"model {m.name}; set a timm name (vit_base_r50_s16_224.orig_in21k) or "
+                            f"a .safetensors/.pth file here, or the model's own `encoder_weights:` "
+                            f"(e.g. the checkpoint its config's init_cfg names; only the built-in "
+                            f"dataset trains its own stand-in)")
+            continue
         try:
-            resolve_checkpoint(d["encoder_weights"])
+            resolve_checkpoint(weights)
         except CheckpointError as e:
-            problems.append(f"{key}.encoder_weights (for arms {needs}): {e}")
+            problems.append(f"{where} (for arms {needs}): {e}")
     return problems
 
 
 def _model_problems(config: dict) -> list[str]:
-    """Needs torch: presets, crop sizes and noise settings as the jobs will build them."""
+    """Needs torch: models, crop sizes and noise settings as the jobs will build them."""
+    from ddep.configs import segmentor_cfg
     from ddep.data.table import config_literal
-    from ddep.models.transunet import PRESETS, TOKEN_STRIDE
+    from ddep.models.transunet import TOKEN_STRIDE
     from ddep.noise import NoiseConfig
 
     problems = []
-    preset = config.get("preset")
-    if preset not in PRESETS:
-        problems.append(f"preset: {preset!r} is not a model preset; choose one of {sorted(PRESETS)}")
+    transunets = []
+    try:
+        models = sweep_models(config)
+    except ValueError as e:
+        return [f"models: {e}"]
+    for i, model in enumerate(models):
+        try:
+            backbone = segmentor_cfg(model, 2, (64, 64))["backbone"]
+        except ValueError as e:
+            problems.append(f"models[{i}]: {e}")
+            continue
+        if backbone["type"] == "TransUNetEncoder":  # its crops must be multiples of the token stride
+            transunets.append(model.name)
     for name, d in config["datasets"].items():
+        if not transunets:
+            break
         crops = {"crop_size": d.get("crop_size") or list(config_literal(name, "crop_size")),
                  **{f"unlabelled_crop.{arm}": c for arm, c in (d.get("unlabelled_crop") or {}).items()}}
         for key, crop in crops.items():
             if any(c % TOKEN_STRIDE for c in crop):
                 problems.append(
-                    f"datasets.{name}.{key}: {crop} cannot run: the {preset} TransUNet needs "
+                    f"datasets.{name}.{key}: {crop} cannot run: the TransUNet {transunets} needs "
                     f"multiples of {TOKEN_STRIDE} (its token stride), e.g. "
                     f"{[max(TOKEN_STRIDE, c // TOKEN_STRIDE * TOKEN_STRIDE) for c in crop]}")
     for sigma in dict.fromkeys(j["setting"].sigma for j in finetune_jobs(config) if j["setting"]):
@@ -146,14 +164,17 @@ def find_problems(config: dict, models: bool = False, data: bool = True) -> list
     checks that import torch; ``data=False`` leaves out those of the disk (datasets, weights,
     unlabelled folders): what pricing a config needs, nothing that runs. Relative paths are
     taken from the current directory, as the workflow does."""
-    jobs = finetune_jobs(config)
+    try:
+        jobs, models = finetune_jobs(config), sweep_models(config)
+    except ValueError as e:
+        return [f"models: {e}"]
     problems = [f"ablations[{i}].datasets: {name!r} is not one of datasets {list(config['datasets'])}"
                 for i, block in enumerate(config.get("ablations") or [])
                 for name in block.get("datasets", []) if name not in config["datasets"]]
     for name, d in config["datasets"].items():
         arms = {j["arm"] for j in jobs if j["dataset"] == name}
         fractions = dict.fromkeys(j["label_fraction"] for j in jobs if j["dataset"] == name)
-        problems += _dataset_problems(name, d, arms, fractions, data=data)
+        problems += _dataset_problems(name, d, arms, fractions, data=data, models=models)
     if models:
         problems += _model_problems(config)
     return problems

@@ -78,7 +78,8 @@ def _per_dataset(config: dict, fn: Callable[[str], str]) -> str:
 
 
 def _does_architecture(c: dict) -> str:
-    return f"TransUNet preset `{c['preset']}` (`ddep/configs/_base_/models/transunet_{c['preset']}.py`)"
+    from ddep.sweep import sweep_models
+    return ", ".join(f"`{m.name}` (`{m.config}`)" for m in sweep_models(c))
 
 
 def _does_encoder(c: dict) -> str:
@@ -223,7 +224,7 @@ ROWS: list[Row] = [
         "U-Net-style cascaded decoder [S]. [R] uses a CNN U-Net (ResNet-50 encoder) instead",
         _does_architecture,
         "the paper's model; `tiny` (same layers, small widths) is for the CPU-sized built-in run",
-        "`preset` (config), `--preset`"),
+        "`models` or `preset` (config), `--model`"),
     Row("encoder weights (21K, DDeP)",
         "supervised ImageNet-21K pretraining of the encoder [W, S]; DDeP keeps it frozen while the "
         "decoder is pretrained [A, W, S]",

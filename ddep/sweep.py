@@ -1,5 +1,5 @@
-"""The sweep's vocabulary: arms, noise settings and their names, label fractions, the run
-identity, and the expansion of a config into fine-tuning jobs. The Snakefile, the CLI and the
+"""The sweep's vocabulary: models, arms, noise settings and their names, label fractions, the
+run identity, and the expansion of a config into fine-tuning jobs. The Snakefile, the CLI and the
 analysis all read it from here; it imports neither torch nor pandas, so parsing the Snakefile
 stays fast.
 
@@ -33,10 +33,83 @@ NOISE_AXES = ("sigma", "formulation", "target", "noise_conditioning")
 NO_SETTING = "-"
 
 # One cell of the results grid (everything but the seed), and one run.
-CELL_KEYS = ["dataset", "label_fraction", "n_labelled", "arm", *NOISE_AXES, "preset"]
+CELL_KEYS = ["dataset", "model", "label_fraction", "n_labelled", "arm", *NOISE_AXES]
 RUN_KEYS = [*CELL_KEYS, "seed"]
 # Read back from CSV as strings: "1/30", "0.2" and "-" must not become numbers or NaN.
-STRING_COLUMNS = ["dataset", "label_fraction", "arm", *NOISE_AXES, "preset"]
+STRING_COLUMNS = ["dataset", "model", "label_fraction", "arm", *NOISE_AXES]
+
+
+# --- models --------------------------------------------------------------------------------
+
+# The TransUNet presets' short names (the ``preset:`` key, ``--preset``) and their model files.
+PRESET_MODELS = {"tiny": "transunet_tiny", "r50_vit_b16": "transunet_r50_vit_b16"}
+_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+-]*(?:_[A-Za-z0-9.+-]+)*")
+
+
+@dataclass(frozen=True)
+class Model:
+    """One model of the sweep: ``config`` names its mmseg model config (a file of
+    ``ddep/configs/_base_/models`` such as ``transunet_tiny``, an mmseg config
+    ``mmseg::segformer/...py``, or a ``.py`` file), ``name`` is its short name in file names
+    and in the run identity (default: the config's file stem), ``encoder_weights`` the
+    supervised encoder its 21K and DDeP arms start from (default: the dataset's)."""
+
+    config: str
+    name: str = ""
+    encoder_weights: str | None = None
+
+    def __post_init__(self) -> None:
+        config = PRESET_MODELS.get(str(self.config), str(self.config))
+        object.__setattr__(self, "config", config)
+        if not self.name:
+            stem = config.removeprefix("mmseg::").rsplit("/", 1)[-1].removesuffix(".py")
+            object.__setattr__(self, "name", PRESET_MODELS.get(stem, stem))
+        if not _MODEL_NAME.fullmatch(self.name):
+            raise ValueError(f"model name {self.name!r}: letters, digits and . + - _ only "
+                             f"(it names files); give the model a `name:`")
+
+    @classmethod
+    def parse(cls, entry: "str | dict | Model") -> "Model":
+        """From a config's ``models`` entry: a string (the config) or a mapping
+        ``{config: ..., name: ..., encoder_weights: ...}``."""
+        if isinstance(entry, Model):
+            return entry
+        if isinstance(entry, dict):
+            if "config" not in entry:
+                raise ValueError(f"models entry {entry}: needs a `config:` (e.g. transunet_tiny or "
+                                 f"mmseg::segformer/segformer_mit-b0_8xb2-160k_ade20k-512x512.py)")
+            return cls(config=entry["config"], name=entry.get("name") or "",
+                       encoder_weights=entry.get("encoder_weights"))
+        return cls(config=str(entry))
+
+    def cli_args(self) -> str:
+        """The training jobs' ``--model`` options."""
+        return f"--model {self.config} --model-name {self.name}"
+
+
+def sweep_models(config: dict) -> list[Model]:
+    """The config's ``models`` (default: its ``preset``, else the tiny TransUNet), names unique."""
+    entries = config.get("models") or [config.get("preset", "tiny")]
+    models = [Model.parse(e) for e in entries]
+    names = [m.name for m in models]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ValueError(f"models: the name(s) {dup} are used twice; give each model its own `name:`")
+    return models
+
+
+def model_of_run(data: dict) -> str:
+    """A run JSON's model name; runs from before the models axis name a ``preset``."""
+    if data.get("model"):
+        return str(data["model"])
+    preset = str(data.get("preset", "tiny"))
+    return PRESET_MODELS.get(preset, preset)
+
+
+def result_stem(dataset: str, model: str, several_models: bool) -> str:
+    """File stem of a dataset's tables and figures: ``builtin``, or ``builtin_segformer``
+    when the dataset has results of several models."""
+    return f"{dataset}_{model}" if several_models else dataset
 
 
 # --- noise levels --------------------------------------------------------------------------
@@ -199,19 +272,23 @@ def ablation_settings(block: dict, default: NoiseSetting) -> list[NoiseSetting]:
 def finetune_jobs(config: dict) -> list[dict]:
     """Every fine-tuning run of a (schema-valid) config, once: the label-efficiency grid
     (datasets x fractions x arms x seeds at the default noise setting), then each ablation
-    block (its datasets, default all, x arms x settings x fractions x seeds). Keys: dataset, label_fraction, fraction
+    block (its datasets and models, default all, x arms x settings x fractions x seeds). Keys: dataset, label_fraction, fraction
     (slug), arm, seed, run (the run / pretraining name), setting (NoiseSetting or None), part
-    (GRID, or ABLATIONS for a run that only an ablation block asks for)."""
+    (GRID, or ABLATIONS for a run that only an ablation block asks for), model (its name) and
+    model_spec (its :class:`Model`); every model runs every job."""
     default = NoiseSetting.from_config(config["denoising"])
     rows: dict[tuple, dict] = {}
+    models = sweep_models(config)
 
     def add(ds: str, fraction: object, arm: str, setting: NoiseSetting | None, seed: int,
-            part: str) -> None:
+            part: str, among: list[Model] = models) -> None:
         setting = setting if arm in DENOISING_ARMS else None
         run = run_name(arm, setting)
-        rows.setdefault((ds, str(fraction), run, seed), dict(
-            dataset=ds, label_fraction=str(fraction), fraction=fraction_slug(fraction), arm=arm,
-            seed=int(seed), run=run, setting=setting, part=part))
+        for m in among:
+            rows.setdefault((ds, m.name, str(fraction), run, seed), dict(
+                dataset=ds, model=m.name, model_spec=m, label_fraction=str(fraction),
+                fraction=fraction_slug(fraction), arm=arm, seed=int(seed), run=run,
+                setting=setting, part=part))
 
     for ds, d in config["datasets"].items():
         for fraction in d["fractions"]:
@@ -221,33 +298,35 @@ def finetune_jobs(config: dict) -> list[dict]:
         for block in config.get("ablations") or []:
             if ds not in block.get("datasets", [ds]):
                 continue
+            ablated = [m for m in models if m.name in block.get("models", [m.name])]
             for fraction, arm, setting, seed in itertools.product(
                     block["fractions"], block.get("arms", DENOISING_ARMS),
                     ablation_settings(block, default), block.get("seeds", config["seeds"])):
-                add(ds, fraction, arm, setting, seed, ABLATIONS)
+                add(ds, fraction, arm, setting, seed, ABLATIONS, ablated)
     return list(rows.values())
 
 
-def pretrainings(config: dict) -> list[tuple[str, str]]:
-    """(dataset, pretraining name) of every denoising pretraining the sweep needs, once."""
+def pretrainings(config: dict) -> list[tuple[str, str, str]]:
+    """(dataset, model, pretraining name) of every denoising pretraining the sweep needs, once."""
     return list(pretraining_parts(config))
 
 
-def pretraining_parts(config: dict) -> dict[tuple[str, str], str]:
-    """Each denoising pretraining, (dataset, name), to its part of the sweep: GRID where a
-    label-efficiency run uses it (its ablation runs then share it), else ABLATIONS."""
-    found: dict[tuple[str, str], str] = {}
+def pretraining_parts(config: dict) -> dict[tuple[str, str, str], str]:
+    """Each denoising pretraining, (dataset, model, name), to its part of the sweep: GRID where
+    a label-efficiency run uses it (its ablation runs then share it), else ABLATIONS."""
+    found: dict[tuple[str, str, str], str] = {}
     for j in finetune_jobs(config):  # per dataset, the grid's runs come first
         if j["setting"] is not None:
-            found.setdefault((j["dataset"], j["run"]), j["part"])
+            found.setdefault((j["dataset"], j["model"], j["run"]), j["part"])
     return found
 
 
-def ablated_datasets(jobs: list[dict]) -> list[str]:
-    """Datasets where some arm is fine-tuned at one fraction after several noise settings:
-    those get a noise-ablation table and figure."""
+def ablated_cells(jobs: list[dict]) -> list[tuple[str, str]]:
+    """(dataset, model) pairs where some arm is fine-tuned at one fraction after several noise
+    settings: those get a noise-ablation table and figure."""
     settings: dict[tuple, set] = {}
     for j in jobs:
         if j["setting"] is not None:
-            settings.setdefault((j["dataset"], j["arm"], j["label_fraction"]), set()).add(j["setting"])
-    return list(dict.fromkeys(key[0] for key, found in settings.items() if len(found) > 1))
+            settings.setdefault((j["dataset"], j["model"], j["arm"], j["label_fraction"]),
+                                set()).add(j["setting"])
+    return list(dict.fromkeys(key[:2] for key, found in settings.items() if len(found) > 1))

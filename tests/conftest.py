@@ -22,3 +22,11 @@ def pytest_collection_modifyitems(items: list) -> None:
         name = item.path.name
         return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
     items.sort(key=rank)  # stable: the order within a rank is kept
+
+
+# Two mmseg models beside the TransUNet, as config/models.yaml names them: a transformer
+# (SegFormer MiT-B0, its head at stride 4) and a CNN with BatchNorm and an auxiliary head
+# (DeepLabV3+ ResNet-18).
+SEGFORMER = "mmseg::segformer/segformer_mit-b0_8xb2-160k_ade20k-512x512.py"
+DEEPLAB = "mmseg::deeplabv3plus/deeplabv3plus_r18-d8_4xb2-80k_cityscapes-512x1024.py"
+MMSEG_MODELS = [SEGFORMER, DEEPLAB]

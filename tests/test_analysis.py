@@ -49,7 +49,7 @@ def run_record(arm: str, sigma: str, lf: str, seed: int, miou: float, **extra) -
     rec = {
         "dataset": "toy", "label_fraction": lf, "n_labelled": N_LABELLED[lf], "arm": arm,
         "sigma": sigma, "formulation": "unscaled" if den else "-", "target": "eps" if den else "-",
-        "seed": seed, "preset": "tiny", "mIoU": miou, "aAcc": 80.0 + seed, "mAcc": 50.0,
+        "seed": seed, "model": "transunet_tiny", "mIoU": miou, "aAcc": 80.0 + seed, "mAcc": 50.0,
         "per_class_iou": {"sky": miou + 10, "road": miou - 10},
         "iterations": 300, "wall_time_s": 1.5, "config_hash": "ab12cd34", "git_commit": "abc123",
         "versions": {"torch": "2.14.1"},
@@ -92,11 +92,23 @@ def test_t_critical_matches_tables() -> None:
 # --- loading ------------------------------------------------------------------------------
 
 
+def test_runs_before_the_models_axis_name_their_preset(tmp_path: Path) -> None:
+    """A run JSON written before the models axis has `preset`, no `model`: its model is that
+    TransUNet, and it pairs with a run of the same model written after."""
+    old = {k: v for k, v in run_record("none", "-", "1/4", 0, 40.0).items() if k != "model"}
+    new = run_record("ddep", "0.2", "1/4", 0, 45.0)
+    for name, rec in (("old", dict(old, preset="tiny")), ("new", new)):
+        (tmp_path / f"{name}.json").write_text(json.dumps(rec))
+    runs = load_runs(sorted(tmp_path.glob("*.json")))
+    assert list(runs["model"]) == ["transunet_tiny", "transunet_tiny"]
+
+
 def test_load_runs_tidy_rows(run_files: list[Path]) -> None:
     runs = load_runs(run_files)
     assert len(runs) == sum(len(v) for v in MIOU.values()) == 36
-    assert list(runs.columns[:10]) == ["dataset", "label_fraction", "n_labelled", "arm", "sigma",
-                                       "formulation", "target", "noise_conditioning", "preset", "seed"]
+    assert list(runs.columns[:10]) == ["dataset", "model", "label_fraction", "n_labelled", "arm",
+                                       "sigma", "formulation", "target", "noise_conditioning", "seed"]
+    assert set(runs["model"]) == {"transunet_tiny"}
     # a run written without the field is unconditioned; arms without pretraining have none
     assert set(runs.loc[runs.arm.isin(["dep", "ddep"]), "noise_conditioning"]) == {"off"}
     assert set(runs.loc[runs.arm.isin(["none", "21k"]), "noise_conditioning"]) == {"-"}
@@ -505,7 +517,7 @@ def _claims(*rows: tuple) -> pd.DataFrame:
     from ddep.analysis.claims import CLAIM_COLUMNS, is_fragile, verdict
 
     return pd.DataFrame([{
-        "claim_id": cid, "claim": cid, "dataset": "toy", "preset": "tiny", "label_fraction": lf,
+        "claim_id": cid, "claim": cid, "dataset": "toy", "model": "transunet_tiny", "label_fraction": lf,
         "n_labelled": int(lf), "comparison": "DDeP - Supervised (21K)", "sigma": "0.2",
         "formulation": "unscaled", "target": "eps", "n_pairs": 5, "mean_diff": (lo + hi) / 2,
         "ci_low": lo, "ci_high": hi, "verdict": verdict(5, lo, hi), "seeds": "5;6;7;8;9",
@@ -554,7 +566,7 @@ def test_claims_figure_has_a_row_per_claim_and_fraction(tmp_path: Path) -> None:
         "fixed σ beats σ drawn from an interval · 1/30 (10)\nDDeP: σ 0.2 - U(0.1,0.3)"]
     assert rows["verdict"].tolist() == claims["verdict"].tolist()
     assert rows["mean_diff"].tolist() == pytest.approx(claims["mean_diff"].tolist())
-    assert claims_figure_rows(claims, "toy", preset="other").empty
+    assert claims_figure_rows(claims, "toy", model="other").empty
     fig = claims_figure(claims, "toy")
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_yticklabels()] == rows["label"].tolist()

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import MMSEG_MODELS
+
 
 def test_model_preset_files_match_the_encoder_presets():
     """The decoder's input channels in each preset file are its encoder's widths."""
@@ -23,11 +25,29 @@ def test_model_preset_files_match_the_encoder_presets():
                                                  enc["embed_dim"]]
 
 
-def test_unknown_preset_names_the_missing_file():
-    from ddep.configs import model_file
+def test_unknown_model_gets_one_clear_message():
+    """A name that is no ddep model file, no mmseg config and no .py file: one message naming
+    what exists and the other two forms."""
+    from ddep.configs import segmentor_cfg
 
-    with pytest.raises(ValueError, match=r"transunet_huge\.py.*have: transunet_r50_vit_b16, transunet_tiny"):
-        model_file("huge")
+    with pytest.raises(ValueError, match=r"unknown model 'huge': not a ddep model \(transunet_r50_vit_b16, "
+                                         r"transunet_tiny\), an mmseg config .*mmseg::.* or a \.py"):
+        segmentor_cfg("huge", 9, (64, 128))
+    with pytest.raises(ValueError, match=r"model config mmseg::nope/nope\.py cannot be read"):
+        segmentor_cfg("mmseg::nope/nope.py", 9, (64, 128))
+
+
+def test_a_config_without_a_decode_head_gets_one_clear_message(tmp_path):
+    from ddep.configs import segmentor_cfg
+
+    path = tmp_path / "backbone_only.py"
+    path.write_text("model = dict(type='EncoderDecoder', backbone=dict(type='ResNetV1c', depth=18))\n")
+    with pytest.raises(ValueError, match=r"backbone_only\.py has no decode_head: ddep needs an "
+                                         r"encoder-decoder segmentor"):
+        segmentor_cfg(str(path), 9, (64, 128))
+    # a cascade (OCRNet: two decode heads) is no single decode head either
+    with pytest.raises(ValueError, match=r"has a list of decode heads \(a cascade\)"):
+        segmentor_cfg("mmseg::ocrnet/ocrnet_hr18s_4xb2-40k_cityscapes-512x1024.py", 9, (64, 128))
 
 
 def _workflow_schedules() -> list[tuple[str, str]]:
@@ -142,9 +162,11 @@ def _run(*args: object) -> str:
 
 
 @pytest.mark.slow
-def test_saved_config_trains_and_tests_with_plain_mmseg(tmp_path):
+@pytest.mark.parametrize("model", ["tiny", *MMSEG_MODELS])
+def test_saved_config_trains_and_tests_with_plain_mmseg(tmp_path, model):
     """A fine-tune saves seed0.py beside seed0.json; mmseg's tools/train.py trains it as it is
-    and tools/test.py evaluates the checkpoint to the job's own mIoU (same seed, same config)."""
+    and tools/test.py evaluates the checkpoint to the job's own mIoU (same seed, same config),
+    for the TransUNet and for mmseg's own models."""
     data, split = tmp_path / "data", tmp_path / "split.txt"
     _run("-m", "ddep.cli", "generate-builtin", "--root", data, "--n-train", 8, "--n-val", 2,
          "--n-unlabelled", 2, "--n-source-train", 2, "--n-source-val", 2)
@@ -152,7 +174,8 @@ def test_saved_config_trains_and_tests_with_plain_mmseg(tmp_path):
          "--out", split)
     out = tmp_path / "runs" / "seed0.json"
     _run("-m", "ddep.cli", "finetune", "--arm", "none", "--dataset", "builtin", "--data-root", data,
-         "--split", split, "--iters", 2, "--batch-size", 2, "--out", out, "--work-dir", tmp_path / "job")
+         "--split", split, "--iters", 2, "--batch-size", 2, "--out", out, "--work-dir", tmp_path / "job",
+         "--model", model)
     saved = out.with_suffix(".py")
     assert saved.is_file() and "custom_imports" in saved.read_text()
 

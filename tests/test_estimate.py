@@ -44,7 +44,7 @@ def test_ddep_steps_are_counted_cheaper_than_dep_and_priced_so():
     ddep, dep = counted_ratio("ddep"), counted_ratio("dep")
     assert ddep < 0.75 * dep  # no encoder backward pass: a large saving, not rounding
     assert step_cost(read_step_costs(), "r50_vit_b16", (512, 1024), "ddep")[0] == pytest.approx(ddep)
-    with pytest.raises(ValueError, match="no counted step cost for preset 'huge'.*denoise_step.py"):
+    with pytest.raises(ValueError, match="no counted step cost for model 'huge'.*denoise_step.py"):
         step_cost(read_step_costs(), "huge", (512, 1024), "dep")
 
 
@@ -108,7 +108,8 @@ def test_estimate_runs_in_a_fresh_clone_with_no_data_and_the_preflight_still_gua
     assert smk.returncode == 0, smk.stderr[-3000:]
     cli = run(sys.executable, "-m", "ddep.cli", "estimate", "--configfile", "config/paper.yaml")
     assert cli.returncode == 0, cli.stderr[-3000:]
-    assert len(totals(cli.stdout)) == 4 and totals(cli.stdout) == totals(smk.stdout)
+    assert len(totals(cli.stdout)) == 5 and totals(cli.stdout) == totals(smk.stdout)
+    assert re.search(r"^transunet_r50_vit_b16\s+\d+", cli.stdout, re.M)  # per model
     assert re.search(r"^ddep\s+\d+", cli.stdout, re.M) and "assumed (no data read)" in cli.stdout
     dry = run(sys.executable, "-m", "snakemake", "--cores", "1", "-n", "--configfile", "config/paper.yaml")
     assert dry.returncode != 0

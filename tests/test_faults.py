@@ -202,18 +202,19 @@ def test_init_from_a_checkpoint_of_another_preset_or_architecture_names_both(
     cmd = lambda ckpt, *extra: command("finetune", root, tmp_path / "out.json", tmp_path / "work",
                                        "--arm", "dep", "--init-from", ckpt, *FAST, *extra)
     fails_cleanly(cmd(dep_checkpoint, "--preset", "r50_vit_b16"), tmp_path,
-                  f"{dep_checkpoint} was pretrained with preset 'tiny', but this fine-tune builds "
-                  f"preset 'r50_vit_b16'")
+                  f"{dep_checkpoint} was pretrained with model 'transunet_tiny', but this fine-tune "
+                  f"builds model 'transunet_r50_vit_b16'")
     # without the preset in its meta: the shapes tell
     state = torch.load(dep_checkpoint, weights_only=True)["state_dict"]
     bare = tmp_path / "bare.ckpt"
     torch.save({"state_dict": state}, bare)
     fails_cleanly(cmd(bare, "--preset", "r50_vit_b16"), tmp_path,
-                  f"{bare} does not fit the 'r50_vit_b16' TransUNet (", "tensors of another shape")
+                  f"{bare} does not fit this TransUNetEncoder + TransUNetHead model (",
+                  "tensors of another shape")
     other = tmp_path / "other.ckpt"  # another architecture altogether
     torch.save({"state_dict": {"encoder.conv1.weight": torch.zeros(8, 3, 3, 3)}}, other)
-    fails_cleanly(cmd(other), tmp_path, f"{other} does not fit the 'tiny' TransUNet (none of its 1 "
-                                        f"tensors has a name of this model)")
+    fails_cleanly(cmd(other), tmp_path, f"{other} does not fit this TransUNetEncoder + TransUNetHead "
+                                        f"model (none of its 1 tensors has a name of this model)")
     junk = tmp_path / "junk.ckpt"
     junk.write_bytes(b"not a checkpoint")
     fails_cleanly(cmd(junk), tmp_path, f"{junk} is not a weights checkpoint written by `ddep pretrain-denoise`")

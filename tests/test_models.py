@@ -237,3 +237,109 @@ def test_cpu_bf16_autocast_trains_like_fp32_within_bf16_tolerance():
     with wrapper.optim_context(model):
         assert torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
     assert not torch.is_autocast_enabled("cpu")
+
+
+# --- any mmseg encoder-decoder ------------------------------------------------------------
+
+from conftest import DEEPLAB, MMSEG_MODELS, SEGFORMER  # noqa: E402
+
+UNET = "mmseg::unet/unet-s5-d16_fcn_4xb4-160k_cityscapes-512x1024.py"
+
+
+@pytest.mark.parametrize("model, stride", [(SEGFORMER, 4), (DEEPLAB, 4), (UNET, 1), ("tiny", 1)])
+def test_the_noise_head_predicts_every_pixel(model, stride):
+    """The head's output stride is measured at build time; a head at stride s predicts 3 s^2
+    channels, pixel-shuffled to the input's resolution (a full-resolution head: 3, as it is)."""
+    torch.manual_seed(0)
+    d = denoiser(model, img_size=(64, 96))
+    assert d.noise_stride == stride
+    assert d.decode_head.conv_seg.out_channels == 3 * stride ** 2
+    x = torch.rand(2, 3, 64, 96) * 2 - 1
+    assert d.predict_noise(x).shape == x.shape
+    # per-pixel: the prediction is not constant on the s x s blocks a bilinear upsampling makes
+    if stride > 1:
+        pred = d.predict_noise(x)
+        assert not torch.allclose(pred[..., 0::stride, 0::stride], pred[..., 1::stride, 0::stride])
+    assert not hasattr(d, "auxiliary_head")  # auxiliary heads are not pretrained
+
+
+@pytest.mark.parametrize("model", MMSEG_MODELS)
+def test_ddep_freezes_an_mmseg_backbone_bit_for_bit(model):
+    """Parameters and buffers (BatchNorm running statistics) of the frozen backbone stay
+    exactly as loaded through training steps; the decoder (neck and head) trains."""
+    torch.manual_seed(0)
+    d = denoiser(model, img_size=(64, 64), freeze_encoder=True)
+    before = {k: v.clone() for k, v in d.backbone.state_dict().items()}
+    head_before = {k: v.clone() for k, v in d.decode_head.state_dict().items()}
+    wrapper = build_optim_wrapper(d, dict(
+        constructor="TrainableOnlyOptimWrapperConstructor",
+        optimizer=dict(type="AdamW", lr=1e-2, weight_decay=0.05)))
+    assert not {id(p) for g in wrapper.optimizer.param_groups for p in g["params"]} & \
+        {id(p) for p in d.backbone.parameters()}
+    d.train()
+    assert not any(m.training for m in d.backbone.modules())
+    for step in range(2):
+        d.train_step(_batch(seed=step), wrapper)
+    after = d.backbone.state_dict()
+    assert any("running_mean" in k for k in after) == (model == DEEPLAB)
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert any(not torch.equal(head_before[k], v) for k, v in d.decode_head.state_dict().items())
+
+
+@pytest.mark.parametrize("model", MMSEG_MODELS)
+def test_transfer_into_an_mmseg_segmentor(tmp_path, model):
+    """Fine-tuning loads all but the final projection; auxiliary heads (not pretrained) are
+    reported missing and keep their initialisation."""
+    torch.manual_seed(0)
+    pre = denoiser(model, img_size=(64, 64))
+    export_weights(pre, tmp_path / "dep.pth", meta={"arm": "dep"})
+    seg = seg_model(model, num_classes=5, img_size=(64, 64), init_from=str(tmp_path / "dep.pth"))
+    from ddep.models import transfer_weights
+    report = transfer_weights(seg, tmp_path / "dep.pth")
+    projection = {"decode_head.conv_seg.weight", "decode_head.conv_seg.bias"}
+    aux = {k for k in seg.state_dict() if k.startswith("auxiliary_head.")}
+    assert bool(aux) == (model == DEEPLAB)
+    assert set(report.skipped) == projection
+    assert set(report.missing) == projection | aux
+    assert set(report.loaded) == set(pre.state_dict()) - projection
+    src, dst = pre.state_dict(), seg.state_dict()
+    assert all(torch.equal(src[k], dst[k]) for k in report.loaded)
+    assert f"loaded {len(report.loaded)} tensors; skipped 2 (decode_head.conv_seg)" in report.summary()
+
+
+def test_a_checkpoint_of_another_backbone_gets_one_clear_message(tmp_path):
+    """A SegFormer's denoising checkpoint cannot start a DeepLabV3+, nor its backbone a ResNet."""
+    from ddep.models import encoder_state_dict, transfer_weights
+    from ddep.models.weights import save_atomic
+    pre = denoiser(SEGFORMER, img_size=(64, 64))
+    export_weights(pre, tmp_path / "segformer.pth")
+    seg = seg_model(DEEPLAB, num_classes=5, img_size=(64, 64))
+    with pytest.raises(CheckpointError, match=r"segformer\.pth does not fit .*pretrained with "
+                                              r"another model"):
+        transfer_weights(seg, tmp_path / "segformer.pth", "the DeepLabV3+")
+    save_atomic(encoder_state_dict(pre.backbone), tmp_path / "mit.safetensors")
+    seg = seg_model(DEEPLAB, num_classes=5, img_size=(64, 64),
+                    pretrained=str(tmp_path / "mit.safetensors"))
+    with pytest.raises(CheckpointError, match=r"mit\.safetensors do not fit the backbone of .*"
+                                              r"ResNetV1c.*a checkpoint of another backbone"):
+        seg.init_weights()
+
+
+@pytest.mark.parametrize("model", MMSEG_MODELS)
+def test_supervised_backbone_round_trips_into_segmentor_and_ddep(tmp_path, model):
+    """The classifier pools the backbone's last stage; its saved backbone loads, tensor for
+    tensor, as the 21K segmentor's and the DDeP denoiser's encoder."""
+    from ddep.models import encoder_state_dict
+    from ddep.models.weights import save_atomic
+    from ddep.configs import segmentor_cfg
+    cfg = segmentor_cfg(model, 4, (64, 64))
+    clf = MODELS.build(dict(type="ImageClassifier", num_classes=4, backbone=cfg["backbone"],
+                            data_preprocessor=dict(cfg["data_preprocessor"], test_cfg=None)))
+    assert clf.logits(torch.zeros(2, 3, 64, 64)).shape == (2, 4)
+    save_atomic(encoder_state_dict(clf.backbone), tmp_path / "sup.safetensors")
+    for built in (seg_model(model, 5, (64, 64), pretrained=str(tmp_path / "sup.safetensors")),
+                  denoiser(model, (64, 64), freeze_encoder=True,
+                           pretrained=str(tmp_path / "sup.safetensors"))):
+        built.init_weights()
+        assert all(torch.equal(v, built.backbone.state_dict()[k])
+                   for k, v in clf.backbone.state_dict().items())

@@ -92,7 +92,7 @@ def test_paper_config_end_to_end_on_real_shaped_datasets(tmp_path):
         assert set(sub.arm) == {"none", "21k", "dep", "ddep"}
         assert sub.mIoU.between(0, 100).all()
         # as paper.yaml says: DDeP's decoder learns from ImageNet, DeP from the target images
-        weights = tmp_path / "resources/weights" / name
+        weights = tmp_path / "resources/weights" / name / "transunet_tiny"
         ddep_meta = torch.load(weights / "ddep_s0.2.pth", weights_only=True)["meta"]
         dep_meta = torch.load(weights / "dep_s0.2.pth", weights_only=True)["meta"]
         assert Path(ddep_meta["unlabelled"]) == tmp_path / "imagenet" / "train"

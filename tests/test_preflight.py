@@ -104,3 +104,14 @@ def test_fraction_seeds_must_name_a_listed_fraction():
     problems = find_problems(cfg)
     assert len(problems) == 1 and problems[0].startswith("datasets.builtin.fraction_seeds:")
     assert "'1000'" in problems[0]
+
+
+def test_models_are_checked_before_any_job_runs(tmp_path):
+    """An unknown model and a model without encoder weights on a paper dataset are listed
+    with their keys; a model's own encoder_weights must exist."""
+    cfg = paper_config(tmp_path)
+    segformer = "mmseg::segformer/segformer_mit-b0_8xb2-160k_ade20k-512x512.py"
+    cfg["models"] = ["nope", {"config": segformer, "name": "seg", "encoder_weights": str(tmp_path / "mit.pth")}]
+    problems = find_problems(cfg, models=True)
+    assert any(p.startswith("models[0]: unknown model 'nope'") for p in problems), problems
+    assert any(p.startswith("models (seg).encoder_weights") and "mit.pth" in p for p in problems), problems

@@ -175,11 +175,11 @@ def test_preempted_jobs_are_resubmitted_and_resume_bit_for_bit(slurm_cluster, tm
                schedule=dict(finetune=dict(iters=iters, checkpoint_interval=interval)),
                resources=dict(finetune=dict(gpu=1, cpus_per_gpu=1, mem_mb=2000, runtime=10)))
     (tmp_path / "config" / "preempt.yaml").write_text(yaml.safe_dump(cfg))
-    runs = {seed: f"resources/runs/builtin/8/none/seed{seed}.json" for seed in seeds}
-    works = {seed: tmp_path / f"work/finetune/builtin/8/none/seed{seed}" for seed in seeds}
+    runs = {seed: f"resources/runs/builtin/transunet_tiny/8/none/seed{seed}.json" for seed in seeds}
+    works = {seed: tmp_path / f"work/finetune/builtin/transunet_tiny/8/none/seed{seed}" for seed in seeds}
 
     def attempts(seed: int, output: str) -> list[str]:
-        return [j for j, log in submitted_jobs(output).items() if f"/builtin_8_none_{seed}/" in log]
+        return [j for j, log in submitted_jobs(output).items() if f"/builtin_transunet_tiny_8_none_{seed}/" in log]
 
     start = time.monotonic()
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")

@@ -6,14 +6,17 @@ import pytest
 
 from ddep.sweep import (
     NoiseSetting,
-    ablated_datasets,
+    Model,
+    ablated_cells,
     finetune_jobs,
     parse_run_name,
     parse_sigma,
     pretrainings,
+    result_stem,
     run_name,
     sigma_label,
     sigma_slug,
+    sweep_models,
 )
 
 
@@ -98,16 +101,56 @@ def test_the_sweep_is_the_grid_plus_each_ablation_product_once():
 
 
 def test_only_datasets_with_several_settings_of_an_arm_at_a_fraction_are_ablated():
-    assert ablated_datasets(finetune_jobs(CONFIG)) == ["a", "b"]
+    T = "transunet_tiny"  # CONFIG's model: no `models`, its preset
+    assert ablated_cells(finetune_jobs(CONFIG)) == [("a", T), ("b", T)]
     only_a = dict(CONFIG, ablations=[dict(block, datasets=["a"]) for block in CONFIG["ablations"]])
-    assert ablated_datasets(finetune_jobs(only_a)) == ["a"]
+    assert ablated_cells(finetune_jobs(only_a)) == [("a", T)]
     assert {j["dataset"] for j in finetune_jobs(only_a) if j["run"] == "ddep_s0.4_scaled"} == {"a"}
     # a block that only repeats the default setting ablates nothing
     trivial = dict(CONFIG, ablations=[dict(noise_conditioning=[False], fractions=["10"])])
-    assert ablated_datasets(finetune_jobs(trivial)) == []
+    assert ablated_cells(finetune_jobs(trivial)) == []
 
 
 def test_the_vocabulary_imports_neither_torch_nor_pandas():
     code = "import sys, ddep.sweep; print(sorted({'torch', 'pandas'} & set(sys.modules)))"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == "[]"
+
+
+# --- models ------------------------------------------------------------------------------
+
+SEGFORMER = "mmseg::segformer/segformer_mit-b0_8xb2-160k_ade20k-512x512.py"
+
+
+def test_models_are_named_by_their_config_or_their_name():
+    assert Model("tiny").name == Model("transunet_tiny").name == "transunet_tiny"
+    assert Model("tiny").config == "transunet_tiny"
+    assert Model(SEGFORMER).name == "segformer_mit-b0_8xb2-160k_ade20k-512x512"
+    assert Model.parse({"config": SEGFORMER, "name": "segformer_b0"}).name == "segformer_b0"
+    assert Model("my/configs/fcn.py").name == "fcn"
+    assert Model.parse(Model("tiny")).cli_args() == "--model transunet_tiny --model-name transunet_tiny"
+    with pytest.raises(ValueError, match="model name 'a b'"):
+        Model("x.py", name="a b")
+    with pytest.raises(ValueError, match="needs a `config:`"):
+        Model.parse({"name": "x"})
+
+
+def test_the_models_axis_multiplies_the_grid_and_defaults_to_the_preset():
+    """Old configs (a preset, no models) keep their jobs; every model runs every grid job, an
+    ablation block only its models'; pretrainings are per model."""
+    base = {k: v for k, v in CONFIG.items() if k != "models"}
+    assert [m.name for m in sweep_models(base)] == ["transunet_tiny"]
+    assert [m.name for m in sweep_models(dict(base, preset="r50_vit_b16"))] == ["transunet_r50_vit_b16"]
+    two = dict(base, models=["tiny", {"config": SEGFORMER, "name": "seg"}],
+               ablations=[dict(b, models=["transunet_tiny"]) for b in base["ablations"]])
+    one, both = finetune_jobs(base), finetune_jobs(two)
+    grid = [j for j in one if j["part"] == "label-efficiency grid"]
+    assert len([j for j in both if j["model"] == "seg"]) == len(grid)
+    assert len([j for j in both if j["model"] == "transunet_tiny"]) == len(one)
+    assert {(ds, m) for ds, m, _ in pretrainings(two)} == {(d, m) for d in ("a", "b")
+                                                           for m in ("transunet_tiny", "seg")}
+    assert ablated_cells(both) == [("a", "transunet_tiny"), ("b", "transunet_tiny")]
+    with pytest.raises(ValueError, match=r"the name\(s\) \['seg'\] are used twice"):
+        sweep_models(dict(base, models=[{"config": "tiny", "name": "seg"}, {"config": SEGFORMER, "name": "seg"}]))
+    assert result_stem("builtin", "seg", False) == "builtin"
+    assert result_stem("builtin", "seg", True) == "builtin_seg"

@@ -192,3 +192,43 @@ def test_bad_finetune_arguments_give_one_clear_error(data, tmp_path):
     assert proc.returncode == 2 and "missing.pth" in proc.stderr
     proc = ddep("finetune", "--arm", "best", check=False)
     assert proc.returncode == 2 and "invalid choice: 'best'" in proc.stderr
+
+
+# --- mmseg's own models ----------------------------------------------------------------------
+
+from conftest import MMSEG_MODELS  # noqa: E402
+
+
+@pytest.mark.parametrize("model", MMSEG_MODELS)
+def test_an_mmseg_model_runs_every_arm(data, tmp_path, model):
+    """The model's own backbone as the supervised stand-in, DDeP on it (frozen bit for bit,
+    BatchNorm statistics too), DeP, and fine-tuning from each with the transfer reported; a
+    checkpoint of another model is refused with one message."""
+    from safetensors.torch import load_file
+    root, _ = data
+    m = ["--model", model, "--model-name", "mine", "--iters", "4", "--batch-size", "2"]
+    sup = tmp_path / "sup.safetensors"
+    ddep("pretrain-supervised", "--data-root", root, "--out", sup, "--work-dir", tmp_path / "ws",
+         *FAST, *m)
+    assert json.loads(sup.with_suffix(".json").read_text())["model"] == "mine"
+    out = tmp_path / "ddep.pth"
+    ddep("pretrain-denoise", "--arm", "ddep", "--dataset", "builtin", "--data-root", root,
+         "--unlabelled", root / "source/train", "--image-crop", 64, 64, "--encoder-weights", sup,
+         "--out", out, "--work-dir", tmp_path / "wd", *FAST, *m)
+    state, encoder = torch.load(out, weights_only=True)["state_dict"], load_file(str(sup))
+    assert encoder and all(torch.equal(state[f"backbone.{k}"], v) for k, v in encoder.items())
+    ddep("pretrain-denoise", "--arm", "dep", "--dataset", "builtin", "--data-root", root,
+         "--out", tmp_path / "dep.pth", "--work-dir", tmp_path / "wp", *FAST, *m)
+    for arm, ckpt in (("ddep", out), ("dep", tmp_path / "dep.pth")):
+        finetune(data, tmp_path, "--init-from", ckpt, *m, arm=arm, name=f"ft_{arm}")
+        run = json.loads((tmp_path / f"ft_{arm}.json").read_text())
+        assert (run["arm"], run["model"], run["model_config"]) == (arm, "mine", model)
+        log = "".join(p.read_text() for p in (tmp_path / f"work_ft_{arm}").rglob("*.log"))
+        line = next(l for l in log.splitlines() if "initialised from" in l)
+        n_loaded = sum(1 for k in state if not k.startswith("decode_head.conv_seg."))
+        assert f"loaded {n_loaded} tensors; skipped 2 (decode_head.conv_seg)" in line
+    finetune(data, tmp_path, "--encoder-weights", sup, *m, arm="21k", name="ft_21k")
+    # the TransUNet's checkpoint is refused before training, in one message
+    proc = finetune(data, tmp_path, "--init-from", out, arm="ddep", name="x", check=False)
+    assert proc.returncode == 2 and "was pretrained with model 'mine', but this fine-tune builds " \
+        "model 'transunet_tiny'" in proc.stderr and "Traceback" not in proc.stderr

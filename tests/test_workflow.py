@@ -42,19 +42,27 @@ def job_counts(output: str) -> dict[str, int]:
     return counts
 
 
+def model_names(cfg: dict) -> list[str]:
+    """The config's models (default: its TransUNet preset), by name."""
+    presets = {"tiny": "transunet_tiny", "r50_vit_b16": "transunet_r50_vit_b16"}
+    return [m["name"] if isinstance(m, dict) else presets.get(m, m)
+            for m in cfg.get("models") or [cfg["preset"]]]
+
+
 def expected_counts(cfg: dict) -> dict[str, int]:
     """The job counts implied by the sweep definition, computed independently of the workflow."""
     noise = cfg["denoising"]
+    every_model = model_names(cfg)
     default = tuple(str(noise.get(k, d)) for k, d in (
         ("sigma", None), ("formulation", "unscaled"), ("target", "eps"), ("noise_conditioning", False)))
     finetunes, denoise, splits = set(), set(), set()
 
-    def add(ds, f, arm, setting, seeds):
+    def add(ds, f, arm, setting, seeds, models=every_model):
         setting = setting if arm in ("dep", "ddep") else "-"
-        finetunes.update((ds, f, arm, setting, s) for s in seeds)
+        finetunes.update((ds, m, f, arm, setting, s) for s in seeds for m in models)
         splits.update((ds, f, s) for s in seeds)
         if setting != "-":
-            denoise.add((ds, arm, setting))
+            denoise.update((ds, m, arm, setting) for m in models)
 
     for ds, d in cfg["datasets"].items():
         for f in d["fractions"]:
@@ -68,12 +76,13 @@ def expected_counts(cfg: dict) -> dict[str, int]:
             for f in block["fractions"]:
                 for arm in block.get("arms", ["dep", "ddep"]):
                     for setting in itertools.product(*axes):
-                        add(ds, f, arm, setting, block.get("seeds", cfg["seeds"]))
+                        add(ds, f, arm, setting, block.get("seeds", cfg["seeds"]),
+                            block.get("models", every_model))
     counts = dict(finetune=len(finetunes), pretrain_denoise=len(denoise), split=len(splits),
                   aggregate=1, figures=1, all=1)
     trained_encoders = [ds for ds, d in cfg["datasets"].items() if not d.get("encoder_weights")]
     if trained_encoders:
-        counts["pretrain_supervised"] = len(trained_encoders)
+        counts["pretrain_supervised"] = len(trained_encoders) * len(every_model)
     return counts
 
 
@@ -118,9 +127,12 @@ def test_command_line_config_overrides_the_default_and_a_configfile(tmp_path):
     proc = snakemake(ws, "-n", "-p", "--config", "channels_last=False")
     assert "--channels-last" not in proc.stdout
     proc = snakemake(ws, "-n", "-p", "--configfile", "config/smoke.yaml", "--config",
-                     "preset=r50_vit_b16", "channels_last=True")  # Snakemake parses True, not true
+                     "channels_last=True")  # Snakemake parses True, not true
     assert job_counts(proc.stdout) == {**expected_counts(smoke), "generate_builtin": 1}
-    assert "--preset r50_vit_b16" in proc.stdout and "--preset tiny" not in proc.stdout
+    assert "--model-name segformer_b0" in proc.stdout  # the smoke grid's second model
+    # a config without `models` runs its preset
+    proc = snakemake(ws, "-n", "-p", "--config", "preset=r50_vit_b16")
+    assert "--model transunet_r50_vit_b16" in proc.stdout and "transunet_tiny" not in proc.stdout
     jobs = [job for rule in ("finetune", "pretrain_denoise", "pretrain_supervised")
             for job in proc.stdout.split(f"rule {rule}:")[1:]]
     assert jobs and all("--channels-last" in job and "--compile" not in job for job in jobs)
@@ -174,9 +186,9 @@ def test_each_ablation_axis_reaches_its_pretraining_and_every_result_table(smoke
     from ddep.train.jobs import read_checkpoint_meta
     ws, _ = smoke_run
     name, want = AXIS_RUNS[axis]
-    meta = read_checkpoint_meta(ws / f"resources/weights/builtin/{name}.pth")  # what the job used
+    meta = read_checkpoint_meta(ws / f"resources/weights/builtin/transunet_tiny/{name}.pth")  # what the job used
     assert {k: meta[k] for k in want} == want
-    run = json.loads((ws / f"resources/runs/builtin/8/{name}/seed0.json").read_text())
+    run = json.loads((ws / f"resources/runs/builtin/transunet_tiny/8/{name}/seed0.json").read_text())
     assert {k: run[k] for k in want} == want
     as_csv = {**want, "noise_conditioning": "on" if want["noise_conditioning"] else "off"}
     for table in ("runs", "summary"):
@@ -185,7 +197,7 @@ def test_each_ablation_axis_reaches_its_pretraining_and_every_result_table(smoke
         assert sum((rows[list(as_csv)] == pd.Series(as_csv)).all(axis=1)) == 1, (table, as_csv)
     paired = pd.read_csv(ws / "results/paired.csv", dtype=str, keep_default_na=False)
     assert f"{name} - dep_s0.2" in set(paired.comparison)
-    table = (ws / "results/tables/builtin_noise.md").read_text()
+    table = (ws / "results/tables/builtin_transunet_tiny_noise.md").read_text()
     cells = [[c.strip() for c in line.split("|")[1:-1]] for line in table.splitlines()
              if line.startswith("| DeP")]
     assert ["DeP", "8 (8)", *as_csv.values()] in [c[:6] for c in cells]
@@ -198,15 +210,24 @@ def test_smoke_grid_end_to_end_and_rerun_of_exactly_the_missing_run(smoke_run):
     runs = pd.read_csv(ws / "results/runs.csv", keep_default_na=False)
     assert len(runs) == expected_counts(cfg)["finetune"]
     assert set(runs.arm) == {"none", "21k", "dep", "ddep"}
-    for f in ("summary.csv", "paired.csv", "tables/builtin_label_efficiency.md",
-              "tables/claims.md", "tables/builtin_noise.md"):
+    # the second model: its four arms, its own tables, figures and claims (differences within it)
+    seg = runs[runs.model == "segformer_b0"]
+    assert sorted(seg.arm) == sorted(["none", "21k", "dep", "ddep"])
+    for f in ("summary.csv", "paired.csv", "tables/builtin_transunet_tiny_label_efficiency.md",
+              "tables/builtin_segformer_b0_label_efficiency.md", "pretrainings.csv",
+              "tables/claims.md", "tables/builtin_transunet_tiny_noise.md"):
         assert (ws / "results" / f).stat().st_size > 0
     # One seed: every claim has one pair; the sigma claim finds the interval run by its label.
     claims = pd.read_csv(ws / "results/claims.csv", keep_default_na=False)
     assert set(claims.verdict) == {"not shown (n < 2)"}
     assert set(claims.fragile.astype(str)) == {"False"}  # no interval, never fragile
     assert "DeP: sigma 0.2 - U(0.1,0.4)" in set(claims.comparison)
-    for f in ("builtin_label_efficiency.png", "builtin_noise.pdf", "builtin_claims.png"):
+    assert set(claims.model) == {"transunet_tiny", "segformer_b0"}
+    pre = pd.read_csv(ws / "results/pretrainings.csv", keep_default_na=False)
+    assert set(pre.model) == {"transunet_tiny", "segformer_b0"}
+    for f in ("builtin_transunet_tiny_label_efficiency.png", "builtin_transunet_tiny_noise.pdf",
+              "builtin_transunet_tiny_claims.png", "builtin_segformer_b0_label_efficiency.png",
+              "builtin_segformer_b0_claims.png"):
         assert (ws / "figures" / f).stat().st_size > 0
 
     victim = next((ws / "resources/runs").rglob("seed0.json"))

@@ -23,14 +23,14 @@ from . import csv_paths, pretrainings_paths
 from .common import (CELL_KEYS, DENOISING_ARMS, NO_SETTING, NOISE_AXES, RUN_KEYS, STRING_COLUMNS,
                      NoiseSetting, arm_rank, atomic_write_text, choose_default_setting, ci_halfwidth,
                      fraction_value, setting_mask, setting_of, sigma_label, sigma_sort_key)
-from ddep.sweep import conditioning_label, run_name
+from ddep.sweep import conditioning_label, model_of_run, run_name
 
 METRICS: tuple[str, ...] = ("mIoU", "aAcc", "mAcc")
 PROVENANCE: tuple[str, ...] = ("iterations", "wall_time_s", "config_hash", "git_commit")
 # (denoising arm, baseline arm) -> label: the paper's two headline comparisons.
 COMPARISONS: dict[tuple[str, str], str] = {("ddep", "21k"): "DDeP - 21K", ("dep", "none"): "DeP - none"}
-# Seeds are matched on these keys (plus "seed"); preset so a smoke-test run is never paired with a full one.
-PAIR_KEYS: list[str] = ["dataset", "label_fraction", "n_labelled", "preset"]
+# Seeds are matched on these keys (plus "seed"): differences are within one model.
+PAIR_KEYS: list[str] = ["dataset", "model", "label_fraction", "n_labelled"]
 CONFIDENCE = 0.95  # of every interval written (the *_ci95 columns)
 
 
@@ -52,13 +52,16 @@ def _parse_run(path: Path) -> dict:
         raise RunFileError(f"{path}: cannot read ({exc})") from exc
     if not isinstance(data, dict):
         raise RunFileError(f"{path}: expected a JSON object, got {type(data).__name__}")
-    # noise_conditioning may be absent (runs written before it was an axis): off.
+    # noise_conditioning may be absent (runs written before it was an axis): off; model too
+    # (runs written before the models axis name their TransUNet preset).
+    if "model" not in data and "preset" in data:
+        data["model"] = model_of_run(data)
     missing = [k for k in (*RUN_KEYS, *METRICS) if k not in data and k != "noise_conditioning"]
     if missing:
         raise RunFileError(f"{path}: missing required field(s) {missing}")
 
     row: dict = {}
-    for k in ("dataset", "label_fraction", "arm", "sigma", "formulation", "target", "preset"):
+    for k in ("dataset", "label_fraction", "arm", "sigma", "formulation", "target", "model"):
         v = data[k]
         if v is None or isinstance(v, (dict, list, bool)) or str(v).strip() == "":
             raise RunFileError(f"{path}: field {k!r} must be a non-empty string, got {v!r}")
@@ -122,8 +125,8 @@ _ORDER = {"label_fraction": fraction_value, "arm": lambda a: (arm_rank(a), a),
 
 
 def sort_rows(df: pd.DataFrame) -> pd.DataFrame:
-    """Rows in paper order: dataset, preset, fraction, arm, noise setting, seed."""
-    by = [c for c in ("dataset", "preset", "label_fraction", "arm", *NOISE_AXES, "seed") if c in df]
+    """Rows in paper order: dataset, model, fraction, arm, noise setting, seed."""
+    by = [c for c in ("dataset", "model", "label_fraction", "arm", *NOISE_AXES, "seed") if c in df]
     # ranks, not the keys themselves: pandas cannot order tuples
     return df.sort_values(by, kind="mergesort", key=lambda col: col.map(
         {v: i for i, v in enumerate(sorted(set(col), key=_ORDER.get(col.name, str)))}))
@@ -192,7 +195,7 @@ def paired_differences(runs: pd.DataFrame, default: NoiseSetting | None = None) 
 
 # The pretraining JSONs' columns (``ddep pretrain-supervised`` / ``pretrain-denoise``), in order.
 PRETRAINING_COLUMNS: list[str] = [
-    "dataset", "stage", "arm", "sigma", "images", "iterations", "wall_time_s", "final_loss",
+    "dataset", "model", "stage", "arm", "sigma", "images", "iterations", "wall_time_s", "final_loss",
     "accuracy", "chance", "source_classes"]
 
 
@@ -207,7 +210,9 @@ def pretraining_table(json_paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
             raise RunFileError(f"{path}: not a readable pretraining JSON ({exc})") from exc
         supervised = data.get("stage") == "supervised"
         rows.append({**{k: data.get(k) for k in PRETRAINING_COLUMNS},
-                     "dataset": data.get("dataset") or Path(path).parent.name,
+                     # resources/weights/{dataset}/{model}/x.json (before models: {dataset}/x.json)
+                     "dataset": data.get("dataset") or Path(path).parents["model" in data].name,
+                     "model": model_of_run(data),
                      "arm": "21k" if supervised else data.get("arm"),
                      "images": data.get("source") if supervised else data.get("unlabelled")})
     return pd.DataFrame(rows, columns=PRETRAINING_COLUMNS)
@@ -215,13 +220,13 @@ def pretraining_table(json_paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
 
 def pretraining_markdown(table: pd.DataFrame) -> str:
     lines = ["**Pretraining jobs**", "",
-             "| dataset | arm | stage | images | iterations | wall time (s) | result |",
-             "|:---|:---|:---|:---|---:|---:|:---|"]
+             "| dataset | model | arm | stage | images | iterations | wall time (s) | result |",
+             "|:---|:---|:---|:---|:---|---:|---:|:---|"]
     for r in table.itertuples():
         result = (f"held-out top-1 {r.accuracy:.3f} on {int(r.source_classes)} classes "
                   f"(chance {r.chance:.3f})" if r.stage == "supervised"
                   else f"final loss {r.final_loss:.3f} (sigma {r.sigma})")
-        lines.append(f"| {r.dataset} | {r.arm} | {r.stage} | `{r.images}` | {r.iterations} | "
+        lines.append(f"| {r.dataset} | {r.model} | {r.arm} | {r.stage} | `{r.images}` | {r.iterations} | "
                      f"{r.wall_time_s:.0f} | {result} |")
     lines += ["", "Wall time: the job's training and evaluation, one thread, as the workflow ran "
                   "it (two jobs side by side); start-up not included."]

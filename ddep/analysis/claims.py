@@ -1,4 +1,4 @@
-"""The paper's claims, tested on the runs: one row per claim x dataset (x preset) x fraction.
+"""The paper's claims, tested on the runs: one row per claim x dataset (x model) x fraction.
 
 Each claim is a paired mIoU difference over seeds (matched as in paired.csv) with its 95% t
 interval; verdict ``holds`` (CI above 0), ``contradicted`` (below 0), ``not shown`` (contains
@@ -38,18 +38,18 @@ TOO_FEW = "not shown (n < 2)"
 # A seed of one cell: the variant is part of it so DeP/DDeP of different formulations never mix.
 VARIANT_KEYS: list[str] = [*PAIR_KEYS, "formulation", "target"]
 CLAIM_COLUMNS: list[str] = [
-    "claim_id", "claim", "dataset", "preset", "label_fraction", "n_labelled", "comparison",
+    "claim_id", "claim", "dataset", "model", "label_fraction", "n_labelled", "comparison",
     "sigma", "formulation", "target", "n_pairs", "mean_diff", "ci_low", "ci_high", "verdict",
     "seeds", "fragile",
 ]
 # A claim is the same claim in two tables when these agree (the rest are its numbers).
-CLAIM_KEYS: list[str] = ["claim_id", "dataset", "preset", "label_fraction", "n_labelled",
+CLAIM_KEYS: list[str] = ["claim_id", "dataset", "model", "label_fraction", "n_labelled",
                          "comparison", "sigma", "formulation", "target"]
 # Fragile: the CI bound nearest 0 within this fraction of the CI's half-width of 0 (the module
 # docstring says why half).
 FRAGILE_MARGIN = 0.5
 # The fractions a claim is about: "small"/"large" = fewest/most labelled images of the dataset
-# and preset in the runs (a dataset run at a single fraction has neither).
+# and model in the runs (a dataset run at a single fraction has neither).
 ALL, SMALL, LARGE = "all", "small", "large"
 # (claim_id, claim, arm, baselines, fractions); several baselines: the per-seed best of them,
 # so "best of the four" counts only seeds where all four arms ran.
@@ -101,9 +101,9 @@ def _arm_claims(runs: pd.DataFrame, sigma: str) -> list[dict]:
         wide = wide.merge(base.pivot_table(index=[*PAIR_KEYS, "seed"], columns="arm", values="mIoU")
                           .reset_index(), on=[*PAIR_KEYS, "seed"], how="left")
     wide = wide.reindex(columns=[*VARIANT_KEYS, "seed", *ARM_ORDER])  # absent arms: NaN
-    sizes = runs.groupby(["dataset", "preset"])["n_labelled"].agg(["min", "max", "nunique"])
+    sizes = runs.groupby(["dataset", "model"])["n_labelled"].agg(["min", "max", "nunique"])
     sizes = sizes[sizes["nunique"] > 1]
-    cell = pd.Series(list(zip(wide["dataset"], wide["preset"], wide["n_labelled"])), index=wide.index)
+    cell = pd.Series(list(zip(wide["dataset"], wide["model"], wide["n_labelled"])), index=wide.index)
     masks = {ALL: pd.Series(True, index=wide.index), **{which: cell.isin({(*k, n) for k, n in sizes[col].items()})
                            for which, col in ((SMALL, "min"), (LARGE, "max"))}}
     out = []
@@ -138,7 +138,7 @@ def _sigma_claims(runs: pd.DataFrame, sigma: str) -> list[dict]:
 
 def claims_table(runs: pd.DataFrame, default: NoiseSetting | None) -> pd.DataFrame:
     """The claims (CLAIM_COLUMNS) of a runs table, DeP/DDeP at `default` (None: no rows), per
-    dataset and preset, claims in paper order, then fractions."""
+    dataset and model, claims in paper order, then fractions."""
     if runs.empty or default is None:
         return pd.DataFrame(columns=CLAIM_COLUMNS)
     # The sigma claim: the default's formulation, target and conditioning, any sigma.
@@ -151,7 +151,7 @@ def claims_table(runs: pd.DataFrame, default: NoiseSetting | None) -> pd.DataFra
         return pd.DataFrame(columns=CLAIM_COLUMNS)
     order = [c[0] for c in ARM_CLAIMS] + [SIGMA_CLAIM_ID]
     df = pd.DataFrame(rows, columns=CLAIM_COLUMNS)
-    return df.sort_values(["dataset", "preset", "claim_id", "n_labelled", "sigma", "formulation", "target"],
+    return df.sort_values(["dataset", "model", "claim_id", "n_labelled", "sigma", "formulation", "target"],
                           key=lambda c: c.map(order.index) if c.name == "claim_id" else c,
                           kind="mergesort").reset_index(drop=True)
 
@@ -169,7 +169,7 @@ def claims_caption(default: NoiseSetting | None) -> str:
     """What the table shows and how the verdict is reached."""
     return (
         f"Paired mIoU differences (percentage points) over seeds matched within dataset x "
-        f"fraction x preset; {describe_setting(default)}. Verdict: *holds* when the 95% "
+        f"fraction x model; {describe_setting(default)}. Verdict: *holds* when the 95% "
         f"t CI of the mean difference is above 0, *contradicted* when below 0, *not shown* when "
         f"it contains 0, and *not shown (n < 2)* with fewer than two pairs (no interval). "
         f"*(fragile)* after a verdict: the CI bound nearest 0 lies within half the CI's "
@@ -186,13 +186,13 @@ def claims_caption(default: NoiseSetting | None) -> str:
 
 
 def render_claims_markdown(claims: pd.DataFrame, default: NoiseSetting | None) -> str:
-    """The claims as Markdown: one table per dataset (and preset), then the caption."""
+    """The claims as Markdown: one table per dataset (and model), then the caption."""
     lines: list[str] = []
     if claims.empty:
         lines += ["**Claims of the paper**", "", "No claim has paired runs.", ""]
-    several_presets = claims.groupby("dataset")["preset"].nunique().gt(1)
-    for (ds, preset), g in claims.groupby(["dataset", "preset"], sort=False):
-        where = f"{ds}, preset {preset}" if several_presets[ds] else ds
+    several_models = claims.groupby("dataset")["model"].nunique().gt(1)
+    for (ds, model), g in claims.groupby(["dataset", "model"], sort=False):
+        where = f"{ds}, model {model}" if several_models[ds] else ds
         lines += [f"**{where}: claims of the paper**", "",
                   "| claim | fraction (images) | comparison | n | mean diff | 95% CI | verdict |",
                   "|:---|:---:|:---|:---:|:---:|:---:|:---|"]

@@ -89,10 +89,10 @@ def save_figure(fig: Figure, paths: list[str]) -> list[Path]:
     return written
 
 
-def label_efficiency_figure(summary: pd.DataFrame, dataset: str, preset: str | None = None,
+def label_efficiency_figure(summary: pd.DataFrame, dataset: str, model: str | None = None,
                             default: NoiseSetting | None = None) -> Figure | None:
     """Grouped bar chart of mIoU vs label fraction for one dataset; None when it has no data."""
-    wide = label_efficiency(summary, dataset, preset, default)
+    wide = label_efficiency(summary, dataset, model, default)
     if wide.empty:
         return None
     means, cis = wide["mIoU_mean"].to_numpy(float), wide["mIoU_ci95"].to_numpy(float)
@@ -116,7 +116,7 @@ def label_efficiency_figure(summary: pd.DataFrame, dataset: str, preset: str | N
         ax.set_ylabel("mIoU (%)")
         ax.set_ylim(0, min(100.0, top * 1.12) if top > 0 else 1.0)
         ax.grid(axis="x", visible=False)
-        where = dataset + (f" [{preset}]" if preset else "")
+        where = dataset + (f" [{model}]" if model else "")
         default = wide.attrs["default"]
         sig = f", DeP/DDeP at σ = {default.sigma}" if default is not None else ""
         ax.set_title(_wrap(f"{where}: label efficiency ({_seeds(wide['n'].stack().astype(int).tolist())}{sig})", fig))
@@ -130,34 +130,34 @@ def _variant_name(arm: str, formulation: str, target: str, conditioning: str) ->
     return arm_display(arm) + (f" ({', '.join(extra)})" if extra else "")
 
 
-def _noise_cells(summary: pd.DataFrame, dataset: str, preset: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _noise_cells(summary: pd.DataFrame, dataset: str, model: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(the ablated DeP/DDeP cells with means, the no-denoising arms' cells) of one dataset."""
     mine = summary[summary["dataset"] == dataset]
-    if preset is not None:
-        mine = mine[mine["preset"] == preset]
+    if model is not None:
+        mine = mine[mine["model"] == model]
     df = ablated_cells(mine)
     # the arms without denoising pretraining, as horizontal references with their CI band
     references = mine[~mine["arm"].isin(DENOISING_ARMS) & mine["mIoU_mean"].notna()]
     return df[df["mIoU_mean"].notna()], references
 
 
-def noise_figure(summary: pd.DataFrame, dataset: str, preset: str | None = None) -> Figure | None:
+def noise_figure(summary: pd.DataFrame, dataset: str, model: str | None = None) -> Figure | None:
     """mIoU vs sigma (log x) for the ablated fractions of one dataset; None without ablations."""
-    df, references = _noise_cells(summary, dataset, preset)
+    df, references = _noise_cells(summary, dataset, model)
     if df.empty:
         return None
-    where = dataset + (f" [{preset}]" if preset else "")
+    where = dataset + (f" [{model}]" if model else "")
     panels = [(f"label fraction {label}", df[df["label_fraction"] == lf],
                references[references["label_fraction"] == lf]) for lf, label in fraction_columns(df)]
     return _sigma_panels(panels, where)
 
 
 def noise_overview_figure(summary: pd.DataFrame) -> Figure | None:
-    """The paper's noise figure: one panel per ablated dataset (and fraction, and preset where a
+    """The paper's noise figure: one panel per ablated dataset (and fraction, and model where a
     dataset has several), side by side; None unless at least two datasets are ablated."""
     panels, ablated = [], set()
-    for ds, preset, stem in table_groups(summary) if not summary.empty else []:
-        df, references = _noise_cells(summary, ds, preset)
+    for ds, model, stem in table_groups(summary) if not summary.empty else []:
+        df, references = _noise_cells(summary, ds, model)
         if df.empty:
             continue
         ablated.add(ds)
@@ -233,14 +233,14 @@ def _sigma_panels(panels: list[tuple[str, pd.DataFrame, pd.DataFrame]], where: s
     return fig
 
 
-def claims_figure_rows(claims: pd.DataFrame, dataset: str, preset: str | None = None) -> pd.DataFrame:
-    """The rows of one dataset's (and preset's) claims figure, top to bottom in the claims
+def claims_figure_rows(claims: pd.DataFrame, dataset: str, model: str | None = None) -> pd.DataFrame:
+    """The rows of one dataset's (and model's) claims figure, top to bottom in the claims
     table's order (claims in paper order, then fractions): label ("DDeP > 21K · 10 (10)", and
     on a second line the comparison where the claim does not name it), mean_diff, ci_low,
     ci_high, n_pairs, verdict, fragile."""
     df = claims[claims["dataset"] == dataset]
-    if preset is not None:
-        df = df[df["preset"] == preset]
+    if model is not None:
+        df = df[df["model"] == model]
     label = [f"{c} · {fraction_column_label(lf, n)}" for c, lf, n in
              zip(df["claim"], df["label_fraction"], df["n_labelled"])]
     # the comparison where the claim does not name it: the sigma claim's arm and interval
@@ -253,12 +253,12 @@ def claims_figure_rows(claims: pd.DataFrame, dataset: str, preset: str | None = 
                          "fragile": df["fragile"].astype(bool)}).reset_index(drop=True)
 
 
-def claims_figure(claims: pd.DataFrame, dataset: str, preset: str | None = None) -> Figure:
+def claims_figure(claims: pd.DataFrame, dataset: str, model: str | None = None) -> Figure:
     """Forest plot of one dataset's claims (claims_figure_rows): mean paired difference and its
     95% CI per row, a line at 0, colour by verdict, hollow when fragile, the verdict on the
     right. Without claims, a figure that says so."""
-    rows = claims_figure_rows(claims, dataset, preset)
-    where = dataset + (f" [{preset}]" if preset else "")
+    rows = claims_figure_rows(claims, dataset, model)
+    where = dataset + (f" [{model}]" if model else "")
     with matplotlib.rc_context(STYLE):
         fig = _new_figure(9.0, 1.9 + 0.42 * max(len(rows), 2))
         ax = fig.add_subplot()
@@ -318,9 +318,9 @@ def write_figures(results_dir: str | os.PathLike, out_dir: str | os.PathLike,
                          f"ddep; run the aggregate step again")
     files: list[Path] = []
     notes = [f"{summary_path} has no rows: no figures written"] if summary.empty else []
-    for ds, preset, stem in (table_groups(summary) if not summary.empty else []):
-        p = preset if stem != ds else None
-        sub = summary[(summary["dataset"] == ds) & (summary["preset"] == preset)]
+    for ds, model, stem in (table_groups(summary) if not summary.empty else []):
+        p = model if stem != ds else None
+        sub = summary[(summary["dataset"] == ds) & (summary["model"] == model)]
         fig = label_efficiency_figure(sub, ds, p, default)
         if fig is None:
             notes.append(f"{stem}: no data for the label_efficiency figure, skipped")
@@ -329,7 +329,7 @@ def write_figures(results_dir: str | os.PathLike, out_dir: str | os.PathLike,
         fig = noise_figure(sub, ds, p)  # None: no noise ablations, no figure
         if fig is not None:
             files += save_figure(fig, figure_paths(str(out_dir), stem, "noise"))
-        mine = claims[(claims["dataset"] == ds) & (claims["preset"] == preset)]
+        mine = claims[(claims["dataset"] == ds) & (claims["model"] == model)]
         files += save_figure(claims_figure(mine, ds, p), figure_paths(str(out_dir), stem, "claims"))
     fig = noise_overview_figure(summary)  # None unless several datasets are ablated
     if fig is not None:

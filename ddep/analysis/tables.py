@@ -16,7 +16,7 @@ from . import table_paths
 from .common import (DENOISING_ARMS, NoiseSetting, arm_display, arm_rank, at_default, atomic_write_text,
                      choose_default_setting, describe_setting, fraction_column_label, fraction_value,
                      setting_mask, setting_of, sigma_sort_key, variant_rank, NOISE_AXES)
-from ddep.sweep import run_name
+from ddep.sweep import result_stem, run_name
 
 DASH = "–"
 _TEX_ESCAPES = str.maketrans({"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$",
@@ -25,12 +25,12 @@ _TEX_ESCAPES = str.maketrans({"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%",
 
 
 def table_groups(summary: pd.DataFrame) -> list[tuple[str, str, str]]:
-    """(dataset, preset, file stem) per table/figure; the stem gets ``_<preset>`` only when a
-    dataset has results for several presets."""
+    """(dataset, model, file stem) per table/figure; the stem gets ``_<model>`` only when a
+    dataset has results for several models."""
     out = []
     for ds in sorted(summary["dataset"].astype(str).unique()):
-        presets = sorted(summary.loc[summary["dataset"] == ds, "preset"].astype(str).unique())
-        out += [(ds, p, ds if len(presets) == 1 else f"{ds}_{p}") for p in presets]
+        models = sorted(summary.loc[summary["dataset"] == ds, "model"].astype(str).unique())
+        out += [(ds, m, result_stem(ds, m, len(models) > 1)) for m in models]
     return out
 
 
@@ -49,13 +49,13 @@ def seed_text(ns) -> str:
     return f"n={min(ns)}" if min(ns) == max(ns) else f"n={min(ns)}–{max(ns)}"
 
 
-def label_efficiency(summary: pd.DataFrame, dataset: str, preset: str | None = None,
+def label_efficiency(summary: pd.DataFrame, dataset: str, model: str | None = None,
                      default: NoiseSetting | None = None) -> pd.DataFrame:
     """Rows = arms (display names, paper order), columns = (mIoU_mean | mIoU_ci95 | n, fraction
     label); DeP/DDeP at `default` (None: the setting with the most results), in ``.attrs``."""
     df = summary[summary["dataset"] == dataset]
-    if preset is not None:
-        df = df[df["preset"] == preset]
+    if model is not None:
+        df = df[df["model"] == model]
     default = default or choose_default_setting(df)
     df = at_default(df, default)
     cols = fraction_columns(df)
@@ -115,7 +115,7 @@ def render_label_efficiency(wide: pd.DataFrame, where: str, label: str) -> tuple
 def ablated_cells(summary: pd.DataFrame) -> pd.DataFrame:
     """DeP/DDeP rows of the (arm, fraction) cells run at more than one noise setting."""
     den = summary[summary["arm"].isin(DENOISING_ARMS)]
-    return den[den.groupby(["dataset", "preset", "arm", "label_fraction"])["arm"].transform("size") > 1]
+    return den[den.groupby(["dataset", "model", "arm", "label_fraction"])["arm"].transform("size") > 1]
 
 
 def _diff_text(r) -> str:
@@ -128,7 +128,7 @@ def _diff_text(r) -> str:
 
 def noise_table(summary: pd.DataFrame, paired: pd.DataFrame,
                 default: NoiseSetting | None) -> pd.DataFrame:
-    """One dataset's (and preset's) noise ablations: one row per DeP/DDeP setting of each
+    """One dataset's (and model's) noise ablations: one row per DeP/DDeP setting of each
     ablated fraction, its mIoU and its paired difference from the default setting."""
     df = ablated_cells(summary)
     if df.empty:
@@ -138,7 +138,7 @@ def noise_table(summary: pd.DataFrame, paired: pd.DataFrame,
                    _v=list(map(variant_rank, df["formulation"], df["target"], df["noise_conditioning"])),
                    _s=df["sigma"].map(sigma_sort_key)).sort_values(["_a", "_f", "_v", "_s"], kind="mergesort")
     # each setting's paired difference from the same arm at the default, by a left merge
-    keys = ["arm", "label_fraction", "preset", *NOISE_AXES]
+    keys = ["arm", "label_fraction", "model", *NOISE_AXES]
     base = paired.iloc[:0] if default is None else \
         paired[paired["baseline"] == paired["arm"].map(lambda a: run_name(a, default))]
     df = df.merge(base[[*keys, "mean_diff", "ci95", "ci_low", "ci_high"]].drop_duplicates(keys),
@@ -169,23 +169,23 @@ def render_noise_table(table: pd.DataFrame, where: str, default: NoiseSetting | 
 
 def write_tables(summary: pd.DataFrame, paired: pd.DataFrame, results_dir: str | os.PathLike,
                  default: NoiseSetting | None = None) -> tuple[list[Path], list[str]]:
-    """Write ``tables/{stem}_label_efficiency.{md,tex}`` per dataset (and preset) and
+    """Write ``tables/{stem}_label_efficiency.{md,tex}`` per dataset (and model) and
     ``tables/{stem}_noise.{md,tex}`` where a noise ablation has runs. Returns (files, notes)."""
     if summary.empty:
         return [], ["no results: no tables written"]
     files: list[Path] = []
     notes: list[str] = []
-    for ds, preset, stem in table_groups(summary):
-        sub = summary[(summary["dataset"] == ds) & (summary["preset"] == preset)]
+    for ds, model, stem in table_groups(summary):
+        sub = summary[(summary["dataset"] == ds) & (summary["model"] == model)]
         multi = stem != ds
         den = sub[sub["arm"].isin(DENOISING_ARMS)]
         if default is not None and not den.empty and not setting_mask(den, default).any():
             notes.append(f"{stem}: no DeP/DDeP results at the default setting {default.slug}")
-        where = ds + (f", preset {preset}" if multi else "")
+        where = ds + (f", model {model}" if multi else "")
         texts = {"label_efficiency": render_label_efficiency(
-            label_efficiency(sub, ds, preset if multi else None, default), where,
+            label_efficiency(sub, ds, model if multi else None, default), where,
             f"tab:{stem}_label_efficiency")}
-        table = noise_table(sub, paired[(paired["dataset"] == ds) & (paired["preset"] == preset)], default)
+        table = noise_table(sub, paired[(paired["dataset"] == ds) & (paired["model"] == model)], default)
         if not table.empty:
             texts["noise"] = render_noise_table(table, where, default, f"tab:{stem}_noise")
         files += [atomic_write_text(path, text) for kind, pair in texts.items()

@@ -1,7 +1,7 @@
 """Compose the config files under ``_base_/`` into one job's mmengine config.
 
-A job's config is the runtime file (or the denoising pretraining's), a model preset file and
-a dataset file, with the model fitted to the dataset (classes, crop size, sliding window); the
+A job's config is the runtime file (or the denoising pretraining's), a model's config (a
+ddep model file, an mmseg config or any file: :class:`ddep.sweep.Model`) and a dataset file, with the model fitted to the dataset (classes, crop size, sliding window); the
 job then adds its schedule file (with the command line's changes) and its per-run values
 (seed, split file, initial weights, work dir) and saves the result beside its output, where it
 runs with mmseg's own ``tools/train.py`` and ``tools/test.py``."""
@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Sequence
 
 from mmengine.config import Config
+
+from ddep.sweep import PRESET_MODELS, Model
 
 CONFIG_DIR = Path(__file__).resolve().parent / "_base_"
 RUNTIME = CONFIG_DIR / "default_runtime.py"
@@ -27,9 +29,76 @@ def _base_file(kind: str, name: str) -> Path:
     return path
 
 
-def model_file(preset: str) -> Path:
-    """``_base_/models/transunet_{preset}.py``."""
-    return _base_file("models", f"transunet_{preset}")
+def model_file(name: str) -> Path:
+    """``_base_/models/{name}.py`` (``tiny`` and ``r50_vit_b16``: the TransUNet presets)."""
+    return _base_file("models", PRESET_MODELS.get(name, name))
+
+
+def model_source(model: str | Model) -> str:
+    """Where a model's config is: an ``mmseg::`` config, a ``.py`` file, or a file of
+    ``_base_/models``; one clear error for a name that is none of these."""
+    config = Model.parse(model).config
+    if config.startswith("mmseg::") or config.endswith(".py"):
+        return config
+    try:
+        return str(model_file(config))
+    except ValueError:
+        have = sorted(p.stem for p in (CONFIG_DIR / "models").glob("*.py"))
+        raise ValueError(
+            f"unknown model {config!r}: not a ddep model ({', '.join(have)}), an mmseg config "
+            f"('mmseg::segformer/segformer_mit-b0_8xb2-160k_ade20k-512x512.py') or a .py "
+            f"config file") from None
+
+
+def load_model(model: str | Model) -> dict:
+    """The ``model`` dict of a model's config, checked to be an encoder-decoder segmentor."""
+    source = model_source(model)
+    try:
+        if source.startswith("mmseg::"):
+            from mmengine.hub import get_config
+            cfg = get_config(source)
+        else:
+            cfg = Config.fromfile(source)
+    except (FileNotFoundError, ValueError) as e:
+        raise ValueError(f"model config {source} cannot be read: {e}") from None
+    m = cfg.to_dict().get("model")
+    if not isinstance(m, dict) or "backbone" not in m or not isinstance(m.get("decode_head"), dict):
+        what = "a list of decode heads (a cascade)" if isinstance((m or {}).get("decode_head"), list) \
+            else "no decode_head"
+        raise ValueError(f"model config {source} has {what}: ddep needs an encoder-decoder "
+                         f"segmentor (model = dict(backbone=..., [neck=...,] decode_head=dict(...)))")
+    if m.get("type") not in SEGMENTOR_TYPES:
+        raise ValueError(f"model config {source}: model type {m.get('type')!r} is not an "
+                         f"encoder-decoder segmentor ({', '.join(SEGMENTOR_TYPES)})")
+    return m
+
+
+# mmseg's segmentor and ddep's (which also loads pretrained weights, see segmentor_cfg)
+SEGMENTOR_TYPES = ("EncoderDecoder", "PretrainableSegmentor", "TransUNetSegmentor")
+# The pixel space of every model: images in [-1, 1] (mean = std = 127.5, RGB), where the noise
+# (ddep.noise) is defined and where timm's R50-ViT-B/16 in21k weights were trained.
+PIXELS = dict(mean=[127.5, 127.5, 127.5], std=[127.5, 127.5, 127.5], bgr_to_rgb=True, pad_val=0,
+              seg_pad_val=255)
+
+
+def _plain_bn(cfg: object) -> object:
+    """``cfg`` with every SyncBN as BN (mmseg's configs assume GPUs; the job picks SyncBN under
+    DDP on GPUs for the decoder, see ddep.train.jobs)."""
+    if isinstance(cfg, dict):
+        return {k: ("BN" if k == "type" and v == "SyncBN" else _plain_bn(v)) for k, v in cfg.items()}
+    if isinstance(cfg, list):
+        return [_plain_bn(v) for v in cfg]
+    return cfg
+
+
+def config_checkpoint(model: str | Model) -> str | None:
+    """The backbone checkpoint a model's own config names (mmseg's ``init_cfg=dict(type=
+    'Pretrained', checkpoint=...)`` or ``pretrained=``), which ddep loads itself instead."""
+    m = load_model(model)
+    init = m["backbone"].get("init_cfg") or {}
+    if isinstance(init, dict) and init.get("type") == "Pretrained":
+        return init.get("checkpoint")
+    return m.get("pretrained")
 
 
 def dataset_file(dataset: str) -> Path:
@@ -111,42 +180,54 @@ def slide_stride(crop_size: Sequence[int]) -> tuple[int, int]:
     return tuple(round(c * 2 / 3) for c in crop_size)  # type: ignore[return-value]
 
 
-def segmentor_cfg(preset: str, num_classes: int, img_size: int | Sequence[int],
+def segmentor_cfg(model: str | Model, num_classes: int, img_size: int | Sequence[int],
                   test_stride: int | Sequence[int] | None = None, pretrained: str | None = None,
                   init_from: str | None = None, norm_cfg: dict | None = None,
                   ignore_index: int = 255) -> dict:
-    """The preset's TransUNet for segmentation. ``pretrained``: timm-format encoder weights
-    (21K / DDeP); ``init_from``: a denoising checkpoint (all but the final projection).
+    """A model's segmentor (``PretrainableSegmentor``, mmseg's EncoderDecoder that loads
+    weights) for ``num_classes`` (its decode head and any auxiliary heads). ``pretrained``:
+    supervised encoder weights (21K / DDeP); ``init_from``: a denoising checkpoint (all but the
+    final projection). The config's own backbone checkpoint (``init_cfg``/``pretrained``) is
+    dropped: the job names the encoder weights (:func:`config_checkpoint` finds it).
 
     Inference slides a window of the training crop (``img_size``) with ``test_stride`` over the
-    test image, as mmseg's ViT configs do, so the position embedding is always used at the size
-    it was trained at (``test_stride=None``: one pass over the whole image). Test images are
-    first padded to a multiple of the token stride, and the padding is cut off again before the
-    prediction is resized to the label map's size, so every image size works."""
-    model = Config.fromfile(str(model_file(preset))).model.to_dict()
+    test image, as mmseg's configs do (``test_stride=None``: one pass over the whole image)."""
+    m = _plain_bn(load_model(model))
     size = _pair(img_size)
-    model["init_from"] = init_from
-    model["data_preprocessor"]["size"] = size
-    model["backbone"].update(img_size=size, pretrained=pretrained)
-    model["decode_head"].update(num_classes=num_classes, ignore_index=ignore_index)
+    m.pop("pretrained", None)
+    if (m["backbone"].get("init_cfg") or {}).get("type") == "Pretrained":
+        m["backbone"]["init_cfg"] = None
+    if m["backbone"].get("type") == "TransUNetEncoder":  # its position embedding's grid
+        m["backbone"].update(img_size=size, pretrained=None)
+    m.update(type="PretrainableSegmentor", init_from=init_from, encoder_weights=pretrained,
+             data_preprocessor=dict(m.get("data_preprocessor") or {"type": "SegDataPreProcessor"},
+                                    **PIXELS, size=size))
+    aux = m.get("auxiliary_head") or []
+    for head in [m["decode_head"], *(aux if isinstance(aux, list) else [aux])]:
+        head.update(num_classes=num_classes, ignore_index=ignore_index)
+        head.pop("out_channels", None)
     if norm_cfg is not None:
-        model["decode_head"]["norm_cfg"] = norm_cfg
+        m["decode_head"]["norm_cfg"] = norm_cfg
     if test_stride is not None:
-        model["test_cfg"] = dict(mode="slide", crop_size=size, stride=_pair(test_stride))
-    return model
+        m["test_cfg"] = dict(mode="slide", crop_size=size, stride=_pair(test_stride))
+    return m
 
 
-def denoiser_cfg(preset: str, img_size: int | Sequence[int], noise: dict | None = None,
+def denoiser_cfg(model: str | Model, img_size: int | Sequence[int], noise: dict | None = None,
                  freeze_encoder: bool = False, noise_conditioning: bool = False,
                  pretrained: str | None = None, norm_cfg: dict | None = None) -> dict:
-    """The denoising-pretraining model of the preset: DeP (``freeze_encoder=False``) or DDeP.
-    Its decoder predicts the 3 image channels; it has no loss config and is never tested."""
-    seg = segmentor_cfg(preset, 3, img_size, pretrained=pretrained, norm_cfg=norm_cfg)
+    """The denoising-pretraining model (``DenoisingPretrainer``) of a model: DeP
+    (``freeze_encoder=False``) or DDeP. Its backbone, neck and decode head are the segmentor's
+    (same names, so all but the final projection transfer); auxiliary heads are dropped (they
+    only shape the segmentation loss); the head predicts noise at the input's resolution
+    (see :class:`ddep.models.DenoisingPretrainer`). It has no loss config and is never tested."""
+    seg = segmentor_cfg(model, 3, img_size, norm_cfg=norm_cfg)
     head = {k: v for k, v in seg["decode_head"].items() if k not in ("ignore_index", "loss_decode")}
-    head["noise_conditioning"] = noise_conditioning
     preprocessor = {k: v for k, v in seg["data_preprocessor"].items() if k != "test_cfg"}
     return dict(type="DenoisingPretrainer", noise=noise or {}, freeze_encoder=freeze_encoder,
-                data_preprocessor=preprocessor, backbone=seg["backbone"], decode_head=head)
+                noise_conditioning=noise_conditioning, encoder_weights=pretrained,
+                data_preprocessor=preprocessor, backbone=seg["backbone"],
+                **({"neck": seg["neck"]} if seg.get("neck") else {}), decode_head=head)
 
 
 def _with_crop(pipeline: list, crop: tuple[int, int]) -> list:
@@ -154,9 +235,9 @@ def _with_crop(pipeline: list, crop: tuple[int, int]) -> list:
             for step in pipeline]
 
 
-def finetune_config(dataset: str, preset: str, data_root: str | os.PathLike,
+def finetune_config(dataset: str, model: str | Model, data_root: str | os.PathLike,
                     crop_size: Sequence[int] | None = None) -> Config:
-    """Runtime + dataset at ``data_root`` + the preset's segmentor for its classes, trained on
+    """Runtime + dataset at ``data_root`` + the model's segmentor for its classes, trained on
     ``crop_size`` (default: the dataset file's) and tested with sliding windows of it."""
     cfg = Config.fromfile(str(RUNTIME))
     cfg.merge_from_dict(Config.fromfile(str(dataset_file(dataset))).to_dict())
@@ -166,7 +247,7 @@ def finetune_config(dataset: str, preset: str, data_root: str | os.PathLike,
         data_root=str(data_root), crop_size=crop,
         train_dataloader=dict(dataset=dict(data_root=str(data_root), pipeline=train_pipeline)),
         val_dataloader=dict(dataset=dict(data_root=str(data_root)))))
-    cfg.model = segmentor_cfg(preset, cfg.num_classes, crop, test_stride=slide_stride(crop))
+    cfg.model = segmentor_cfg(model, cfg.num_classes, crop, test_stride=slide_stride(crop))
     return cfg
 
 
@@ -182,10 +263,10 @@ def unlabelled_pipeline(train_pipeline: list) -> list:
     return steps
 
 
-def denoise_config(dataset: str, preset: str, unlabelled_dir: str | os.PathLike,
+def denoise_config(dataset: str, model: str | Model, unlabelled_dir: str | os.PathLike,
                    crop_size: Sequence[int] | None = None,
                    image_crop: Sequence[int] | None = None) -> Config:
-    """``denoising_pretraining.py`` + the preset's denoiser + every image under
+    """``denoising_pretraining.py`` + the model's denoiser + every image under
     ``unlabelled_dir``, with the dataset's training geometry (crop, random resize, flip).
 
     The model is built for ``crop_size`` (default: the dataset file's), the fine-tuning crop,
@@ -197,11 +278,11 @@ def denoise_config(dataset: str, preset: str, unlabelled_dir: str | os.PathLike,
     crop = _pair(crop_size or data.crop_size)
     images = _pair(image_crop or crop)
     pipeline = _with_crop(unlabelled_pipeline(data.train_dataloader.dataset.pipeline), images)
-    model = denoiser_cfg(preset, crop)
-    model["data_preprocessor"]["size"] = images
+    denoiser = denoiser_cfg(model, crop)
+    denoiser["data_preprocessor"]["size"] = images
     cfg = Config.fromfile(str(DENOISING))
     cfg.merge_from_dict(dict(
-        dataset_name=data.dataset_name, model=model,
+        dataset_name=data.dataset_name, model=denoiser,
         train_dataloader=dict(dataset=dict(data_root=str(unlabelled_dir), pipeline=pipeline))))
     return cfg
 

@@ -7,17 +7,19 @@ import torch.nn.functional as F
 from mmengine.model import BaseModel
 from mmseg.registry import MODELS
 
+from ddep.models.segmentor import last_feature, probe
 from ddep.models.transunet import apply_fast_path
 
 
 @MODELS.register_module()
 class ImageClassifier(BaseModel):
-    """The TransUNet encoder trained as a single-label image classifier, as the 21K encoder was
-    on ImageNet-21k: its tokens average-pooled, then a linear layer. Only the encoder is kept
-    (saved in timm format); the head is thrown away, like ImageNet's.
+    """A segmentor's backbone trained as a single-label image classifier, as the 21K encoder was
+    on ImageNet-21k: its last feature map average-pooled, layer-normed, then a linear layer
+    (the last stage of backbones that return several). Only the backbone is kept
+    (:func:`ddep.models.weights.encoder_state_dict`); the head is thrown away, like ImageNet's.
 
     Args:
-        backbone: encoder config (``TransUNetEncoder``).
+        backbone: any mmseg backbone config (e.g. ``TransUNetEncoder``, ``MixVisionTransformer``).
         num_classes: the source set's classes.
         fast_path: :func:`ddep.models.transunet.apply_fast_path` options.
     """
@@ -26,14 +28,15 @@ class ImageClassifier(BaseModel):
                  init_cfg: dict | None = None, fast_path: dict | None = None) -> None:
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.backbone = MODELS.build(backbone)
-        width = self.backbone.out_channels[-1]
+        size = getattr(self.data_preprocessor, "size", None) or (64, 64)
+        width = probe(lambda x: last_feature(self.backbone(x)), self.backbone, size).shape[1]
         self.norm = nn.LayerNorm(width)
         self.head = nn.Linear(width, num_classes)
         apply_fast_path(self, **(fast_path or {}))
 
     def logits(self, inputs: torch.Tensor) -> torch.Tensor:
-        tokens = self.backbone(inputs)[-1]                      # (N, C, h, w)
-        return self.head(self.norm(tokens.mean(dim=(2, 3))))
+        features = last_feature(self.backbone(inputs))          # (N, C, h, w)
+        return self.head(self.norm(features.mean(dim=(2, 3))))
 
     def forward(self, inputs: torch.Tensor, data_samples=None, mode: str = "tensor"):
         logits = self.logits(inputs)

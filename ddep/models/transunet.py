@@ -7,6 +7,8 @@
   (upsample x2, concat skip, two conv-norm-relu) blocks, then the final projection
   ``conv_seg`` (a separately named layer, replaced between pretraining and fine-tuning).
 
+The segmentor is mmseg's EncoderDecoder (``ddep.models.segmentor.PretrainableSegmentor``).
+
 Presets: ``r50_vit_b16`` is exactly timm's ``vit_base_r50_s16_224`` encoder (the paper's);
 ``tiny`` has the same structure with small widths and depth, for CPU runs.
 """
@@ -20,10 +22,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn import ConvModule
-from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
-from mmseg.models.segmentors import EncoderDecoder
 from mmseg.registry import MODELS
 from timm.layers import GroupNormAct, StdConv2dSame
 from timm.layers.hybrid_embed import HybridEmbed
@@ -109,8 +109,16 @@ class TransUNetEncoder(BaseModule):
     def init_weights(self) -> None:
         # timm already initialised the modules at construction; only load a checkpoint here.
         if self.pretrained:
-            from ddep.models.weights import load_timm_encoder
-            load_timm_encoder(self.vit, self.pretrained, f"the {self.preset!r} TransUNet encoder")
+            self.load_pretrained(self.pretrained)
+
+    def load_pretrained(self, source: str, model_name: str = "") -> None:
+        """timm-format weights (ddep's supervised stand-in saves this format, in21k has it)."""
+        from ddep.models.weights import load_timm_encoder
+        load_timm_encoder(self.vit, source, f"the {self.preset!r} TransUNet encoder")
+
+    def pretrained_state_dict(self) -> dict[str, torch.Tensor]:
+        """The weights in timm's format, as :meth:`load_pretrained` reads them."""
+        return self.vit.state_dict()
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         n, _, h, w = x.shape
@@ -223,31 +231,3 @@ class TransUNetHead(BaseDecodeHead):
             correct = (logits.argmax(1) == label) & valid
             loss["acc_seg"] = correct.sum() * 100.0 / valid.sum().clamp_min(1)
         return loss
-
-
-@MODELS.register_module()
-class TransUNetSegmentor(EncoderDecoder):
-    """mmseg's EncoderDecoder that can start from a denoising-pretrained checkpoint.
-
-    Args:
-        init_from: a weights checkpoint of a :class:`DenoisingPretrainer` (or any model with
-            the same ``backbone``/``decode_head`` names). Everything but the final projection
-            is loaded in :meth:`init_weights`, before any resume, so resuming wins.
-        fast_path: :func:`apply_fast_path` options (``channels_last``, ``compile``).
-    """
-
-    final_projection = "decode_head.conv_seg"
-
-    def __init__(self, *args, init_from: str | None = None, fast_path: dict | None = None,
-                 **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.init_from = init_from
-        apply_fast_path(self, **(fast_path or {}))
-
-    def init_weights(self) -> None:
-        super().init_weights()
-        if self.init_from:
-            from ddep.models.weights import transfer_weights
-            report = transfer_weights(self, self.init_from,
-                                      f"the {self.backbone.preset!r} TransUNet")
-            print_log(f"initialised from {self.init_from}: {report.summary()}", logger="current")

@@ -1,4 +1,5 @@
-"""Checkpoint I/O: timm-format encoder weights, pretraining -> fine-tuning transfer, export."""
+"""Checkpoint I/O: supervised encoder weights (timm format for the TransUNet, the backbone's
+own state dict for any other), pretraining -> fine-tuning transfer, export."""
 from __future__ import annotations
 
 import os
@@ -48,6 +49,41 @@ def load_timm_encoder(vit: VisionTransformer, source: str | os.PathLike,
     vit.load_state_dict(state)
 
 
+def encoder_state_dict(backbone: nn.Module) -> dict[str, torch.Tensor]:
+    """A backbone's weights as :func:`load_encoder` reads them: its own format where it has
+    one (the TransUNet encoder: timm's), else its state dict (parameters and buffers)."""
+    state = backbone.pretrained_state_dict() if hasattr(backbone, "pretrained_state_dict") \
+        else backbone.state_dict()
+    return {k: v.detach().cpu() for k, v in state.items()}
+
+
+def load_encoder(backbone: nn.Module, source: str | os.PathLike, model_name: str) -> None:
+    """Load supervised encoder weights into ``backbone``: through its own loader where it has
+    one (the TransUNet encoder: timm's, with position-embedding resampling), else as its state
+    dict, from a backbone checkpoint or a whole segmentor's (``backbone.`` prefix). Every
+    backbone tensor must be there with its shape: a checkpoint of another backbone is a
+    :class:`CheckpointError`."""
+    if hasattr(backbone, "load_pretrained"):
+        backbone.load_pretrained(str(source), model_name)
+        return
+    path = resolve_checkpoint(source)
+    state = _read_state_dict(path)
+    if any(k.startswith("backbone.") for k in state):
+        state = {k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")}
+    own = backbone.state_dict()
+    bad = [f"{k}: {tuple(v.shape)} vs {tuple(own[k].shape)}"
+           for k, v in state.items() if k in own and v.shape != own[k].shape]
+    missing = sorted(set(own) - set(state))
+    if bad or missing:
+        raise CheckpointError(
+            f"encoder weights {path} do not fit {model_name} ({type(backbone).__name__}): "
+            f"{len(missing)} of its {len(own)} tensors missing (e.g. {missing[:3]}), "
+            f"{len(bad)} of another shape (e.g. {bad[:3]}): a checkpoint of another backbone? "
+            f"Pretrain this model's own (`ddep pretrain-supervised --model ...`) or name its "
+            f"checkpoint as encoder_weights")
+    backbone.load_state_dict({k: v for k, v in state.items() if k in own})
+
+
 @dataclass
 class TransferReport:
     loaded: list[str] = field(default_factory=list)
@@ -89,7 +125,7 @@ def transfer_weights(model: nn.Module, source: str | os.PathLike,
         detail = (f"{len(mismatched)} tensors of another shape, e.g. {mismatched[:3]}" if mismatched
                   else f"none of its {len(state)} tensors has a name of this model")
         raise CheckpointError(f"{path} does not fit {model_name} ({detail}): it was pretrained "
-                              f"with another preset or architecture")
+                              f"with another model (another backbone or head)")
     report.missing = sorted(set(own) - set(take))
     model.load_state_dict(take, strict=False)
     return report

@@ -1,4 +1,4 @@
-"""The training jobs. Each takes a config composed from ``ddep/configs`` (dataset x preset),
+"""The training jobs. Each takes a config composed from ``ddep/configs`` (dataset x model),
 adds its run's values (arm, schedule file, seed, split, initial weights, work dir), trains it with
 an mmengine ``Runner`` (resuming from its work dir) and writes its output and the resolved
 config beside it, atomically."""
@@ -17,20 +17,20 @@ from mmengine.dist import is_main_process
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
-from ddep.configs import RUNTIME, denoiser_cfg, with_encoder_lr_mult
+from ddep.configs import RUNTIME, segmentor_cfg, with_encoder_lr_mult
 from ddep.configs.compose import copy_val_to_test
 from ddep.data.checks import checked_pipeline, count_split
 from ddep.io import atomic_write_text, ensure_writable, write_json
 from ddep.noise import NoiseConfig
 from ddep.preflight import CheckpointError
-from ddep.sweep import ARMS, DENOISING_ARMS
+from ddep.sweep import ARMS, DENOISING_ARMS, Model, model_of_run
 
 
 @dataclass
 class JobOptions:
-    """What every job shares: where it works, its seed, model size and hardware settings."""
+    """What every job shares: where it works, its seed, model and hardware settings."""
     work_dir: Path
-    preset: str = "tiny"
+    model: Model = field(default_factory=lambda: Model("transunet_tiny"))
     seed: int = 0
     amp: str = "none"          # none | bf16 | fp16 (CUDA autocast)
     launcher: str = "none"     # none | pytorch (torchrun) | slurm
@@ -158,6 +158,11 @@ def _finish(opts: JobOptions, out: Path) -> None:
     (Path(opts.work_dir) / "last_checkpoint").unlink(missing_ok=True)
 
 
+def model_identity(opts: JobOptions) -> dict:
+    """What a job's JSON says of its model: its name (the run identity's ``model``) and config."""
+    return dict(model=opts.model.name, model_config=opts.model.config)
+
+
 def _bare(model):
     return model.module if is_model_wrapper(model) else model
 
@@ -171,10 +176,11 @@ def _norm_cfg(opts: JobOptions) -> dict:
 # --- supervised encoder (the built-in ImageNet-21k stand-in) -------------------------------
 
 def pretrain_supervised(data_root: Path, out: Path, opts: JobOptions, sched: dict) -> dict:
-    """Train the encoder as a single-label classifier on the built-in source set (the
-    miniature's ImageNet, :mod:`ddep.data.source`) and save it in timm format
-    (``.safetensors``), so 21K and DDeP take the timm loading path. The source set knows
-    nothing of the target's classes."""
+    """Train the model's backbone as a single-label classifier on the built-in source set (the
+    miniature's ImageNet, :mod:`ddep.data.source`) and save it (``.safetensors``) in the format
+    the model's encoder loader reads (:func:`ddep.models.weights.encoder_state_dict`: timm's
+    for the TransUNet), where 21K and DDeP load it. The source set knows nothing of the
+    target's classes."""
     meta_path = Path(data_root) / "meta.json"
     if not meta_path.is_file():
         raise FileNotFoundError(f"{meta_path} not found: generate the built-in dataset first "
@@ -185,12 +191,14 @@ def pretrain_supervised(data_root: Path, out: Path, opts: JobOptions, sched: dic
                                 f"delete {meta_path} and generate it again")
     size = (meta["params"]["source_size"],) * 2
     classes = meta["source_classes"]
-    # The position embedding is stored at the target's image size, where 21K and DDeP load it
-    # as it is, and resampled on the fly to the source images' grid.
+    # The backbone is built for the target's image size (a TransUNet stores its position
+    # embedding there, where 21K and DDeP load it as it is, resampled on the fly to the source
+    # images' grid).
     grid = (meta["params"]["height"], meta["params"]["width"])
+    seg = segmentor_cfg(opts.model, len(classes), grid)
+    preprocessor = {k: v for k, v in seg["data_preprocessor"].items() if k != "test_cfg"}
     model = dict(type="ImageClassifier", num_classes=len(classes),
-                 data_preprocessor=denoiser_cfg(opts.preset, size)["data_preprocessor"],
-                 backbone=dict(type="TransUNetEncoder", preset=opts.preset, img_size=grid))
+                 data_preprocessor=dict(preprocessor, size=size), backbone=seg["backbone"])
     # ImageNet-style augmentation: a random crop of a slightly enlarged image, and flips
     augment = [dict(type="RandomResize", scale=size, ratio_range=(1.0, 1.4), keep_ratio=True),
                dict(type="RandomCrop", crop_size=size), dict(type="RandomFlip", prob=0.5)]
@@ -210,15 +218,14 @@ def pretrain_supervised(data_root: Path, out: Path, opts: JobOptions, sched: dic
     start = time.time()
     runner = _train(cfg, out)
     metrics = runner.val()
-    result = dict(stage="supervised", preset=opts.preset, iterations=runner.iter,
+    result = dict(stage="supervised", **model_identity(opts), iterations=runner.iter,
                   source=str(Path(data_root) / meta["source_dirs"]["train"]),
                   source_classes=len(classes),
                   wall_time_s=round(time.time() - start, 2), config_hash=config_hash(cfg),
                   **{k.split("/")[-1]: float(v) for k, v in metrics.items()}, **provenance())
     if is_main_process():
-        from ddep.models.weights import save_atomic
-        vit = _bare(runner.model).backbone.vit
-        save_atomic({k: v.detach().cpu() for k, v in vit.state_dict().items()}, out)
+        from ddep.models.weights import encoder_state_dict, save_atomic
+        save_atomic(encoder_state_dict(_bare(runner.model).backbone), out)
         write_json(Path(out).with_suffix(".json"), result)
         save_config(cfg, out)
     _finish(opts, out)
@@ -237,7 +244,7 @@ def pretrain_denoise(cfg: Config, arm: str, noise: NoiseConfig, out: Path, opts:
         raise ValueError(f"denoising arm must be one of {DENOISING_ARMS}, got {arm!r}")
     if arm == "ddep" and not encoder_weights:
         raise ValueError("arm 'ddep' freezes a supervised encoder: pass --encoder-weights "
-                         "(the timm-format checkpoint from `ddep pretrain-supervised` or in21k)")
+                         "(the checkpoint from `ddep pretrain-supervised`, or the model's own)")
     if arm == "dep" and encoder_weights:
         raise ValueError("arm 'dep' pretrains the whole U-Net from random init: "
                          "drop --encoder-weights (or use arm 'ddep')")
@@ -247,16 +254,15 @@ def pretrain_denoise(cfg: Config, arm: str, noise: NoiseConfig, out: Path, opts:
         raise FileNotFoundError(f"unlabelled image folder not found: {unlabelled_dir}")
     dataset.pipeline = checked_pipeline(dataset.pipeline)
     cfg.merge_from_dict(dict(model=dict(
-        noise=asdict(noise), freeze_encoder=arm == "ddep",
-        backbone=dict(pretrained=encoder_weights),
-        decode_head=dict(noise_conditioning=noise_conditioning, norm_cfg=_norm_cfg(opts)))))
+        noise=asdict(noise), freeze_encoder=arm == "ddep", encoder_weights=encoder_weights,
+        noise_conditioning=noise_conditioning, decode_head=dict(norm_cfg=_norm_cfg(opts)))))
     cfg = apply_run(cfg, opts, sched)
     start = time.time()
     runner = _train(cfg, out)
     loss = runner.message_hub.log_scalars.get("train/loss")
     meta = dict(stage="denoise", arm=arm, dataset=cfg.dataset_name, sigma=noise.label,
                 formulation=noise.formulation, target=noise.target, loss=noise.loss,
-                noise_conditioning=noise_conditioning, preset=opts.preset,
+                noise_conditioning=noise_conditioning, **model_identity(opts),
                 iterations=runner.iter, final_loss=float(loss.mean(50)) if loss else None,
                 wall_time_s=round(time.time() - start, 2), config_hash=config_hash(cfg),
                 encoder_weights=str(encoder_weights) if encoder_weights else None,
@@ -310,16 +316,16 @@ def finetune(cfg: Config, arm: str, split_file: Path, label_fraction: str, out: 
     pre = read_checkpoint_meta(init_from) if init_from else {}
     if pre and pre.get("arm") not in (None, arm):
         raise ValueError(f"{init_from} was pretrained with arm {pre.get('arm')!r}, not {arm!r}")
-    if pre.get("preset") not in (None, opts.preset):
-        raise CheckpointError(f"{init_from} was pretrained with preset {pre['preset']!r}, but this "
-                              f"fine-tune builds preset {opts.preset!r}: pass --preset "
-                              f"{pre['preset']} or a checkpoint pretrained with {opts.preset!r}")
+    if pre and model_of_run(pre) != opts.model.name:
+        raise CheckpointError(f"{init_from} was pretrained with model {model_of_run(pre)!r}, but this "
+                              f"fine-tune builds model {opts.model.name!r}: pass its --model, or "
+                              f"a checkpoint pretrained with {opts.model.name!r}")
     num_classes = cfg.model.decode_head.num_classes
     train, val = cfg.train_dataloader.dataset, cfg.val_dataloader.dataset
     train.ann_file = os.path.abspath(split_file)
     train.pipeline = checked_pipeline(train.pipeline, num_classes)
     val.pipeline = checked_pipeline(val.pipeline, num_classes)
-    cfg.merge_from_dict(dict(model=dict(init_from=init_from, backbone=dict(pretrained=encoder_weights),
+    cfg.merge_from_dict(dict(model=dict(init_from=init_from, encoder_weights=encoder_weights,
                                         decode_head=dict(norm_cfg=_norm_cfg(opts)))))
     if arm == "none":  # a random encoder learns at the full LR: no factor to protect it
         sched = dict(sched, optim_wrapper=with_encoder_lr_mult(sched["optim_wrapper"], 1.0))
@@ -332,7 +338,7 @@ def finetune(cfg: Config, arm: str, split_file: Path, label_fraction: str, out: 
         dataset=cfg.dataset_name, label_fraction=str(label_fraction), n_labelled=n_labelled, arm=arm,
         sigma=pre.get("sigma", "-"), formulation=pre.get("formulation", "-"),
         target=pre.get("target", "-"), noise_conditioning=pre.get("noise_conditioning", False),
-        seed=opts.seed, preset=opts.preset,
+        seed=opts.seed, **model_identity(opts),
         **{k: round(float(metrics[k]), 2) for k in ("mIoU", "aAcc", "mAcc")},
         per_class_iou=per_class, iterations=runner.iter, wall_time_s=round(time.time() - start, 2),
         config_hash=config_hash(cfg), split_file=str(split_file),

@@ -4,32 +4,37 @@ import pandas as pd
 from ddep.analysis import (CSV_NAMES, claims_table_path, csv_paths, figure_paths,
                            noise_overview_paths, pretrainings_paths, table_paths)
 from ddep.preflight import unlabelled_source
-from ddep.sweep import (NoiseSetting, ablated_datasets, finetune_jobs, parse_run_name,
-                        pretrainings)
+from ddep.sweep import (NoiseSetting, ablated_cells, finetune_jobs, parse_run_name,
+                        pretrainings, result_stem, sweep_models)
 
 JOBS = finetune_jobs(config)
+MODELS = {m.name: m for m in sweep_models(config)}  # by name, the path segment {model}
 FINETUNES = pd.DataFrame(JOBS)  # one row per run
-FINETUNES["json"] = [f"resources/runs/{r.dataset}/{r.fraction}/{r.run}/seed{r.seed}.json"
+FINETUNES["json"] = [f"resources/runs/{r.dataset}/{r.model}/{r.fraction}/{r.run}/seed{r.seed}.json"
                      for r in FINETUNES.itertuples()]
-PRETRAININGS = pretrainings(config)  # (dataset, name): each computed once, shared by its fine-tunes
+PRETRAININGS = pretrainings(config)  # (dataset, model, name): each computed once, shared by its fine-tunes
 # Their JSONs (what each learnt from, how long, how well), tabulated by `ddep aggregate`.
-PRETRAINING_JSONS = [f"resources/weights/{ds}/{name}.json" for ds, name in PRETRAININGS] + [
-    f"resources/weights/{ds}/supervised.json" for ds, d in config["datasets"].items()
-    if not d.get("encoder_weights") and {"21k", "ddep"} & set(FINETUNES.arm[FINETUNES.dataset == ds])]
+PRETRAINING_JSONS = [f"resources/weights/{ds}/{m}/{name}.json" for ds, m, name in PRETRAININGS] + [
+    f"resources/weights/{ds}/{m}/supervised.json" for ds in config["datasets"] for m in MODELS
+    if not (MODELS[m].encoder_weights or config["datasets"][ds].get("encoder_weights"))
+    and {"21k", "ddep"} & set(FINETUNES.arm[FINETUNES.dataset == ds])]
 DEFAULT_NOISE = NoiseSetting.from_config(config["denoising"])
 RESULTS, FIGURES_DIR = config.get("results_dir", "results"), config.get("figures_dir", "figures")
 RESULT_TABLES = csv_paths(RESULTS)
 CLAIMS_TABLE = claims_table_path(RESULTS)  # all datasets in one table, written with the CSVs
 PRETRAINING_TABLES = pretrainings_paths(RESULTS)
 # Every dataset has a label-efficiency table and figure; a noise-ablation one where it is ablated.
-_KINDS = [(ds, "label_efficiency") for ds in config["datasets"]] + \
-    [(ds, "noise") for ds in ablated_datasets(JOBS)]
+# A dataset's file stem is `builtin`, or `builtin_<model>` per model when there are several.
+_STEMS = {ds: [result_stem(ds, m, len(MODELS) > 1) for m in MODELS] for ds in config["datasets"]}
+_KINDS = [(stem, "label_efficiency") for ds in config["datasets"] for stem in _STEMS[ds]] + \
+    [(result_stem(ds, m, len(MODELS) > 1), "noise") for ds, m in ablated_cells(JOBS)]
 TABLES = [path for ds, kind in _KINDS for path in table_paths(RESULTS, ds, kind)]
 FIGURES = [path for ds, kind in _KINDS for path in figure_paths(FIGURES_DIR, ds, kind)]
-if len(ablated_datasets(JOBS)) > 1:  # the paper's noise figure: one panel per ablated dataset
+if len({ds for ds, _ in ablated_cells(JOBS)}) > 1:  # the paper's noise figure: one panel per ablated dataset
     FIGURES += noise_overview_paths(FIGURES_DIR)
 # and a claims figure (from claims.csv; a dataset without claims gets one that says so)
-CLAIMS_FIGURES = [path for ds in config["datasets"] for path in figure_paths(FIGURES_DIR, ds, "claims")]
+CLAIMS_FIGURES = [path for ds in config["datasets"] for stem in _STEMS[ds]
+                  for path in figure_paths(FIGURES_DIR, stem, "claims")]
 
 
 def dataset(wc):
@@ -52,15 +57,21 @@ def dataset_ready(wc):
     return f"{d['root']}/meta.json" if d.get("generate") else []
 
 
+def model(wc):
+    return MODELS[wc.model]
+
+
 def supervised_encoder(wc):
-    """The user's timm checkpoint (file or hub name), else the workflow's supervised stand-in."""
-    weights = dataset(wc).get("encoder_weights")
-    return weights if weights else f"resources/weights/{wc.dataset}/supervised.safetensors"
+    """The user's checkpoint (file or timm hub name): the model's, else the dataset's; else the
+    workflow's supervised stand-in of this model."""
+    weights = model(wc).encoder_weights or dataset(wc).get("encoder_weights")
+    return weights if weights else f"resources/weights/{wc.dataset}/{wc.model}/supervised.safetensors"
 
 
 def supervised_encoder_input(wc):
     """Only the workflow's own encoder is a DAG input (a hub name is not a file)."""
-    return [] if dataset(wc).get("encoder_weights") else supervised_encoder(wc)
+    return [] if model(wc).encoder_weights or dataset(wc).get("encoder_weights") \
+        else supervised_encoder(wc)
 
 
 def schedule_args(stage):
@@ -91,10 +102,18 @@ def crop_args(wc):
 
 
 def job_args(rule_name, stage):
-    """Options every training job takes: preset, precision, fast path, launcher, schedule
-    overrides."""
+    """Options every training job takes: precision, fast path, launcher, schedule overrides
+    (the model's: model_args)."""
     gpus = int(resources(rule_name).get("gpu", 0) or 0)
     flags = [f" --{key.replace('_', '-')}" for key in ("channels_last", "compile") if config.get(key)]
     launcher = " --launcher pytorch" if gpus > 1 else ""
-    return (f"--preset {config['preset']} --amp {config.get('amp', 'none')}{''.join(flags)}"
-            f"{launcher} {schedule_args(stage)}")
+    return f"--amp {config.get('amp', 'none')}{''.join(flags)}{launcher} {schedule_args(stage)}"
+
+
+def model_args(wc):
+    """The job's model (--model, --model-name) from the {model} path segment."""
+    return model(wc).cli_args()
+
+
+wildcard_constraints:
+    model="|".join(map(re.escape, MODELS)),

@@ -4,7 +4,7 @@ def finetune_inputs(wc):
     if wc.run == "21k":
         inputs["encoder"] = supervised_encoder_input(wc)
     elif wc.run != "none":
-        inputs["pretrained"] = f"resources/weights/{wc.dataset}/{wc.run}.pth"
+        inputs["pretrained"] = f"resources/weights/{wc.dataset}/{wc.model}/{wc.run}.pth"
     return inputs
 
 
@@ -12,7 +12,7 @@ def pretrained_args(wc):
     if wc.run == "21k":
         return f"--encoder-weights {supervised_encoder(wc)}"
     if wc.run != "none":
-        return f"--init-from resources/weights/{wc.dataset}/{wc.run}.pth"
+        return f"--init-from resources/weights/{wc.dataset}/{wc.model}/{wc.run}.pth"
     return ""
 
 
@@ -20,7 +20,7 @@ rule finetune:
     input:
         unpack(finetune_inputs),
     output:
-        "resources/runs/{dataset}/{fraction}/{run}/seed{seed}.json",
+        "resources/runs/{dataset}/{model}/{fraction}/{run}/seed{seed}.json",
     wildcard_constraints:
         seed=r"\d+",
     params:
@@ -31,14 +31,15 @@ rule finetune:
         crop=crop_args,
         ddep=ddep("finetune"),
         args=job_args("finetune", "finetune"),
+        model=model_args,
     threads: config.get("threads", 1)
     resources:
         **resources("finetune"),
     log:
-        "logs/finetune/{dataset}/{fraction}/{run}/seed{seed}.log",
+        "logs/finetune/{dataset}/{model}/{fraction}/{run}/seed{seed}.log",
     shell:
-        "{params.ddep} finetune --arm {params.arm} "
+        "{params.ddep} finetune --arm {params.arm} {params.model} "
         "--dataset {wildcards.dataset} --data-root {params.root} --split {input.split} "
         "--label-fraction {params.fraction} --seed {wildcards.seed} {params.pretrained} {params.crop} "
-        "--out {output} --work-dir work/finetune/{wildcards.dataset}/{wildcards.fraction}/"
+        "--out {output} --work-dir work/finetune/{wildcards.dataset}/{wildcards.model}/{wildcards.fraction}/"
         "{wildcards.run}/seed{wildcards.seed} {params.args} > {log} 2>&1"

@@ -2,21 +2,22 @@ rule pretrain_supervised:
     input:
         dataset_ready,
     output:
-        weights="resources/weights/{dataset}/supervised.safetensors",
-        metrics="resources/weights/{dataset}/supervised.json",
+        weights="resources/weights/{dataset}/{model}/supervised.safetensors",
+        metrics="resources/weights/{dataset}/{model}/supervised.json",
     params:
         root=lookup(dpath="datasets/{dataset}/root", within=config),
         ddep=ddep("pretrain_supervised"),
         args=job_args("pretrain_supervised", "supervised"),
+        model=model_args,
     threads: config.get("threads", 1)
     priority: 20  # the start of the longest chain: supervised -> DDeP -> fine-tunes
     resources:
         **resources("pretrain_supervised"),
     log:
-        "logs/pretrain/{dataset}/supervised.log",
+        "logs/pretrain/{dataset}/{model}/supervised.log",
     shell:
-        "{params.ddep} pretrain-supervised --data-root {params.root} "
-        "--out {output.weights} --work-dir work/pretrain/{wildcards.dataset}/supervised "
+        "{params.ddep} pretrain-supervised --data-root {params.root} {params.model} "
+        "--out {output.weights} --work-dir work/pretrain/{wildcards.dataset}/{wildcards.model}/supervised "
         "{params.args} > {log} 2>&1"
 
 
@@ -46,8 +47,8 @@ rule pretrain_denoise:
     input:
         unpack(denoise_inputs),
     output:
-        weights="resources/weights/{dataset}/{run}.pth",
-        metrics="resources/weights/{dataset}/{run}.json",
+        weights="resources/weights/{dataset}/{model}/{run}.pth",
+        metrics="resources/weights/{dataset}/{model}/{run}.json",
     wildcard_constraints:
         run=r"(dep|ddep)_s[^/]+",
     params:
@@ -56,13 +57,15 @@ rule pretrain_denoise:
         crop=crop_args,
         ddep=ddep("pretrain_denoise"),
         args=job_args("pretrain_denoise", "denoise"),
+        model=model_args,
     threads: config.get("threads", 1)
     priority: 10
     resources:
         **resources("pretrain_denoise"),
     log:
-        "logs/pretrain/{dataset}/{run}.log",
+        "logs/pretrain/{dataset}/{model}/{run}.log",
     shell:
-        "{params.ddep} pretrain-denoise {params.noise} "
+        "{params.ddep} pretrain-denoise {params.noise} {params.model} "
         "--dataset {wildcards.dataset} --data-root {params.root} {params.crop} --out {output.weights} "
-        "--work-dir work/pretrain/{wildcards.dataset}/{wildcards.run} {params.args} > {log} 2>&1"
+        "--work-dir work/pretrain/{wildcards.dataset}/{wildcards.model}/{wildcards.run} "
+        "{params.args} > {log} 2>&1"
