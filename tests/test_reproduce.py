@@ -1,7 +1,7 @@
 """The committed default results reproduce: a fresh `snakemake --cores all` on this machine
 agrees with results/summary.csv cell by cell.
 
-It retrains the whole default grid (about 17 minutes on 2 cores), so it runs only where
+It retrains the whole default grid (about 12 minutes on 2 cores), so it runs only where
 DDEP_TEST_REPRO=1 (CI sets it: CI is a second machine, the committed run came from another).
 On the same CPU type and library versions the numbers are bit-identical; on another CPU
 training amplifies the last bits of the floating-point sums, so only the statistics can
@@ -26,7 +26,7 @@ from test_workflow import REPO, snakemake, workspace
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not os.environ.get("DDEP_TEST_REPRO"),
-                       reason="retrains the default grid (~17 min); set DDEP_TEST_REPRO=1 (CI does)"),
+                       reason="retrains the default grid (~12 min); set DDEP_TEST_REPRO=1 (CI does)"),
 ]
 
 
