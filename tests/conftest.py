@@ -12,18 +12,6 @@ import ddep.models  # noqa: F401  (registers ddep's modules)
 
 register_all_modules(init_default_scope=True)
 
-# The longest files (CI: about 10-15 minutes each) start first, so that the two workers of
-# `pytest -n 2 --dist loadfile` end together instead of one waiting for the other's last file.
-LONGEST_FIRST = ("test_reproduce.py", "test_paper_datasets.py", "test_slurm.py", "test_faults.py")
-
-
-def pytest_collection_modifyitems(items: list) -> None:
-    def rank(item) -> int:
-        name = item.path.name
-        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
-    items.sort(key=rank)  # stable: the order within a rank is kept
-
-
 # Two mmseg models beside the TransUNet, as config/models.yaml names them: a transformer
 # (SegFormer MiT-B0, its head at stride 4) and a CNN with BatchNorm and an auxiliary head
 # (DeepLabV3+ ResNet-18).
