@@ -12,6 +12,23 @@ import ddep.models  # noqa: F401  (registers ddep's modules)
 
 register_all_modules(init_default_scope=True)
 
+# `pytest -n 2 --dist loadfile` hands out files in this order, the longest first, so the two
+# workers end together. xdist queues a second file behind the first one-test file at once, so a
+# quick file follows the reproduction test (the rest go to whichever worker is free first).
+FIRST = ("test_reproduce.py", "test_slurm.py", "test_sweep.py", "test_paper_datasets.py",
+         "test_workflow.py", "test_faults.py", "test_train.py", "test_configs.py")
+
+
+def pytest_configure(config) -> None:
+    if hasattr(config.option, "loadscopereorder"):  # xdist would reorder by test count
+        config.option.loadscopereorder = False
+
+
+def pytest_collection_modifyitems(items: list) -> None:
+    def rank(item) -> int:
+        return FIRST.index(item.path.name) if item.path.name in FIRST else len(FIRST)
+    items.sort(key=rank)  # stable: the order within a file is kept
+
 # Two mmseg models beside the TransUNet, as config/models.yaml names them: a transformer
 # (SegFormer MiT-B0, its head at stride 4) and a CNN with BatchNorm and an auxiliary head
 # (DeepLabV3+ ResNet-18).
