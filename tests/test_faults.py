@@ -17,7 +17,7 @@ import pytest
 import torch
 from PIL import Image
 
-from test_train import FAST, data, ddep, metrics  # noqa: F401  (data: the built-in data fixture)
+from test_train import FAST, data, ddep, ddep_inline, metrics  # noqa: F401  (data: the built-in data fixture)
 
 pytestmark = pytest.mark.slow
 LONG = ["--iters", "40", "--checkpoint-interval", "4", "--batch-size", "4"]
@@ -118,9 +118,10 @@ def copy(data, tmp_path):
 
 
 def fails_cleanly(cmd, tmp_path, *expected):
-    """Run ``cmd``; it must fail with exit 2, print each of ``expected`` and no traceback, and
-    leave no output."""
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    """Run the `ddep` command ``cmd`` (in this process: it stops early); it must fail with exit 2,
+    print each of ``expected`` and no traceback, and leave no output."""
+    assert cmd[:3] == [sys.executable, "-m", "ddep.cli"], cmd
+    proc = ddep_inline(*cmd[3:])
     assert proc.returncode == 2, proc.stderr[-3000:]
     for text in expected:
         assert text in proc.stderr, proc.stderr[-3000:]
@@ -181,8 +182,8 @@ def test_an_empty_split_or_a_fraction_of_no_images_is_refused(copy, tmp_path):
     assert not (tmp_path / "work").exists()  # refused before anything was built
     for fraction, message in (("0", "image count must be >= 1"), ("0.0", "must be in (0, 1]"),
                               ("1/0", "invalid label fraction")):
-        proc = ddep("split", "--dataset", "builtin", "--data-root", root, "--fraction", fraction,
-                    "--out", tmp_path / "out_split.txt", check=False)
+        proc = ddep_inline("split", "--dataset", "builtin", "--data-root", root, "--fraction",
+                           fraction, "--out", tmp_path / "out_split.txt")
         assert proc.returncode == 2 and message in proc.stderr, proc.stderr
     assert not list(tmp_path.glob("out*"))
 

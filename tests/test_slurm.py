@@ -167,7 +167,7 @@ def test_preempted_jobs_are_resubmitted_and_resume_bit_for_bit(slurm_cluster, tm
 
     import yaml
 
-    iters, interval, seeds = 40, 5, sorted(STOPS)
+    iters, interval, seeds = 24, 4, sorted(STOPS)
     data = tmp_path / "data"
     _ddep("generate-builtin", "--root", data, "--n-train", 24, "--n-val", 8, "--n-unlabelled", 8,
           "--n-source-train", 8, "--n-source-val", 4)

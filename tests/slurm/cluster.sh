@@ -148,9 +148,18 @@ status() {
   return $ok
 }
 
+# Once stopped, SLURM clients must fail at once: the snakemake slurm plugin runs `scontrol show
+# config` whenever snakemake starts (local runs too), and with the controller gone that waits
+# MessageTimeout - 1 s (9 s by default) in each of the tests' Snakemake runs. `start` rewrites it.
+fail_fast() {
+  [ -e "$conf_dir/slurm.conf" ] && head -n1 "$conf_dir/slurm.conf" | grep -q "^$marker" || return 0
+  sed -i '/^MessageTimeout=/d' "$conf_dir/slurm.conf"
+  echo "MessageTimeout=1  # the cluster is stopped: clients give up at once" >>"$conf_dir/slurm.conf"
+}
+
 case "${1:-}" in
   start) start ;;
-  stop) stop_daemons ;;
+  stop) stop_daemons && fail_fast ;;
   status) status ;;
   *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
 esac
