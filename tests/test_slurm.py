@@ -87,11 +87,13 @@ def test_smoke_grid_runs_through_sbatch_with_the_repository_profile(slurm_cluste
 
     for name in ("workflow", "config"):
         shutil.copytree(REPO / name, tmp_path / name)
-    # The smoke grid's data, arms and schedules, one model and no ablations: every rule goes
-    # through SLURM; the second model and the ablation axes are the local smoke test's part.
+    # The smoke grid's data and schedules, one model, the arms none and DDeP (DDeP needs the
+    # supervised stand-in and a denoising pretraining) and no ablations: every rule goes
+    # through SLURM; the other arms, the second model and the ablation axes differ only in
+    # their arguments, and the local smoke test runs them.
     cfg = yaml.safe_load((tmp_path / "config/smoke.yaml").read_text())
     cfg.pop("models")
-    cfg["ablations"] = []
+    cfg.update(arms=["none", "ddep"], ablations=[])
     (tmp_path / "config/smoke_slurm.yaml").write_text(yaml.safe_dump(cfg))
     proc = run_snakemake_on_slurm(tmp_path, ["--configfile", "config/smoke_slurm.yaml"], timeout=1500)
     assert proc.returncode == 0, proc.stdout[-5000:]

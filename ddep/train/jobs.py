@@ -4,6 +4,7 @@ an mmengine ``Runner`` (resuming from its work dir) and writes its output and th
 config beside it, atomically."""
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import os
@@ -142,6 +143,10 @@ def _train(cfg: Config, out: str | os.PathLike) -> Runner:
         import torch.distributed as dist
         if not dist.is_initialized():  # mmengine's init_dist calls torch.cuda.set_device
             dist.init_process_group(backend="gloo")
+    # What exists now (torch, mmengine and mmseg, the config) lives as long as the job: frozen,
+    # it is left out of every garbage collection, mmengine's gc.collect() after building each
+    # dataset included (about 0.4 s each on a 2-core CPU).
+    gc.freeze()
     runner = Runner.from_cfg(cfg)
     runner.train()
     return runner
