@@ -4,7 +4,7 @@
 # Why a script and not just `pip install -e .`: mmcv 2.1.0 (what mmsegmentation 1.2.2 needs) is
 # built from its source against the installed torch (build_mmcv.sh says why and how), so torch is
 # installed first. The built wheel is cached in $DDEP_WHEEL_CACHE (default ~/.cache/ddep/wheels):
-# the first install takes about 10-12 minutes on 2 cores, later ones about 2 minutes.
+# the first install takes about 11 minutes on 2 cores (AMD EPYC), later ones about 2 minutes.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 venv="${1:-$here/.venv}"
@@ -30,7 +30,7 @@ pip=("$venv/bin/python" -m pip install --disable-pip-version-check)
 pyver=$("$venv/bin/python" -c 'import sys; print(f"cp{sys.version_info[0]}{sys.version_info[1]}")')
 wheel_dir="$cache/mmcv-$mmcv_v-torch$torch_v-$pyver"
 if ! ls "$wheel_dir"/mmcv-*.whl >/dev/null 2>&1; then
-  echo ">> building mmcv $mmcv_v from source (about 10 minutes on 2 cores; cached in $wheel_dir)"
+  echo ">> building mmcv $mmcv_v from source (about 9 minutes on 2 cores; cached in $wheel_dir)"
   bash "$here/build_mmcv.sh" "$venv/bin/python" "$mmcv_v" "$wheel_dir"
 fi
 "${pip[@]}" -q --no-deps "$wheel_dir"/mmcv-*.whl
