@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # One-command install: bash install.sh [VENV_DIR]   (default: .venv)
+# Optional extras of pyproject.toml, comma-separated: DDEP_EXTRAS=mmpretrain bash install.sh
 #
 # Why a script and not just `pip install -e .`: mmcv 2.1.0 (what mmsegmentation 1.2.2 needs) is
 # built from its source against the installed torch (build_mmcv.sh says why and how), so torch is
@@ -34,5 +35,6 @@ if ! ls "$wheel_dir"/mmcv-*.whl >/dev/null 2>&1; then
   bash "$here/build_mmcv.sh" "$venv/bin/python" "$mmcv_v" "$wheel_dir"
 fi
 "${pip[@]}" -q --no-deps "$wheel_dir"/mmcv-*.whl
-"${pip[@]}" -q -f "$wheel_dir" -e "$here"  # -f: the resolver sees the built mmcv wheel
+extras="${DDEP_EXTRAS:+[$DDEP_EXTRAS]}"
+"${pip[@]}" -q -f "$wheel_dir" -e "$here$extras"  # -f: the resolver sees the built mmcv wheel
 echo ">> installed into $venv  (activate with: source $venv/bin/activate)"

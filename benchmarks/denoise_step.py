@@ -25,43 +25,11 @@ import statistics
 from pathlib import Path
 
 import torch
-from mmengine.optim import build_optim_wrapper
-from mmengine.structures import PixelData
-from mmseg.registry import MODELS
-from mmseg.structures import SegDataSample
-from mmseg.utils import register_all_modules
 
-import ddep.models  # noqa: F401  (TransUNet, DenoisingPretrainer, the optimizer constructor)
-from ddep.configs import denoiser_cfg, segmentor_cfg
-from train_step import counted_flops, timed  # same folder: the same counter and timer
-
-STEPS = ("finetune", "dep", "ddep")
+from ddep.step_flops import STEPS, build_step, counted_flops  # the estimate's counter
+from train_step import timed  # same folder: the same timer
 FIELDS = ["preset", "crop_h", "crop_w", "step", "gflop_per_image", "trainable_params",
           "cpu_s_per_image", "measured"]
-
-
-def build_step(step: str, preset: str, size: tuple[int, int], batch: int, classes: int):
-    """(model, one training step) as the job builds them, from the same seed."""
-    torch.manual_seed(0)
-    h, w = size
-    imgs = [torch.randint(0, 256, (3, h, w), dtype=torch.uint8) for _ in range(batch)]
-    samples = []
-    for _ in range(batch):
-        s = SegDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w)))
-        if step == "finetune":
-            s.gt_sem_seg = PixelData(data=torch.randint(0, classes, (1, h, w)))
-        samples.append(s)
-    data = dict(inputs=imgs, data_samples=samples)
-    optimizer = dict(optimizer=dict(type="AdamW", lr=1e-4, weight_decay=0.05))
-    if step == "finetune":
-        model = MODELS.build(segmentor_cfg(preset, classes, size))
-    else:
-        model = MODELS.build(denoiser_cfg(preset, size, noise=dict(sigma=0.2),
-                                          freeze_encoder=step == "ddep"))
-        optimizer["constructor"] = "TrainableOnlyOptimWrapperConstructor"  # as the job's config
-    model.train()
-    wrapper = build_optim_wrapper(model, optimizer)
-    return model, lambda: model.train_step(data, wrapper)["loss"].detach()
 
 
 def write_rows(path: Path, rows: list[dict]) -> None:
@@ -79,9 +47,9 @@ def write_rows(path: Path, rows: list[dict]) -> None:
 
 
 def main() -> None:
-    register_all_modules(init_default_scope=True)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--preset", default="tiny")
+    ap.add_argument("--preset", default="tiny",
+                    help="a TransUNet preset (tiny, r50_vit_b16), an mmseg config or a .py file")
     ap.add_argument("--size", type=int, nargs=2, default=(64, 128), metavar=("H", "W"))
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--classes", type=int, default=19, help="the fine-tune's classes (Cityscapes: 19)")

@@ -37,6 +37,7 @@ from mmseg.utils import register_all_modules
 import ddep.models  # noqa: F401
 import ddep.train.components  # noqa: F401  (CPUBF16OptimWrapper)
 from ddep.configs import segmentor_cfg
+from ddep.step_flops import counted_flops
 from ddep.sweep import Model
 from ddep.models.transunet import TransUNetEncoder, get_preset
 from ddep.train.jobs import amp_optim_wrapper
@@ -86,14 +87,6 @@ def peak_tflops(device_name: str, amp: str) -> float | None:
         if key in device_name:
             return peaks[amp]
     return None
-
-
-def counted_flops(step) -> int:
-    """FLOPs of one call of ``step`` (forward + backward), counted by PyTorch's flop counter."""
-    from torch.utils.flop_counter import FlopCounterMode
-    with FlopCounterMode(display=False) as counter:
-        step()
-    return counter.get_total_flops()
 
 
 def timed(step, device: str, warmup: int, iters: int) -> list[float]:

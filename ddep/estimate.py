@@ -9,15 +9,27 @@ fine-tune's FLOPs per image over the arm's (``benchmarks/step_cost.csv``, counte
 ``benchmarks/denoise_step.py``): DDeP's frozen encoder runs forward only and has no optimizer
 state, so its step is cheaper than DeP's.
 
+A model with no measured row for the GPU and precision is priced *from FLOPs*: the reference
+model's (``REFERENCE_MODEL``) measured images/s there times its counted FLOPs per fine-tune image
+is the FLOP/s the GPU achieved; the model's own counted FLOPs per image at its crop divide it.
+Counts come from ``benchmarks/step_cost.csv`` (the models of the committed configs, so pricing
+them imports no torch) or are made on this CPU at estimate time (``ddep.step_flops``, a few
+seconds to a minute per model and crop) and kept in ``COUNT_CACHE``.
+
 Assumptions, said in the printout: training steps only (evaluation and start-up are extra);
 several GPUs per job scale linearly; a crop that was not measured is priced by pixel count from
-the nearest measured crop of the same GPU, preset and precision; label fractions are taken of
-the releases' train-set sizes (``ddep.data.table``), which only the labelled-image counts use.
+the nearest measured crop of the same GPU, preset and precision; a model priced from FLOPs
+reaches the reference's FLOP/s; label fractions are taken of the releases' train-set sizes
+(``ddep.data.table``), which only the labelled-image counts use.
 """
 from __future__ import annotations
 
 import csv
+import datetime
 import functools
+import hashlib
+import os
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,12 +37,19 @@ from pathlib import Path
 from ddep.configs import schedule_config
 from ddep.data.splits import split_size
 from ddep.data.table import config_literal, get_dataset_def
-from ddep.sweep import (ABLATIONS, GRID, SUPERVISED_ARMS, Model, finetune_jobs, parse_run_name,
-                        pretraining_parts, sweep_models)
+from ddep.sweep import (ABLATIONS, GRID, PRESET_MODELS, SUPERVISED_ARMS, Model, finetune_jobs,
+                        parse_run_name, pretraining_parts, sweep_models)
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 THROUGHPUTS = BENCHMARKS / "throughput.csv"
 STEP_COSTS = BENCHMARKS / "step_cost.csv"
+STEP_COST_FIELDS = ["preset", "crop_h", "crop_w", "step", "gflop_per_image", "trainable_params",
+                    "cpu_s_per_image", "measured"]
+# FLOPs counted at estimate time, kept across runs (the model's config and crop are the key)
+COUNT_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ddep" / "step_cost.csv"
+# Its measured FLOP/s on a GPU and precision price every model measured there under no row of its own.
+REFERENCE_MODEL = "r50_vit_b16"
+MEASURED, FROM_FLOPS = "measured", "from FLOPs"  # how a job's throughput was found
 STAGES = {"pretrain_supervised": "supervised", "pretrain_denoise": "denoise", "finetune": "finetune"}
 # The breakdowns the printout gives, each a key of the jobs' rows.
 GROUPS = {"rule": "per rule", "arm": "per arm (pretraining + fine-tunes)",
@@ -41,6 +60,7 @@ GROUPS = {"rule": "per rule", "arm": "per arm (pretraining + fine-tunes)",
 class Throughput:
     img_per_s: float
     source: str  # the measured row, and how it was scaled
+    priced: str = MEASURED  # or FROM_FLOPS
 
 
 def read_throughputs(path: Path = THROUGHPUTS) -> list[dict]:
@@ -76,13 +96,22 @@ def read_step_costs(path: Path = STEP_COSTS) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def step_cost(rows: list[dict], preset: str, crop: tuple[int, int], step: str) -> tuple[float, str]:
+def count_key(config: str) -> str:
+    """What a model's counted FLOPs are filed under: its config (a preset's file name, an mmseg
+    config), a local file's with its content hash, so that an edited file is counted again."""
+    config = PRESET_MODELS.get(config, config)
+    if config.endswith(".py") and not config.startswith("mmseg::") and Path(config).is_file():
+        return f"{config}@{hashlib.sha256(Path(config).read_bytes()).hexdigest()[:12]}"
+    return config
+
+
+def step_cost(rows: list[dict], model: str | Model, crop: tuple[int, int], step: str) -> tuple[float, str]:
     """(FLOPs per image of a ``step`` / those of a fine-tune, where it was counted) for the
-    preset, from the counted crop nearest in pixels (the ratio, not the FLOPs, carries over)."""
-    preset = Model(preset).name
-    same = [r for r in rows if _model_of(r) == preset]
+    model, from the counted crop nearest in pixels (the ratio, not the FLOPs, carries over)."""
+    model = Model.parse(model)
+    same = [r for r in rows if count_key(r["preset"]) == count_key(model.config)]
     if not same:
-        raise ValueError(f"no counted step cost for model {preset!r} in {STEP_COSTS}; run "
+        raise ValueError(f"no counted step cost for model {model.name!r} in {STEP_COSTS}; run "
                          f"`python benchmarks/denoise_step.py --preset <its config> --size H W --csv "
                          f"{STEP_COSTS.relative_to(BENCHMARKS.parent)}`")
     pixels = crop[0] * crop[1]
@@ -91,7 +120,91 @@ def step_cost(rows: list[dict], preset: str, crop: tuple[int, int], step: str) -
     flops = {r["step"]: float(r["gflop_per_image"]) for r in same
              if (int(r["crop_h"]), int(r["crop_w"])) == size}
     ratio = flops[step] / flops["finetune"]
-    return ratio, f"{step} {ratio:.3f}x a fine-tune's FLOPs ({preset} {size[0]}x{size[1]})"
+    return ratio, f"{step} {ratio:.3f}x a fine-tune's FLOPs ({model.name} {size[0]}x{size[1]})"
+
+
+class StepCosts:
+    """Counted GFLOP per image of each step of a model at a crop: ``benchmarks/step_cost.csv``,
+    then ``cache``, then a count on this CPU (written to ``cache``)."""
+
+    def __init__(self, committed: Path = STEP_COSTS, cache: Path = COUNT_CACHE) -> None:
+        self.cache = cache
+        self.rows = read_step_costs(committed) + (read_step_costs(cache) if cache.is_file() else [])
+
+    def _counted(self, model: Model, crop: tuple[int, int]) -> dict[str, float]:
+        key = count_key(model.config)
+        return {r["step"]: float(r["gflop_per_image"]) for r in self.rows
+                if count_key(r["preset"]) == key and (int(r["crop_h"]), int(r["crop_w"])) == tuple(crop)}
+
+    def gflops(self, model: Model, crop: tuple[int, int]) -> dict[str, float]:
+        """GFLOP per image of the fine-tune, DeP and DDeP steps at exactly ``crop``."""
+        counted = self._counted(model, crop)
+        if not counted:
+            counted = self._count(model, tuple(crop))
+        return counted
+
+    def ratio(self, model: Model, crop: tuple[int, int], step: str) -> tuple[float, str]:
+        """As :func:`step_cost`; a model never counted is counted at ``crop`` first."""
+        if not any(count_key(r["preset"]) == count_key(model.config) for r in self.rows):
+            self._count(model, tuple(crop))
+        return step_cost(self.rows, model, crop, step)
+
+    def _count(self, model: Model, crop: tuple[int, int]) -> dict[str, float]:
+        from ddep.step_flops import step_gflops  # torch and mmseg: only for a model not counted yet
+        import torch
+
+        print(f"counting the FLOPs of {model.name} at {crop[0]}x{crop[1]} on the CPU (once: kept in "
+              f"{self.cache})", file=sys.stderr)
+        gflops = step_gflops(model, crop)
+        where = f"counted by ddep estimate, CPU, torch {torch.__version__}, {datetime.date.today()}"
+        rows = [dict(preset=count_key(model.config), crop_h=crop[0], crop_w=crop[1], step=step,
+                     gflop_per_image=f"{g:.5g}", trainable_params="", cpu_s_per_image="",
+                     measured=where) for step, g in gflops.items()]
+        self.cache.parent.mkdir(parents=True, exist_ok=True)
+        new = not self.cache.is_file()
+        with open(self.cache, "a", newline="") as f:
+            out = csv.DictWriter(f, STEP_COST_FIELDS)
+            if new:
+                out.writeheader()
+            out.writerows(rows)
+        self.rows += rows
+        return {step: float(r["gflop_per_image"]) for step, r in zip(gflops, rows)}
+
+
+def flops_throughput(rows: list[dict], costs: StepCosts, gpu: str, model: Model,
+                     crop: tuple[int, int], amp: str) -> Throughput:
+    """Images/s of ``model`` at ``crop`` where it has no measured row: the FLOP/s that
+    ``REFERENCE_MODEL`` achieved on ``gpu`` at ``amp`` over the model's counted FLOPs per image."""
+    reference = Model(REFERENCE_MODEL)
+    refs = [r for r in rows if r["gpu"] == gpu and _model_of(r) == reference.name and r["amp"] == amp]
+    if not refs:
+        have = sorted({(r["gpu"], r["preset"], r["amp"]) for r in rows})
+        raise ValueError(f"no measured throughput for gpu={gpu!r} model={model.name!r} amp={amp!r} in "
+                         f"{THROUGHPUTS}, nor for the reference {REFERENCE_MODEL} that would price it "
+                         f"from its FLOPs; measured: {have}. Run `python benchmarks/train_step.py "
+                         f"--model {REFERENCE_MODEL} --size 512 1024 --batch 4 --amp {amp}` on that GPU "
+                         f"and add a row")
+    pixels = crop[0] * crop[1]
+    ref = min(refs, key=lambda r: abs(int(r["crop_h"]) * int(r["crop_w"]) - pixels))
+    ref_crop = (int(ref["crop_h"]), int(ref["crop_w"]))
+    ref_gflop = costs.gflops(reference, ref_crop)["finetune"]
+    achieved = float(ref["img_per_s"]) * ref_gflop  # GFLOP/s
+    gflop = costs.gflops(model, crop)["finetune"]
+    return Throughput(
+        achieved / gflop,
+        f"{gpu} {model.name} {amp}: {gflop:.4g} GFLOP per fine-tune image at {crop[0]}x{crop[1]}, "
+        f"at the {achieved / 1e3:.1f} TFLOP/s of the reference row {gpu} {REFERENCE_MODEL} {amp} "
+        f"batch {ref['batch']} ({ref['img_per_s']} img/s x {ref_gflop:.5g} GFLOP at "
+        f"{ref_crop[0]}x{ref_crop[1]})", FROM_FLOPS)
+
+
+def model_throughput(rows: list[dict], costs: StepCosts, gpu: str, model: Model,
+                     crop: tuple[int, int], amp: str) -> Throughput:
+    """The measured throughput of ``model`` on ``gpu`` at ``amp`` if it has a row, else the
+    one priced from its FLOPs."""
+    if any(r["gpu"] == gpu and _model_of(r) == model.name and r["amp"] == amp for r in rows):
+        return throughput(rows, gpu, model.name, crop, amp)
+    return flops_throughput(rows, costs, gpu, model, crop, amp)
 
 
 def sweep_jobs(config: dict) -> list[dict]:
@@ -110,14 +223,16 @@ def sweep_jobs(config: dict) -> list[dict]:
     return jobs
 
 
-def estimate(jobs: list[dict], config: dict, gpu: str) -> list[dict]:
-    """The jobs, each priced: ``images`` (iterations x batch x GPUs) and ``gpu_hours``, with the
-    ``sources`` of its price. ``jobs`` items carry ``rule``, ``dataset`` and, for denoising,
-    ``arm``; iterations and batch size come from the schedule files and the config's
-    overrides."""
-    table, costs = read_throughputs(), None
+def estimate(jobs: list[dict], config: dict, gpu: str, costs: StepCosts | None = None) -> list[dict]:
+    """The jobs, each priced: ``images`` (iterations x batch x GPUs), ``gpu_hours``, ``priced``
+    (measured or from FLOPs) and the ``sources`` of its price. ``jobs`` items carry ``rule``,
+    ``dataset``, ``model`` (default: the config's first) and, for denoising, ``arm``;
+    iterations and batch size come from the schedule files and the config's overrides."""
+    table, costs = read_throughputs(), costs or StepCosts()
+    models = {m.name: m for m in sweep_models(config)}
     schedule = functools.cache(schedule_config)  # one file parse per (dataset, stage), not per job
     amp = config.get("amp", "none")
+    speed_of = functools.cache(lambda model, crop: model_throughput(table, costs, gpu, model, crop, amp))
     priced = []
     for job in jobs:
         stage = STAGES[job["rule"]]
@@ -128,15 +243,15 @@ def estimate(jobs: list[dict], config: dict, gpu: str) -> list[dict]:
         crop = tuple(config["datasets"][job["dataset"]].get("crop_size")
                      or config_literal(job["dataset"], "crop_size"))
         gpus = max(1, int(((config.get("resources") or {}).get(job["rule"]) or {}).get("gpu", 1)))
-        speed = throughput(table, gpu, job.get("model") or Model(config["preset"]).name, crop, amp)
-        sources, img_per_s = {speed.source}, speed.img_per_s
+        model = models[job["model"]] if "model" in job else next(iter(models.values()))
+        speed = speed_of(model, crop)
+        sources, img_per_s = {(speed.priced, speed.source)}, speed.img_per_s
         if job["rule"] == "pretrain_denoise":
-            costs = costs if costs is not None else read_step_costs()
-            ratio, source = step_cost(costs, job.get("model") or Model(config["preset"]).name,
-                                      crop, job["arm"])
-            img_per_s, sources = img_per_s / ratio, sources | {source}
+            ratio, source = costs.ratio(model, crop, job["arm"])
+            img_per_s, sources = img_per_s / ratio, sources | {("step", source)}
         images = iters * batch * gpus  # the batch size is per GPU under DDP
-        priced.append(dict(job, images=images, gpu_hours=images / img_per_s / 3600, sources=sources))
+        priced.append(dict(job, images=images, gpu_hours=images / img_per_s / 3600,
+                           priced=speed.priced, sources=sources))
     return priced
 
 
@@ -145,10 +260,13 @@ def breakdown(priced: list[dict], key: str) -> list[dict]:
     order first met."""
     rows: dict[str, dict] = {}
     for job in priced:
-        row = rows.setdefault(job[key], {key: job[key], "jobs": 0, "images": 0, "gpu_hours": 0.0})
+        row = rows.setdefault(job[key], {key: job[key], "jobs": 0, "images": 0, "gpu_hours": 0.0,
+                                         "priced": []})
         row["jobs"] += 1
         row["images"] += job["images"]
         row["gpu_hours"] += job["gpu_hours"]
+        if job["priced"] not in row["priced"]:
+            row["priced"].append(job["priced"])
     return list(rows.values())
 
 
@@ -171,28 +289,40 @@ def labelled_images(config: dict) -> list[str]:
     return lines
 
 
+def _hours(hours: float) -> str:
+    """Whole hours, or two significant digits below 10 (a built-in sweep costs GPU-seconds)."""
+    return f"{hours:,.0f}" if hours >= 10 else f"{hours:.2g}"
+
+
 def _table(rows: Iterable[dict], key: str, title: str, gpu: str) -> list[str]:
     rows = list(rows)
-    lines = [f"{title:<36}{'jobs':>6}{'images':>16}{f'{gpu} GPU-hours':>18}"]
+    lines = [f"{title:<36}{'jobs':>6}{'images':>16}{f'{gpu} GPU-hours':>18}  priced"]
     for r in rows:
-        lines.append(f"{str(r[key]):<36}{r['jobs']:>6}{r['images']:>16,}{r['gpu_hours']:>18,.0f}")
+        lines.append(f"{str(r[key]):<36}{r['jobs']:>6}{r['images']:>16,}{_hours(r['gpu_hours']):>18}  "
+                     + " + ".join(r["priced"]))
     lines.append(f"{'total':<36}{sum(r['jobs'] for r in rows):>6}"
-                 f"{sum(r['images'] for r in rows):>16,}{sum(r['gpu_hours'] for r in rows):>18,.0f}")
+                 f"{sum(r['images'] for r in rows):>16,}{_hours(sum(r['gpu_hours'] for r in rows)):>18}")
     return lines
 
 
 def format_estimate(priced: list[dict], gpu: str, config: dict | None = None) -> str:
-    """The tables (per rule, arm, dataset and part) and a footer saying what each price rests
+    """The tables (per rule, arm, dataset, model and part, each row saying whether its
+    throughputs were measured or priced from FLOPs) and a footer saying what each price rests
     on; ``config`` adds the labelled-image counts the fractions stand for."""
     lines: list[str] = []
     for key, title in GROUPS.items():
         if all(key in job for job in priced):  # hand-made job lists may lack some keys
             lines += _table(breakdown(priced, key), key, title, gpu) + [""]
     sources = sorted(set().union(*(j["sources"] for j in priced))) if priced else []
-    lines.append("throughputs: " + "; ".join(s for s in sources if "FLOPs" not in s))
-    steps = [s for s in sources if "FLOPs" in s]
-    if steps:
-        lines.append("denoising priced by its own step: fine-tune throughput / (" + "; ".join(steps)
+    kinds = {kind: [text for k, text in sources if k == kind] for kind in (MEASURED, FROM_FLOPS, "step")}
+    if kinds[MEASURED]:
+        lines.append("measured throughputs: " + "; ".join(kinds[MEASURED]))
+    if kinds[FROM_FLOPS]:
+        lines.append(f"{FROM_FLOPS} (no measured row for the model on {gpu} at this precision: its "
+                     f"counted FLOPs at the reference's achieved FLOP/s, which models of other shapes "
+                     f"may not reach, see docs/models.md): " + "; ".join(kinds[FROM_FLOPS]))
+    if kinds["step"]:
+        lines.append("denoising priced by its own step: fine-tune throughput / (" + "; ".join(kinds["step"])
                      + ", counted by benchmarks/denoise_step.py, benchmarks/step_cost.csv)")
     if config is not None:
         lines.append("assumed (no data read): " + "; ".join(labelled_images(config)))

@@ -3,6 +3,7 @@
 One OpenMP thread per test process (and the jobs it starts, unless Snakemake sets a job's own):
 CI runs two test files at a time (pytest-xdist), one per core, and two-thread torch processes
 side by side spin-wait for each other's cores."""
+import importlib.util
 import os
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch is imported
@@ -35,3 +36,6 @@ def pytest_collection_modifyitems(items: list) -> None:
 SEGFORMER = "mmseg::segformer/segformer_mit-b0_8xb2-160k_ade20k-512x512.py"
 DEEPLAB = "mmseg::deeplabv3plus/deeplabv3plus_r18-d8_4xb2-80k_cityscapes-512x1024.py"
 MMSEG_MODELS = [SEGFORMER, DEEPLAB]
+# A backbone from mmpretrain (ddep's optional extra): mmseg's config imports it (custom_imports).
+CONVNEXT = "mmseg::convnext/convnext-tiny_upernet_8xb2-amp-160k_ade20k-512x512.py"
+HAS_MMPRETRAIN = importlib.util.find_spec("mmpretrain") is not None

@@ -10,9 +10,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import SEGFORMER
 
-from ddep.estimate import (breakdown, estimate, format_estimate, read_step_costs, read_throughputs,
+from ddep.estimate import (FROM_FLOPS, REFERENCE_MODEL, StepCosts, breakdown, estimate,
+                           flops_throughput, format_estimate, read_step_costs, read_throughputs,
                            report, step_cost, sweep_jobs, throughput)
+from ddep.sweep import Model
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = {
@@ -67,8 +70,57 @@ def test_gpu_hours_per_rule_and_arm():
         (16000 + 6.4e6 * counted_ratio("ddep")) / 39.6 / 3600)
     assert arms["dep"]["gpu_hours"] == pytest.approx(6.4e6 * counted_ratio("dep") / 39.6 / 3600)
     text = format_estimate(priced, "H100")
-    assert text.splitlines()[0].split() == ["per", "rule", "jobs", "images", "H100", "GPU-hours"]
+    assert text.splitlines()[0].split() == ["per", "rule", "jobs", "images", "H100", "GPU-hours", "priced"]
+    assert text.splitlines()[1].endswith("measured") and FROM_FLOPS not in text
     assert "per arm" in text and "ddep" in text and "denoise_step.py" in text
+
+
+def gflop(preset: str, crop: tuple[int, int], step: str = "finetune") -> float:
+    """A counted FLOPs row straight from the CSV, apart from ddep.estimate."""
+    return next(float(r["gflop_per_image"]) for r in read_step_costs() if r["preset"] == preset
+                and (int(r["crop_h"]), int(r["crop_w"])) == crop and r["step"] == step)
+
+
+def test_a_model_measured_at_no_precision_of_the_gpu_is_priced_from_its_flops():
+    """config/config.yaml's tiny TransUNet has no fp32 row: it is priced at the FLOP/s the
+    reference achieved in fp32 on the H100, and the printout says so and names that row."""
+    from ddep.cli import load_config
+    config = load_config([str(REPO / "config/config.yaml")])
+    priced = estimate([dict(rule="finetune", dataset="builtin", model="transunet_tiny", arm="none")],
+                      config, "H100")
+    achieved = 15.4 * gflop("r50_vit_b16", (512, 1024))  # GFLOP/s of the r50_vit_b16 fp32 row
+    images = 80 * 4  # the built-in fine-tune's schedule
+    assert priced[0]["priced"] == FROM_FLOPS
+    assert priced[0]["gpu_hours"] == pytest.approx(images * gflop("tiny", (64, 128)) / achieved / 3600)
+    text = report(config)
+    assert re.search(r"^finetune\s+40\s.*from FLOPs$", text, re.M)
+    assert f"reference row H100 {REFERENCE_MODEL} none batch 4 (15.4 img/s x 1792.2 GFLOP at 512x1024)" in text
+
+
+def test_from_flops_and_measured_agree_in_order_of_magnitude_as_the_docs_say():
+    """The tiny TransUNet has a measured bf16 row; priced from its FLOPs at the r50_vit_b16
+    reference's bf16 FLOP/s instead, it comes out within 10x, and docs/models.md states the ratio."""
+    rows = read_throughputs()
+    measured = throughput(rows, "H100", "tiny", (512, 1024), "bf16")
+    from_flops = flops_throughput(rows, StepCosts(), "H100", Model("tiny"), (512, 1024), "bf16")
+    ratio = from_flops.img_per_s / measured.img_per_s
+    assert 0.1 < ratio < 10, ratio
+    assert from_flops.img_per_s == pytest.approx(39.6 * gflop("r50_vit_b16", (512, 1024))
+                                                 / gflop("tiny", (512, 1024)))
+    assert f"{ratio:.1f}x the measured" in (REPO / "docs/models.md").read_text()
+
+
+def test_a_model_never_counted_is_counted_once_on_the_cpu_and_cached(tmp_path, monkeypatch):
+    cache = tmp_path / "step_cost.csv"
+    segformer = Model.parse({"name": "seg", "config": SEGFORMER})
+    counted = StepCosts(cache=cache).gflops(segformer, (32, 64))  # no committed row at this crop
+    assert set(counted) == {"finetune", "dep", "ddep"} and counted["ddep"] < counted["dep"]
+    assert len(read_step_costs(cache)) == 3
+
+    def no_count(*args):
+        raise AssertionError("counted again")
+    monkeypatch.setattr("ddep.step_flops.step_gflops", no_count)
+    assert StepCosts(cache=cache).gflops(segformer, (32, 64)) == counted
 
 
 def test_paper_config_priced_per_part_with_the_release_sizes():
@@ -98,7 +150,8 @@ def test_estimate_runs_in_a_fresh_clone_with_no_data_and_the_preflight_still_gua
     stops in the preflight."""
     for name in ("workflow", "config"):
         shutil.copytree(REPO / name, tmp_path / name)
-    env = {**os.environ, "HF_HOME": str(tmp_path / "hf")}  # no weights in this cache either
+    # no weights in this cache either, and no FLOPs counted before
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "XDG_CACHE_HOME": str(tmp_path / "cache")}
 
     def run(*args):
         return subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=600,
@@ -111,6 +164,14 @@ def test_estimate_runs_in_a_fresh_clone_with_no_data_and_the_preflight_still_gua
     assert len(totals(cli.stdout)) == 5 and totals(cli.stdout) == totals(smk.stdout)
     assert re.search(r"^transunet_r50_vit_b16\s+\d+", cli.stdout, re.M)  # per model
     assert re.search(r"^ddep\s+\d+", cli.stdout, re.M) and "assumed (no data read)" in cli.stdout
+    # the built-in configs' models have no fp32 row: priced from their FLOPs, counted beforehand
+    for name, models in (("config.yaml", ["transunet_tiny"]),
+                         ("models.yaml", ["transunet_tiny", "segformer_b0", "deeplabv3plus_r18"])):
+        cli = run(sys.executable, "-m", "ddep.cli", "estimate", "--configfile", f"config/{name}")
+        assert cli.returncode == 0, cli.stderr[-3000:]
+        for model in models:
+            assert re.search(rf"^{model}\s+\d+.*  from FLOPs$", cli.stdout, re.M), cli.stdout
+        assert "counting the FLOPs" not in cli.stderr  # the committed counts, no model built
     dry = run(sys.executable, "-m", "snakemake", "--cores", "1", "-n", "--configfile", "config/paper.yaml")
     assert dry.returncode != 0
     assert "problem(s) found before any job ran" in dry.stdout + dry.stderr

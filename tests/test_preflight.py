@@ -8,7 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
+from conftest import CONVNEXT, HAS_MMPRETRAIN
 
 from ddep.preflight import find_problems
 from fake_data import fake_paper_inputs
@@ -115,3 +117,30 @@ def test_models_are_checked_before_any_job_runs(tmp_path):
     problems = find_problems(cfg, models=True)
     assert any(p.startswith("models[0]: unknown model 'nope'") for p in problems), problems
     assert any(p.startswith("models (seg).encoder_weights") and "mit.pth" in p for p in problems), problems
+
+
+def test_a_model_whose_custom_imports_fail_names_the_package_in_one_line(tmp_path):
+    """A model config importing a package that is not installed (mmseg's ConvNeXt configs
+    import mmpretrain) is one problem naming the package and how to install it."""
+    model = tmp_path / "needs_pkg.py"
+    model.write_text("_base_ = ['mmseg::_base_/models/upernet_r50.py']\n"
+                     "custom_imports = dict(imports=['ddep_absent_pkg.models'], allow_failed_imports=False)\n")
+    cfg = paper_config(tmp_path)
+    cfg["models"] = [str(model)]
+    problems = find_problems(cfg, models=True)
+    assert problems == [f"models[0]: model config {model} needs the package ddep_absent_pkg (its "
+                        f"custom_imports: ddep_absent_pkg.models), which is not installed: pip install "
+                        f"ddep_absent_pkg"], problems
+
+
+@pytest.mark.skipif(HAS_MMPRETRAIN, reason="mmpretrain is installed (DDEP_EXTRAS=mmpretrain)")
+def test_ddep_check_without_mmpretrain_gives_its_pinned_install_line(tmp_path):
+    cfg = paper_config(tmp_path)
+    cfg["models"] = [{"name": "convnext_t", "config": CONVNEXT}]
+    proc = ddep_check(tmp_path, cfg)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    line = next(l for l in proc.stderr.splitlines() if "mmpretrain" in l)
+    assert line.strip() == (
+        f"- models[0]: model config {CONVNEXT} needs the package mmpretrain (its custom_imports: "
+        f"mmpretrain.models), which is not installed: pip install 'mmpretrain==1.2.0' (ddep's "
+        f"pinned extra; or DDEP_EXTRAS=mmpretrain bash install.sh)"), line

@@ -61,6 +61,8 @@ def load_model(model: str | Model) -> dict:
             cfg = Config.fromfile(source)
     except (FileNotFoundError, ValueError) as e:
         raise ValueError(f"model config {source} cannot be read: {e}") from None
+    except ImportError as e:  # its custom_imports (mmpretrain's backbones, ...) are not installed
+        raise ValueError(missing_package(source, e)) from None
     m = cfg.to_dict().get("model")
     if not isinstance(m, dict) or "backbone" not in m or not isinstance(m.get("decode_head"), dict):
         what = "a list of decode heads (a cascade)" if isinstance((m or {}).get("decode_head"), list) \
@@ -71,6 +73,26 @@ def load_model(model: str | Model) -> dict:
         raise ValueError(f"model config {source}: model type {m.get('type')!r} is not an "
                          f"encoder-decoder segmentor ({', '.join(SEGMENTOR_TYPES)})")
     return m
+
+
+def missing_package(source: str, error: ImportError) -> str:
+    """One line for a model config whose ``custom_imports`` fail: the package, and how to
+    install it (at ddep's pin where ddep has it as an extra, pyproject.toml)."""
+    import importlib.util
+    import tomllib
+
+    module = error.name or str(error).rsplit(" ", 1)[-1]  # mmengine: "Failed to import mmpretrain.models"
+    package = module.split(".")[0]
+    if importlib.util.find_spec(package) is not None:  # installed, but broken
+        return f"model config {source}: its custom_imports fail: {error}"
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"  # the checkout's pins
+    extras = (tomllib.loads(pyproject.read_text())["project"].get("optional-dependencies", {})
+              if pyproject.is_file() else {})
+    pins = [pin for extra, deps in extras.items() for pin in deps if pin.split("==")[0] == package]
+    how = (f"pip install '{pins[0]}' (ddep's pinned extra; or DDEP_EXTRAS={package} bash install.sh)"
+           if pins else f"pip install {package}")
+    return (f"model config {source} needs the package {package} (its custom_imports: {module}), "
+            f"which is not installed: {how}")
 
 
 # mmseg's segmentor and ddep's (which also loads pretrained weights, see segmentor_cfg)
