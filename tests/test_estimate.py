@@ -111,6 +111,11 @@ def test_from_flops_and_measured_agree_in_order_of_magnitude_as_the_docs_say():
 
 
 def test_a_model_never_counted_is_counted_once_on_the_cpu_and_cached(tmp_path, monkeypatch):
+    """Counted at estimate time as benchmarks/denoise_step.py counted the committed rows, then
+    read back from the cache."""
+    from ddep.step_flops import step_gflops
+    assert step_gflops("tiny", (64, 128)) == pytest.approx(
+        {step: gflop("tiny", (64, 128), step) for step in ("finetune", "dep", "ddep")}, rel=1e-3)
     cache = tmp_path / "step_cost.csv"
     segformer = Model.parse({"name": "seg", "config": SEGFORMER})
     counted = StepCosts(cache=cache).gflops(segformer, (32, 64))  # no committed row at this crop

@@ -218,10 +218,14 @@ def test_bad_finetune_arguments_give_one_clear_error(data, tmp_path):
 
 # --- mmseg's own models ----------------------------------------------------------------------
 
-from conftest import MMSEG_MODELS  # noqa: E402
+from conftest import CONVNEXT, HAS_MMPRETRAIN, MMSEG_MODELS  # noqa: E402
+
+# ConvNeXt-T UPerNet: a backbone of mmpretrain, ddep's optional extra (CI installs it)
+WITH_MMPRETRAIN = pytest.param(CONVNEXT, marks=pytest.mark.skipif(
+    not HAS_MMPRETRAIN, reason="mmpretrain not installed (DDEP_EXTRAS=mmpretrain bash install.sh)"))
 
 
-@pytest.mark.parametrize("model", MMSEG_MODELS)
+@pytest.mark.parametrize("model", [*MMSEG_MODELS, WITH_MMPRETRAIN])
 def test_an_mmseg_model_runs_every_arm(data, tmp_path, model):
     """The model's own backbone as the supervised stand-in, DDeP on it (frozen bit for bit,
     BatchNorm statistics too), DeP, and fine-tuning from each with the transfer reported; a
