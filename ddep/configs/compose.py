@@ -81,18 +81,23 @@ def missing_package(source: str, error: ImportError) -> str:
     import importlib.util
     import tomllib
 
-    module = error.name or str(error).rsplit(" ", 1)[-1]  # mmengine: "Failed to import mmpretrain.models"
+    failed = error  # mmengine wraps the import's own error twice: the innermost names the module
+    while failed.__cause__ or failed.__context__:
+        failed = failed.__cause__ or failed.__context__
+    module = getattr(failed, "name", None)
+    if not module:
+        return f"model config {source}: its custom_imports fail: {str(error).splitlines()[0]}"
     package = module.split(".")[0]
     if importlib.util.find_spec(package) is not None:  # installed, but broken
-        return f"model config {source}: its custom_imports fail: {error}"
+        return f"model config {source}: its custom_imports fail: {failed}"
     pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"  # the checkout's pins
     extras = (tomllib.loads(pyproject.read_text())["project"].get("optional-dependencies", {})
               if pyproject.is_file() else {})
-    pins = [pin for extra, deps in extras.items() for pin in deps if pin.split("==")[0] == package]
+    pins = [pin for deps in extras.values() for pin in deps if pin.split("==")[0] == package]
     how = (f"pip install '{pins[0]}' (ddep's pinned extra; or DDEP_EXTRAS={package} bash install.sh)"
            if pins else f"pip install {package}")
-    return (f"model config {source} needs the package {package} (its custom_imports: {module}), "
-            f"which is not installed: {how}")
+    return (f"model config {source} needs the package {package} (its custom_imports), which is "
+            f"not installed: {how}")
 
 
 # mmseg's segmentor and ddep's (which also loads pretrained weights, see segmentor_cfg)
