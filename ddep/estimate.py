@@ -73,6 +73,11 @@ def _model_of(row: dict) -> str:
     return Model(row.get("model") or row["preset"]).name
 
 
+def _nearest_crop(rows: list[dict], crop: tuple[int, int]) -> dict:
+    """The measured row whose crop is nearest to ``crop`` in pixels."""
+    return min(rows, key=lambda r: abs(int(r["crop_h"]) * int(r["crop_w"]) - crop[0] * crop[1]))
+
+
 def throughput(rows: list[dict], gpu: str, preset: str, crop: tuple[int, int], amp: str) -> Throughput:
     """Images/s for one GPU of kind ``gpu`` at ``crop``; a clear error naming what is missing."""
     preset = Model(preset).name
@@ -82,10 +87,9 @@ def throughput(rows: list[dict], gpu: str, preset: str, crop: tuple[int, int], a
         raise ValueError(f"no measured throughput for gpu={gpu!r} model={preset!r} amp={amp!r} in "
                          f"{THROUGHPUTS}; measured: {have}. Run `python benchmarks/train_step.py "
                          f"--model <its config> --size H W --amp {amp}` on that GPU and add a row")
-    pixels = crop[0] * crop[1]
-    row = min(same, key=lambda r: abs(int(r["crop_h"]) * int(r["crop_w"]) - pixels))
+    row = _nearest_crop(same, crop)
     measured = (int(row["crop_h"]), int(row["crop_w"]))
-    scale = measured[0] * measured[1] / pixels
+    scale = measured[0] * measured[1] / (crop[0] * crop[1])
     how = "" if measured == tuple(crop) else f", scaled from {measured[0]}x{measured[1]} by pixels"
     return Throughput(float(row["img_per_s"]) * scale,
                       f"{row['gpu']} {preset} {amp} batch {row['batch']}: {row['img_per_s']} img/s{how}")
@@ -150,8 +154,9 @@ class StepCosts:
         return step_cost(self.rows, model, crop, step)
 
     def _count(self, model: Model, crop: tuple[int, int]) -> dict[str, float]:
-        from ddep.step_flops import step_gflops  # torch and mmseg: only for a model not counted yet
         import torch
+
+        from ddep.step_flops import step_gflops  # torch and mmseg: only for a model not counted yet
 
         print(f"counting the FLOPs of {model.name} at {crop[0]}x{crop[1]} on the CPU (once: kept in "
               f"{self.cache})", file=sys.stderr)
@@ -184,8 +189,7 @@ def flops_throughput(rows: list[dict], costs: StepCosts, gpu: str, model: Model,
                          f"from its FLOPs; measured: {have}. Run `python benchmarks/train_step.py "
                          f"--model {REFERENCE_MODEL} --size 512 1024 --batch 4 --amp {amp}` on that GPU "
                          f"and add a row")
-    pixels = crop[0] * crop[1]
-    ref = min(refs, key=lambda r: abs(int(r["crop_h"]) * int(r["crop_w"]) - pixels))
+    ref = _nearest_crop(refs, crop)
     ref_crop = (int(ref["crop_h"]), int(ref["crop_w"]))
     ref_gflop = costs.gflops(reference, ref_crop)["finetune"]
     achieved = float(ref["img_per_s"]) * ref_gflop  # GFLOP/s
