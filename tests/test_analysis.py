@@ -18,7 +18,7 @@ from ddep.analysis.aggregate import (
     summarise,
     write_results,
 )
-from ddep.analysis.common import t_critical
+from ddep.analysis.common import minimal_detectable_effect, t_critical
 from ddep.cli import main
 from ddep.sweep import NoiseSetting
 
@@ -507,7 +507,8 @@ def test_fragile_claims_in_the_table_and_the_markdown() -> None:
     assert claims.loc[claims["fragile"], "claim_id"].tolist() == ["ddep_gt_21k", "ddep_best"]
     md = render_claims_markdown(claims, DEFAULT)
     assert (f"| DDeP > 21K | 1/4 (75) | DDeP - Supervised (21K) | 3 | +3.00 | "
-            f"[{3 - half:+.2f}, {3 + half:+.2f}] | holds (fragile) |") in md
+            f"[{3 - half:+.2f}, {3 + half:+.2f}] | {minimal_detectable_effect(1.0, 3):.2f} | "
+            f"holds (fragile) |") in md
     assert "| holds |" in md and "| not shown (n < 2) |" in md  # the others as they were
     assert "within half the CI's half-width of 0" in md and "never fragile" in md
 
@@ -649,9 +650,11 @@ def test_write_results_writes_claims_csv_and_markdown(tmp_path: Path) -> None:
     half = T2 * statistics.stdev([-4.0, -5.0, -4.0]) / math.sqrt(3)
     mean = -13.0 / 3
     assert (f"| DeP > 21K at small fractions | 1/30 (10) | DeP - Supervised (21K) | 3 | "
-            f"{mean:+.2f} | [{mean - half:+.2f}, {mean + half:+.2f}] | contradicted |") in rows
+            f"{mean:+.2f} | [{mean - half:+.2f}, {mean + half:+.2f}] | "
+            f"{minimal_detectable_effect(statistics.stdev([-4.0, -5.0, -4.0]), 3):.2f} | contradicted |") in rows
     assert ("| fixed sigma beats sigma drawn from an interval | 1/30 (10) | "
-            "DeP: sigma 0.2 - U(0.1,0.3) | 1 | +6.00 | – | not shown (n < 2) |") in rows
+            "DeP: sigma 0.2 - U(0.1,0.3) | 1 | +6.00 | – | – | not shown (n < 2) |") in rows
+    assert claims["mde"].isna().sum() == (claims["n_pairs"] < 2).sum()
     assert "DeP/DDeP at sigma = 0.2" in md and "(n < 2)" in md
 
 
@@ -735,3 +738,28 @@ def test_the_committed_stand_in_learnt_the_source_classes() -> None:
     row = table[table["stage"] == "supervised"].iloc[0]
     n = yaml.safe_load((repo / "config/config.yaml").read_text())["datasets"]["builtin"]["generate"]["n_source_val"]
     assert binomtest(round(row["accuracy"] * n), n, row["chance"], alternative="greater").pvalue < 1e-6, row
+
+
+@pytest.mark.parametrize("n, std", [(5, 1.7), (3, 0.4), (10, 2.5)])
+def test_minimal_detectable_effect_has_its_power_in_simulation(n: int, std: float) -> None:
+    """Independent check of the noncentral-t solution: paired differences drawn with the MDE as
+    their true mean are called non-zero by scipy's own one-sample t test 80% of the time, and a
+    tenth less effect is detected clearly less often."""
+    import numpy as np
+    import scipy.stats
+
+    from ddep.analysis.common import minimal_detectable_effect
+
+    mde = minimal_detectable_effect(std, n)
+    rng = np.random.default_rng(0)
+
+    def power(effect: float, reps: int = 40_000) -> float:
+        draws = rng.normal(effect, std, size=(reps, n))
+        return float((scipy.stats.ttest_1samp(draws, 0.0, axis=1).pvalue < 0.05).mean())
+
+    assert power(mde) == pytest.approx(0.8, abs=0.01)
+    assert power(0.9 * mde) < 0.77
+    # Larger spread, larger MDE; more pairs, smaller MDE.
+    assert minimal_detectable_effect(2 * std, n) == pytest.approx(2 * mde)
+    assert minimal_detectable_effect(std, n + 5) < mde
+    assert math.isnan(minimal_detectable_effect(std, 1)) and minimal_detectable_effect(0.0, n) == 0.0

@@ -29,9 +29,10 @@ import os
 import pandas as pd
 
 from . import CSV_NAMES, claims_table_path, csv_paths
-from .aggregate import PAIR_KEYS, diff_stats
+from .aggregate import CONFIDENCE, PAIR_KEYS, diff_stats
 from .common import (ARM_ORDER, DENOISING_ARMS, NoiseSetting, arm_display, at_default,
-                     atomic_write_text, describe_setting, fraction_column_label, parse_sigma)
+                     atomic_write_text, describe_setting, fraction_column_label,
+                     minimal_detectable_effect, parse_sigma)
 
 HOLDS, NOT_SHOWN, CONTRADICTED = "holds", "not shown", "contradicted"
 TOO_FEW = "not shown (n < 2)"
@@ -39,8 +40,8 @@ TOO_FEW = "not shown (n < 2)"
 VARIANT_KEYS: list[str] = [*PAIR_KEYS, "formulation", "target"]
 CLAIM_COLUMNS: list[str] = [
     "claim_id", "claim", "dataset", "model", "label_fraction", "n_labelled", "comparison",
-    "sigma", "formulation", "target", "n_pairs", "mean_diff", "ci_low", "ci_high", "verdict",
-    "seeds", "fragile",
+    "sigma", "formulation", "target", "n_pairs", "mean_diff", "ci_low", "ci_high", "mde",
+    "verdict", "seeds", "fragile",
 ]
 # A claim is the same claim in two tables when these agree (the rest are its numbers).
 CLAIM_KEYS: list[str] = ["claim_id", "dataset", "model", "label_fraction", "n_labelled",
@@ -48,6 +49,9 @@ CLAIM_KEYS: list[str] = ["claim_id", "dataset", "model", "label_fraction", "n_la
 # Fragile: the CI bound nearest 0 within this fraction of the CI's half-width of 0 (the module
 # docstring says why half).
 FRAGILE_MARGIN = 0.5
+# The minimal detectable effect (``mde``): the paired difference a claim's test would detect with
+# this probability, at its spread and n (what "not shown" could have shown).
+MDE_POWER = 0.8
 # The fractions a claim is about: "small"/"large" = fewest/most labelled images of the dataset
 # and model in the runs (a dataset run at a single fraction has neither).
 ALL, SMALL, LARGE = "all", "small", "large"
@@ -85,7 +89,8 @@ def _rows(diff: pd.Series, keys: pd.DataFrame, fixed: dict) -> list[dict]:
     rows = [{**fixed, **dict(zip(VARIANT_KEYS, key)), **diff_stats(g["diff"], g["seed"])}
             for key, g in keys.assign(diff=diff).dropna(subset=["diff"])
             .groupby(VARIANT_KEYS, sort=False, dropna=False)]
-    return [{**r, "verdict": verdict(r["n_pairs"], r["ci_low"], r["ci_high"]),
+    return [{**r, "mde": minimal_detectable_effect(r["std_diff"], r["n_pairs"], CONFIDENCE, MDE_POWER),
+             "verdict": verdict(r["n_pairs"], r["ci_low"], r["ci_high"]),
              "fragile": is_fragile(r["n_pairs"], r["ci_low"], r["ci_high"])} for r in rows]
 
 
@@ -165,6 +170,10 @@ def _number(x: float) -> str:
     return f"{x:+.2f}" if math.isfinite(x) else "–"
 
 
+def _mde(x: float) -> str:
+    return f"{x:.2f}" if math.isfinite(x) else "–"
+
+
 def claims_caption(default: NoiseSetting | None) -> str:
     """What the table shows and how the verdict is reached."""
     return (
@@ -176,7 +185,10 @@ def claims_caption(default: NoiseSetting | None) -> str:
         f"half-width of 0, about as far as rerunning the same seeds and splits on another CPU "
         f"moves the mean (the training noise is redrawn: sqrt(2)·sd/sqrt(n), 0.5x the "
         f"half-width t·sd/sqrt(n) at n = 5), so the verdict may flip on such a rerun; "
-        f"*not shown (n < 2)* is never fragile. "
+        f"*not shown (n < 2)* is never fragile. MDE: the minimal detectable effect, the true "
+        f"mean difference that this test (two-sided, 95%) would call non-zero with "
+        f"{MDE_POWER:.0%} power at the observed spread and n (noncentral t); a *not shown* "
+        f"claim rules out effects of about that size, not smaller ones. "
         f"Small / large fraction: the fewest / most labelled images of the dataset in the runs "
         f"(a dataset run at one fraction has neither). DDeP best of the four: DDeP minus the "
         f"best of the other three arms of the same seed (seeds where all four ran). Fixed "
@@ -194,12 +206,12 @@ def render_claims_markdown(claims: pd.DataFrame, default: NoiseSetting | None) -
     for (ds, model), g in claims.groupby(["dataset", "model"], sort=False):
         where = f"{ds}, model {model}" if several_models[ds] else ds
         lines += [f"**{where}: claims of the paper**", "",
-                  "| claim | fraction (images) | comparison | n | mean diff | 95% CI | verdict |",
-                  "|:---|:---:|:---|:---:|:---:|:---:|:---|"]
+                  "| claim | fraction (images) | comparison | n | mean diff | 95% CI | MDE | verdict |",
+                  "|:---|:---:|:---|:---:|:---:|:---:|:---:|:---|"]
         lines += [f"| {r.claim} | {fraction_column_label(r.label_fraction, r.n_labelled)} "
                   f"| {r.comparison} | {r.n_pairs} | {_number(r.mean_diff)} | "
                   + (f"[{_number(r.ci_low)}, {_number(r.ci_high)}]" if math.isfinite(r.ci_low) else "–")
-                  + f" | {verdict_text(r.verdict, r.fragile)} |" for r in g.itertuples()]
+                  + f" | {_mde(r.mde)} | {verdict_text(r.verdict, r.fragile)} |" for r in g.itertuples()]
         lines.append("")
     return "\n".join([*lines, claims_caption(default), ""])
 

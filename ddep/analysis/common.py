@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import scipy.optimize
 import scipy.stats
 
 from ddep.io import atomic_write_bytes, atomic_write_text  # noqa: F401  (re-exported)
@@ -92,3 +93,26 @@ def ci_halfwidth(std: float, n: int, confidence: float = 0.95) -> float:
     if n is None or n < 2 or std is None or not math.isfinite(std):
         return math.nan
     return t_critical(int(n) - 1, confidence) * std / math.sqrt(n)
+
+
+def minimal_detectable_effect(std: float, n: int, confidence: float = 0.95,
+                              power: float = 0.8) -> float:
+    """The smallest true mean difference that a two-sided one-sample (paired) t test at level
+    1 - confidence rejects with probability ``power``, given ``n`` pairs of sample std ``std``:
+    solved exactly on the noncentral t (noncentrality delta * sqrt(n) / std). NaN for n < 2 or
+    an unknown std; 0 for std 0."""
+    if n is None or n < 2 or std is None or not math.isfinite(std):
+        return math.nan
+    if std == 0:
+        return 0.0
+    df, crit = int(n) - 1, t_critical(int(n) - 1, confidence)
+
+    def shortfall(nc: float) -> float:  # rejection probability at noncentrality nc, minus power
+        # the lower tail as the upper tail at -nc: scipy's nct.cdf far left can be NaN
+        return float(scipy.stats.nct.sf(crit, df, nc) + scipy.stats.nct.sf(crit, df, -nc)) - power
+
+    high = crit + 1.0  # nct loses precision far out: widen the bracket only as needed
+    while shortfall(high) < 0:
+        high *= 2
+    nc = scipy.optimize.brentq(shortfall, 0.0, high, xtol=1e-10)
+    return nc * std / math.sqrt(n)

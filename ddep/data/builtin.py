@@ -6,8 +6,9 @@ an image depends only on (seed, split, index) and never on generation order or w
 Scenes are one-point-perspective streets: road, sidewalks, building facades with windows, a far
 skyline, trees, terrain strips and cars, people and poles placed in world coordinates, drawn far
 to near (occlusion). The camera then zooms (1-2.2x), rolls (+-15 deg) and shifts; colours are
-drawn from overlapping per-class material pools, and images get shading, sensor noise, blur,
-channel shuffles (60%) and greyscale (20%), so colour alone does not solve the task.
+drawn from per-class paints, some of them shared between classes (grey building = grey sidewalk
+= grey pole = silver car), so colour alone does not solve the task; images get shading, sensor
+noise, blur and colour shifts. :class:`Difficulty` holds these levers.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +38,7 @@ ROAD, SIDEWALK, BUILDING, POLE, VEGETATION, TERRAIN, SKY, PERSON, CAR = range(9)
 IGNORE_INDEX = 255
 # The source set's class-folder trees, relative to the built-in root.
 SOURCE_DIRS = {"train": "source/train", "val": "source/val"}
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: the learnable design (Difficulty's defaults)
 # RNG stream of each split (4 and 5 were the retired grid-presence set's).
 SPLIT_CODES = {"train": 1, "val": 2, "unlabelled": 3, "source_train": 6, "source_val": 7}
 
@@ -58,14 +60,56 @@ _MATERIALS: dict[int, list[tuple[int, int, int]]] = {
                       (60, 110, 50), (230, 230, 230)],
 }
 _TRUNK = [(90, 70, 50), (110, 110, 112), (70, 60, 50)]  # trunks share colours with poles
+# Paints of each class's own, apart from every other class's (Difficulty.shared_paints).
+_OWN_MATERIALS: dict[int, list[tuple[int, int, int]]] = {
+    SKY: [(135, 180, 235), (170, 200, 225), (110, 150, 210)],
+    ROAD: [(70, 70, 75), (55, 60, 65), (85, 82, 80)],
+    SIDEWALK: [(185, 175, 150), (205, 195, 170), (165, 150, 130)],
+    BUILDING: [(150, 80, 60), (120, 60, 50), (175, 115, 85), (125, 105, 140)],
+    POLE: [(235, 195, 50), (215, 215, 225)],
+    VEGETATION: [(60, 110, 50), (40, 85, 40), (75, 125, 35)],
+    TERRAIN: [(165, 120, 70), (140, 175, 85), (185, 140, 90)],
+    CAR: [(35, 40, 150), (25, 125, 165), (240, 240, 240)],
+    PERSON: [(205, 40, 65), (225, 125, 40), (150, 40, 150)],
+}
+
+
+@dataclass(frozen=True)
+class Difficulty:
+    """How hard the scenes are: object sizes, how often paints are shared between classes, and
+    the photometric nuisances (shared with the source set). The defaults are the miniature's
+    design, chosen on development seeds for learnability and cost (docs/tuning.md, section 11,
+    which also lists the harder settings of the runs before it)."""
+
+    min_width_px: float = 4.0          # the thinnest any part is drawn, in output pixels
+    pole_width: float = 0.25           # shaft width per unit of 1/depth (camera heights)
+    person_width: float = 0.5
+    person_height: tuple[float, float] = (1.2, 1.6)
+    max_depth: tuple[float, float, float, float] = (20.0, 12.0, 15.0, 20.0)  # car, person, pole, tree
+    terrain_p: float = 0.6             # a side of the street is terrain beyond the sidewalk
+    terrain_width: tuple[float, float] = (1.0, 4.0)  # that strip's width, camera heights
+    shared_paints: float = 0.3         # share of colours drawn from the overlapping pools
+    shading: float = 0.3               # strength of the lighting gradient, up to
+    blur_p: float = 0.3
+    gain: tuple[float, float] = (0.8, 1.2)
+    offset: float = 15.0
+    contrast: tuple[float, float] = (0.8, 1.2)
+    noise: tuple[float, float] = (1.0, 5.0)    # sensor noise sd, grey levels
+    gamma: tuple[float, float] = (0.85, 1.2)
+    shuffle_p: float = 0.0             # channel shuffle
+    grey_p: float = 0.0                # greyscale
+
+
+DIFFICULTY = Difficulty()
 
 
 _POOLS = {k: np.asarray(v, np.float32) for k, v in _MATERIALS.items()}
+_OWN_POOLS = {k: np.asarray(v, np.float32) for k, v in _OWN_MATERIALS.items()}
 
 
 def _colors(rng: np.random.Generator, cls: int, n: int) -> np.ndarray:
     """``n`` jittered colours (n x 3) drawn from the material pool of ``cls``."""
-    pool = _POOLS[cls]
+    pool = _POOLS[cls] if rng.random() < DIFFICULTY.shared_paints else _OWN_POOLS[cls]
     r = rng.random((n, 5)).astype(np.float32)
     base = pool[(r[:, 0] * len(pool)).astype(np.int64)]
     out = base * (0.75 + 0.5 * r[:, 1:2]) + (r[:, 2:] - 0.5) * 40.0
@@ -130,7 +174,8 @@ def _render(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, np.nd
     c, s = np.cos(roll), np.sin(roll)
     X = (cx + c * ox - s * oy).astype(np.float32)
     Y = (cy + s * ox + c * oy).astype(np.float32)
-    min_w = 3.0 * px / zoom  # scene width of 3 output pixels: the thinnest any part is drawn
+    dif = DIFFICULTY
+    min_w = dif.min_width_px * px / zoom  # the thinnest any part is drawn, in scene units
 
     cv = _Canvas(h, w)
     y_h = rng.uniform(0.25, 0.62)  # horizon
@@ -163,7 +208,7 @@ def _render(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, np.nd
     road_hw = rng.uniform(1.3, 3.5)
     sw = rng.uniform(0.6, 2.0)
     lat = np.abs(Xw - road_c)
-    side_kind = rng.choice([SIDEWALK, TERRAIN], 2, p=[0.6, 0.4])  # beyond sidewalk, per side
+    side_kind = rng.choice([SIDEWALK, TERRAIN], 2, p=[1 - dif.terrain_p, dif.terrain_p])  # beyond sidewalk, per side
     beyond_kind = np.where(Xw < road_c, side_kind[0], side_kind[1])
     grain = _value_noise(rng, X, Y, rng.uniform(30, 70))
     tcol = _color(rng, TERRAIN)
@@ -191,7 +236,7 @@ def _render(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, np.nd
         if rng.random() < 0.12:
             continue
         set_back = side_kind[0 if side < 0 else 1] == TERRAIN  # leave a visible terrain strip
-        D = road_hw + sw + (rng.uniform(0.3, 2.0) if set_back else 0.0)
+        D = road_hw + sw + (rng.uniform(*dif.terrain_width) if set_back else 0.0)
         xw = road_c + side * D
         t = (X - vx) / xw  # = 1/Z of the wall point seen at this pixel (if positive)
         nseg = 16
@@ -219,18 +264,18 @@ def _render(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, np.nd
     objs: list[tuple[float, str, float]] = []
     for _ in range(rng.integers(0, 9)):
         lane = road_c + rng.uniform(-road_hw + 0.6, road_hw - 0.6)
-        objs.append((rng.uniform(2.5, 40.0), "car", lane))
+        objs.append((rng.uniform(2.5, dif.max_depth[0]), "car", lane))
     for _ in range(rng.integers(0, 9)):
         on_road = rng.random() < 0.2
         off = rng.uniform(-road_hw, road_hw) if on_road else rng.choice([-1, 1]) * (
             road_hw + rng.uniform(0.2, sw))
-        objs.append((rng.uniform(2.0, 30.0), "person", road_c + off))
+        objs.append((rng.uniform(2.0, dif.max_depth[1]), "person", road_c + off))
     for _ in range(rng.integers(1, 7)):
         off = rng.choice([-1, 1]) * (road_hw + rng.uniform(0.1, 0.5))
-        objs.append((rng.uniform(2.0, 45.0), "pole", road_c + off))
+        objs.append((rng.uniform(2.0, dif.max_depth[2]), "pole", road_c + off))
     for _ in range(rng.integers(0, 7)):
         off = rng.choice([-1, 1]) * (road_hw + sw * rng.uniform(0.3, 1.3))
-        objs.append((rng.uniform(2.0, 45.0), rng.choice(["tree", "bush"]), road_c + off))
+        objs.append((rng.uniform(2.0, dif.max_depth[3]), rng.choice(["tree", "bush"]), road_c + off))
     objs.sort(key=lambda o: -o[0])
 
     # Objects only touch a small window: map their scene bounding box to output pixels.
@@ -276,8 +321,8 @@ def _render(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, np.nd
                 lights = body & (np.abs(dy - 0.45 * ht) < 0.06 * ht) & (np.abs(dx) > 0.32 * wd)
                 cv.img[lights] = (200, 30, 30)
         elif kind == "person":
-            ht = rng.uniform(1.0, 1.25) * t
-            wd = max(0.3 * t, min_w)
+            ht = rng.uniform(*dif.person_height) * t
+            wd = max(dif.person_width * t, min_w)
             head_r = max(0.08 * ht, min_w / 2)
             torso = (np.abs(dx) < wd / 2) & (dy > 0.45 * ht) & (dy < ht - 2 * head_r)
             leg_w = max(wd * 0.35, min_w)
@@ -289,7 +334,7 @@ def _render(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, np.nd
             cv.paint(head, PERSON, skin)
         elif kind == "pole":
             ht = rng.uniform(2.5, 5.0) * t
-            wd = max(0.09 * t, min_w)
+            wd = max(dif.pole_width * t, min_w)
             col = _color(rng, POLE)
             shaft = (np.abs(dx) < wd / 2) & (dy >= 0) & (dy <= ht)
             cv.paint(shaft, POLE, col, 1.0 + 0.15 * np.sign(dx))
@@ -328,21 +373,22 @@ def _render(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, np.nd
 def _finish(rng: np.random.Generator, img: np.ndarray, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
     """Photometric nuisances of a float HxWx3 image (changed in place): shading, blur, noise,
     contrast, channel shuffle, greyscale."""
+    dif = DIFFICULTY
     phi = rng.uniform(0, 2 * np.pi)
     grad = (np.cos(phi) * X + np.sin(phi) * Y)
-    img *= (1.0 + rng.uniform(0, 0.5) * (grad - grad.mean()))[..., None]
-    if rng.random() < 0.5:  # cheap separable [1 2 1] blur
+    img *= (1.0 + rng.uniform(0, dif.shading) * (grad - grad.mean()))[..., None]
+    if rng.random() < dif.blur_p:  # cheap separable [1 2 1] blur
         img = (np.roll(img, 1, 0) + 2 * img + np.roll(img, -1, 0)) / 4
         img = (np.roll(img, 1, 1) + 2 * img + np.roll(img, -1, 1)) / 4
-    img = img * rng.uniform(0.6, 1.3) + rng.uniform(-30, 30)
-    img = (img - 128) * rng.uniform(0.6, 1.3) + 128
-    img = img + rng.uniform(2, 12) * rng.standard_normal(img.shape, dtype=np.float32)
+    img = img * rng.uniform(*dif.gain) + rng.uniform(-dif.offset, dif.offset)
+    img = (img - 128) * rng.uniform(*dif.contrast) + 128
+    img = img + rng.uniform(*dif.noise) * rng.standard_normal(img.shape, dtype=np.float32)
     img = np.clip(img, 0, 255)
-    gamma = rng.uniform(0.7, 1.4)
+    gamma = rng.uniform(*dif.gamma)
     img = 255.0 * (img / 255.0) ** gamma
-    if rng.random() < 0.6:
+    if rng.random() < dif.shuffle_p:
         img = img[..., rng.permutation(3)]
-    if rng.random() < 0.2:
+    if rng.random() < dif.grey_p:
         img = np.repeat((img @ np.array([0.299, 0.587, 0.114], np.float32))[..., None], 3, -1)
     return np.clip(img + 0.5, 0, 255).astype(np.uint8)
 

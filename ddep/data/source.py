@@ -136,10 +136,10 @@ def render_source(seed: int, split: str, index: int, size: int = SOURCE_SIZE
 
     # The object: its shape in one paint that stands out from the background, its pattern a
     # darker print of the same paint (the outline is one region; the pattern is texture), shaded.
-    u, v = _object_coords(rng, X, Y, rng.uniform(0.30, 0.42), 0.10)
+    u, v = _object_coords(rng, X, Y, rng.uniform(0.34, 0.44), 0.10)
     mask = _shape_mask(shape, u, v)
     paint = _standing_out(rng, img[mask].mean(0) if mask.any() else img.mean((0, 1)))
-    dark = np.where(_pattern(pattern, u, v, rng.uniform(1.6, 2.6)), rng.uniform(0.35, 0.6), 1.0)
+    dark = np.where(_pattern(pattern, u, v, rng.uniform(1.6, 2.6)), rng.uniform(0.2, 0.45), 1.0)
     shade = 1.0 + 0.15 * _value_noise(rng, X, Y, rng.uniform(5, 15))
     img[mask] = (paint * (dark * shade)[..., None])[mask]
     return _finish(rng, img, X, Y), label
