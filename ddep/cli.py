@@ -8,11 +8,11 @@ from pathlib import Path
 
 from mmengine.config import DictAction
 
-from ddep.sweep import ARMS, DENOISING_ARMS, sweep_models
+from ddep.sweep import ARMS, DEFAULT_SIGMA, DENOISING_ARMS, FORMULATIONS, LOSSES, TARGETS, sweep_models
+from ddep.sweep_config import SCHEMA, load_config
 
 EXIT_USAGE, EXIT_FAILED = 2, 1
 EXIT_PREEMPTED = 75  # sysexits' EX_TEMPFAIL: stopped on a signal, checkpoint saved, rerun to resume
-SCHEMA = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
 
 
 def _job_args(p: argparse.ArgumentParser, stage: str) -> None:
@@ -101,24 +101,6 @@ def cmd_split(args: argparse.Namespace) -> None:
     print(f"{args.dataset} {args.fraction} seed {args.seed}: {len(stems)} images -> {args.out}")
 
 
-def load_config(paths: list[str], schema: Path = SCHEMA) -> dict:
-    """Sweep config files merged in order as Snakemake merges them, validated by the workflow's
-    schema (which fills in its defaults)."""
-    import yaml
-    from snakemake.exceptions import WorkflowError
-    from snakemake.utils import update_config, validate
-    config: dict = {}
-    for path in paths:
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"config file not found: {path}")
-        update_config(config, yaml.safe_load(Path(path).read_text()) or {})
-    try:
-        validate(config, str(schema))
-    except WorkflowError as e:
-        raise ValueError(str(e)) from None
-    return config
-
-
 def cmd_check(args: argparse.Namespace) -> None:
     from ddep.preflight import preflight
     config = load_config(args.configfile, args.schema)
@@ -163,7 +145,7 @@ def cmd_pretrain_denoise(args: argparse.Namespace) -> None:
     from ddep.data import check_dataset, get_dataset_def
     from ddep.noise import NoiseConfig
     from ddep.train.jobs import pretrain_denoise
-    sigma = args.sigma or [NoiseConfig.sigma]
+    sigma = args.sigma or [DEFAULT_SIGMA]
     noise = NoiseConfig(sigma=sigma[0] if len(sigma) == 1 else tuple(sigma),
                         formulation=args.formulation, target=args.target, loss=args.loss)
     spec = get_dataset_def(args.dataset)
@@ -269,11 +251,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="crop of the unlabelled images when they are not shaped like the "
                         "dataset's (e.g. 64 64 for the built-in source set, 224 224 for "
                         "ImageNet); the model keeps the dataset's crop (default: --crop-size)")
-    p.add_argument("--sigma", type=float, nargs="+",  # default: NoiseConfig's (ddep.noise)
-                   help="fixed noise level, or two values a b for U[a, b] (default: 0.2)")
-    p.add_argument("--formulation", choices=("unscaled", "scaled"), default="unscaled")
-    p.add_argument("--target", choices=("eps", "x"), default="eps")
-    p.add_argument("--loss", choices=("l2", "l1"), default="l2")
+    p.add_argument("--sigma", type=float, nargs="+",
+                   help=f"fixed noise level, or two values a b for U[a, b] (default: {DEFAULT_SIGMA})")
+    p.add_argument("--formulation", choices=FORMULATIONS, default=FORMULATIONS[0])
+    p.add_argument("--target", choices=TARGETS, default=TARGETS[0])
+    p.add_argument("--loss", choices=LOSSES, default=LOSSES[0])
     p.add_argument("--noise-conditioning", action="store_true", help="condition the decoder on sigma")
     p.add_argument("--encoder-weights", help="ddep: timm-format supervised encoder to freeze")
     p.add_argument("--out", type=Path, required=True, help="weights-only checkpoint (.pth)")
@@ -311,7 +293,7 @@ def _failure(e: Exception) -> tuple[str, int] | None:
     None for a bug (the traceback is then the useful report)."""
     import errno
 
-    from ddep.preflight import CheckpointError
+    from ddep.checkpoints import CheckpointError
     from ddep.train.components import NonFiniteLossError
     from ddep.train.resume import Preempted
     if isinstance(e, NonFiniteLossError):

@@ -34,11 +34,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ddep.configs import schedule_config
 from ddep.data.splits import split_size
-from ddep.data.table import config_literal, get_dataset_def
+from ddep.data.table import get_dataset_def
 from ddep.sweep import (ABLATIONS, GRID, PRESET_MODELS, SUPERVISED_ARMS, Model, finetune_jobs,
                         parse_run_name, pretraining_parts, sweep_models)
+from ddep.sweep_config import RULE_STAGES, crop_size, encoder_weights, gpus, stage_schedule
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 THROUGHPUTS = BENCHMARKS / "throughput.csv"
@@ -50,7 +50,6 @@ COUNT_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") /
 # Its measured FLOP/s on a GPU and precision price every model measured there under no row of its own.
 REFERENCE_MODEL = "r50_vit_b16"
 MEASURED, FROM_FLOPS = "measured", "from FLOPs"  # how a job's throughput was found
-STAGES = {"pretrain_supervised": "supervised", "pretrain_denoise": "denoise", "finetune": "finetune"}
 # The breakdowns the printout gives, each a key of the jobs' rows.
 GROUPS = {"rule": "per rule", "arm": "per arm (pretraining + fine-tunes)",
           "dataset": "per dataset", "model": "per model", "part": "per part of the sweep"}
@@ -222,8 +221,8 @@ def sweep_jobs(config: dict) -> list[dict]:
     # the workflow trains a supervised encoder where a dataset names none (the built-in data)
     jobs += [dict(rule="pretrain_supervised", dataset=ds, model=m.name,
                   arm="/".join(SUPERVISED_ARMS) + " encoder", part=GRID)
-             for ds, d in config["datasets"].items() for m in sweep_models(config)
-             if not (d.get("encoder_weights") or m.encoder_weights)]
+             for ds in config["datasets"] for m in sweep_models(config)
+             if not encoder_weights(config, ds, m)]
     return jobs
 
 
@@ -234,26 +233,23 @@ def estimate(jobs: list[dict], config: dict, gpu: str, costs: StepCosts | None =
     iterations and batch size come from the schedule files and the config's overrides."""
     table, costs = read_throughputs(), costs or StepCosts()
     models = {m.name: m for m in sweep_models(config)}
-    schedule = functools.cache(schedule_config)  # one file parse per (dataset, stage), not per job
+    # one file parse per (dataset, stage), not per job
+    schedule = functools.cache(lambda dataset, stage: stage_schedule(config, dataset, stage))
     amp = config.get("amp", "none")
     speed_of = functools.cache(lambda model, crop: model_throughput(table, costs, gpu, model, crop, amp))
     priced = []
     for job in jobs:
-        stage = STAGES[job["rule"]]
-        override = ((config.get("schedule") or {}).get(stage) or {})
-        sched = schedule(job["dataset"], stage, iters=override.get("iters"),
-                         batch_size=override.get("batch_size"))
+        sched = schedule(job["dataset"], RULE_STAGES[job["rule"]])
         iters, batch = sched["train_cfg"]["max_iters"], sched["train_dataloader"]["batch_size"]
-        crop = tuple(config["datasets"][job["dataset"]].get("crop_size")
-                     or config_literal(job["dataset"], "crop_size"))
-        gpus = max(1, int(((config.get("resources") or {}).get(job["rule"]) or {}).get("gpu", 1)))
+        crop = crop_size(config, job["dataset"])
+        n_gpus = gpus(config, job["rule"])
         model = models[job["model"]] if "model" in job else next(iter(models.values()))
         speed = speed_of(model, crop)
         sources, img_per_s = {(speed.priced, speed.source)}, speed.img_per_s
         if job["rule"] == "pretrain_denoise":
             ratio, source = costs.ratio(model, crop, job["arm"])
             img_per_s, sources = img_per_s / ratio, sources | {("step", source)}
-        images = iters * batch * gpus  # the batch size is per GPU under DDP
+        images = iters * batch * n_gpus  # the batch size is per GPU under DDP
         priced.append(dict(job, images=images, gpu_hours=images / img_per_s / 3600,
                            priced=speed.priced, sources=sources))
     return priced

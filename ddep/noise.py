@@ -16,22 +16,23 @@ ratio, but variance preserving (unit-variance x stays unit variance). The networ
 from __future__ import annotations
 
 import hashlib
-import math
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
 import torch
 
-from ddep.sweep import sigma_label
+from ddep.sweep import (DEFAULT_SIGMA, FORMULATIONS, LOSSES, TARGETS, NoiseSetting, sigma_label,
+                        sigma_values)
 
-Formulation = Literal["unscaled", "scaled"]
-Target = Literal["eps", "x"]
-LossKind = Literal["l2", "l1"]
+Formulation = Literal["unscaled", "scaled"]  # ddep.sweep.FORMULATIONS
+Target = Literal["eps", "x"]                 # ddep.sweep.TARGETS
+LossKind = Literal["l2", "l1"]               # ddep.sweep.LOSSES
 
 
 @dataclass(frozen=True)
 class NoiseConfig:
-    """One denoising setting.
+    """One denoising setting as the training step uses it: the values of a
+    :class:`ddep.sweep.NoiseSetting` (which holds the allowed values and defaults) and the loss.
 
     Args:
         sigma: a fixed noise level, or an interval ``(a, b)`` from which each sample's level
@@ -41,28 +42,19 @@ class NoiseConfig:
         loss: ``"l2"`` (paper) or ``"l1"``.
     """
 
-    sigma: float | tuple[float, float] = 0.2
-    formulation: Formulation = "unscaled"
-    target: Target = "eps"
-    loss: LossKind = "l2"
+    sigma: float | tuple[float, float] = DEFAULT_SIGMA
+    formulation: Formulation = FORMULATIONS[0]
+    target: Target = TARGETS[0]
+    loss: LossKind = LOSSES[0]
 
     def __post_init__(self) -> None:
-        if isinstance(self.sigma, (list, tuple)):
-            if len(self.sigma) != 2:
-                raise ValueError(f"noise sigma interval must be [a, b], got {list(self.sigma)}")
-            a, b = (float(v) for v in self.sigma)
-            if not (0 <= a <= b and math.isfinite(b)):  # NaN fails every comparison
-                raise ValueError(f"noise sigma interval [a, b] needs finite 0 <= a <= b, got [{a}, {b}]")
-            object.__setattr__(self, "sigma", (a, b))
-        else:
-            if not (float(self.sigma) >= 0 and math.isfinite(float(self.sigma))):
-                raise ValueError(f"noise sigma must be a finite number >= 0, got {self.sigma}")
-            object.__setattr__(self, "sigma", float(self.sigma))
-        for key, value, allowed in (("formulation", self.formulation, ("unscaled", "scaled")),
-                                    ("target", self.target, ("eps", "x")),
-                                    ("loss", self.loss, ("l2", "l1"))):
-            if value not in allowed:
-                raise ValueError(f"noise {key} must be one of {allowed}, got {value!r}")
+        if isinstance(self.sigma, (list, tuple)) and len(self.sigma) != 2:
+            raise ValueError(f"noise sigma interval must be [a, b], got {list(self.sigma)}")
+        values = sigma_values(tuple(self.sigma) if isinstance(self.sigma, list) else self.sigma)
+        object.__setattr__(self, "sigma", values if len(values) == 2 else values[0])
+        NoiseSetting(sigma=self.sigma, formulation=self.formulation, target=self.target)  # checks the axes
+        if self.loss not in LOSSES:
+            raise ValueError(f"noise loss must be one of {LOSSES}, got {self.loss!r}")
 
     @property
     def label(self) -> str:

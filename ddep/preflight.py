@@ -3,7 +3,8 @@
 Every problem is collected (not just the first) and said in one line that names the config key
 and the path, and how to fix it. The Snakefile runs the file-system checks while it is parsed,
 so `snakemake -n` already reports them; `ddep check --configfile FILE` runs them and also checks
-the model side (presets, crop sizes, noise settings), which needs torch.
+the model side (model configs, crop sizes, noise settings), which reads the model configs with
+mmengine.
 
 This module imports no torch or mmseg. The jobs use the same functions to find their inputs.
 """
@@ -15,15 +16,9 @@ from pathlib import Path
 
 from ddep.data.splits import list_train_stems, split_size
 from ddep.data.table import DatasetNotFoundError, check_dataset, find_images
-from ddep.sweep import DENOISING_ARMS, SUPERVISED_ARMS, Model, finetune_jobs, parse_sigma, sweep_models
-
-HUB_HINT = ("download it on a machine with internet access, e.g. "
-            "`huggingface-cli download timm/vit_base_r50_s16_224.orig_in21k` (then copy "
-            "~/.cache/huggingface), or pass the path of a .safetensors/.pth file")
-
-
-class CheckpointError(ValueError):
-    """A checkpoint is missing or does not fit the model."""
+from ddep.checkpoints import CheckpointError, resolve_checkpoint
+from ddep.sweep import DENOISING_ARMS, SUPERVISED_ARMS, Model, finetune_jobs, sigma_values, sweep_models
+from ddep.sweep_config import crop_size, encoder_weights
 
 
 class PreflightError(ValueError):
@@ -33,24 +28,6 @@ class PreflightError(ValueError):
         self.problems = problems
         super().__init__(f"{len(problems)} problem(s) found before any job ran:\n"
                          + "\n".join(f"  - {p}" for p in problems))
-
-
-def resolve_checkpoint(source: str | os.PathLike) -> Path:
-    """A local file, or a timm hub name (``vit_base_r50_s16_224.orig_in21k``) found in the
-    local Hugging Face cache. Never downloads."""
-    path = Path(os.path.expanduser(str(source)))
-    if path.is_file():
-        return path
-    if path.suffix in (".pth", ".pt", ".bin", ".safetensors") or os.sep in str(source):
-        raise CheckpointError(f"checkpoint file not found: {path}")
-    from huggingface_hub import try_to_load_from_cache
-    repo = source if str(source).startswith("timm/") else f"timm/{source}"
-    for filename in ("model.safetensors", "pytorch_model.bin"):
-        cached = try_to_load_from_cache(repo_id=str(repo), filename=filename)
-        if isinstance(cached, str):
-            return Path(cached)
-    raise CheckpointError(f"timm weights {repo!r} are not in the local Hugging Face cache "
-                          f"({os.environ.get('HF_HOME', '~/.cache/huggingface')}); {HUB_HINT}")
 
 
 def check_unlabelled(folder: str | os.PathLike) -> None:
@@ -69,9 +46,9 @@ def unlabelled_source(dataset: dict, arm: str) -> str | None:
     return source.get(arm) if isinstance(source, dict) else source
 
 
-def _dataset_problems(name: str, d: dict, arms: set[str], fractions: Iterable[str],
+def _dataset_problems(config: dict, name: str, arms: set[str], fractions: Iterable[str],
                       data: bool = True, models: Iterable[Model] = ()) -> list[str]:
-    problems, key = [], f"datasets.{name}"
+    problems, key, d = [], f"datasets.{name}", config["datasets"][name]
     stray = sorted(set(d.get("fraction_seeds") or {}) - set(map(str, d["fractions"])))
     if stray:  # else silently ignored: a typo would run the fraction with the default seeds
         problems.append(f"{key}.fraction_seeds: {', '.join(map(repr, stray))} not in "
@@ -102,7 +79,7 @@ def _dataset_problems(name: str, d: dict, arms: set[str], fractions: Iterable[st
                             f"(the dataset's own train images)")
     needs = sorted(arms & set(SUPERVISED_ARMS))
     for m in models if needs else ():
-        weights = m.encoder_weights or d.get("encoder_weights")
+        weights = encoder_weights(config, name, m)
         where = f"models ({m.name}).encoder_weights" if m.encoder_weights else f"{key}.encoder_weights"
         if not weights:
             problems.append(f"{key}.encoder_weights: arms {needs} need a supervised encoder for "
@@ -119,11 +96,10 @@ def _dataset_problems(name: str, d: dict, arms: set[str], fractions: Iterable[st
 
 
 def _model_problems(config: dict) -> list[str]:
-    """Needs torch: models, crop sizes and noise settings as the jobs will build them."""
+    """Models, crop sizes and noise settings as the jobs will build them (reads the model
+    configs with mmengine)."""
     from ddep.configs import segmentor_cfg
-    from ddep.data.table import config_literal
-    from ddep.models.transunet import TOKEN_STRIDE
-    from ddep.noise import NoiseConfig
+    from ddep.presets import TOKEN_STRIDE
 
     problems = []
     transunets = []
@@ -142,7 +118,7 @@ def _model_problems(config: dict) -> list[str]:
     for name, d in config["datasets"].items():
         if not transunets:
             break
-        crops = {"crop_size": d.get("crop_size") or list(config_literal(name, "crop_size")),
+        crops = {"crop_size": list(crop_size(config, name)),
                  **{f"unlabelled_crop.{arm}": c for arm, c in (d.get("unlabelled_crop") or {}).items()}}
         for key, crop in crops.items():
             if any(c % TOKEN_STRIDE for c in crop):
@@ -151,10 +127,9 @@ def _model_problems(config: dict) -> list[str]:
                     f"multiples of {TOKEN_STRIDE} (its token stride), e.g. "
                     f"{[max(TOKEN_STRIDE, c // TOKEN_STRIDE * TOKEN_STRIDE) for c in crop]}")
     for sigma in dict.fromkeys(j["setting"].sigma for j in finetune_jobs(config) if j["setting"]):
-        values = parse_sigma(sigma)[1]
         try:
-            NoiseConfig(sigma=values if len(values) == 2 else values[0])
-        except (ValueError, TypeError, IndexError) as e:
+            sigma_values(sigma)
+        except ValueError as e:
             problems.append(f"denoising / ablations: sigma {sigma}: {e}")
     return problems
 
@@ -171,10 +146,10 @@ def find_problems(config: dict, models: bool = False, data: bool = True) -> list
     problems = [f"ablations[{i}].datasets: {name!r} is not one of datasets {list(config['datasets'])}"
                 for i, block in enumerate(config.get("ablations") or [])
                 for name in block.get("datasets", []) if name not in config["datasets"]]
-    for name, d in config["datasets"].items():
+    for name in config["datasets"]:
         arms = {j["arm"] for j in jobs if j["dataset"] == name}
         fractions = dict.fromkeys(j["label_fraction"] for j in jobs if j["dataset"] == name)
-        problems += _dataset_problems(name, d, arms, fractions, data=data, models=models)
+        problems += _dataset_problems(config, name, arms, fractions, data=data, models=models)
     if models:
         problems += _model_problems(config)
     return problems

@@ -2,7 +2,8 @@
 says so), what ddep does, why, and the key that changes it.
 
 The "ddep does" column is computed here from ``config/paper.yaml``, the schedule and dataset
-files and the code's defaults, never typed, so it cannot drift from them:
+files and the code's defaults, so it cannot drift from them; a row whose method no config
+changes (split sampling, statistics) is fixed text and says so on the page:
 ``ddep protocol --out docs/protocol.md`` rewrites the page, and a test fails while the
 committed page differs from what this module makes of today's files.
 """
@@ -12,12 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ddep.configs import dataset_file, schedule_config, schedule_file, slide_stride
-from ddep.data.splits import split_size
-from ddep.data.table import config_literal, get_dataset_def
 from ddep.analysis.common import arm_display
-from ddep.sweep import (ABLATIONS, DENOISING_ARMS, SUPERVISED_ARMS, NoiseSetting,
-                        ablation_settings, conditioning_label, finetune_jobs, pretraining_parts)
+from ddep.configs import dataset_file, schedule_file, slide_stride
+from ddep.data.splits import split_size
+from ddep.data.table import get_dataset_def
+from ddep.sweep import (ABLATIONS, DENOISING_ARMS, LOSSES, SUPERVISED_ARMS, NoiseSetting,
+                        ablation_settings, conditioning_label, finetune_jobs, parse_sigma,
+                        pretraining_parts, sweep_models)
+from ddep.sweep_config import crop_size, encoder_weights, gpus, load_config, stage_schedule
 
 REPO = Path(__file__).resolve().parent.parent
 PAPER_CONFIG = REPO / "config" / "paper.yaml"
@@ -30,35 +33,24 @@ SOURCES = {
          "Segmentation* (CVPR 2022 Workshops, L3D-IVU)",
     "S": "a published summary of the paper (a Chinese-language reading note, e.g. "
          "7code.cn/show_5561.html), describing its method and noise figure",
-    "F": "the paper's figures as issue 20 describes them (the requester's reading)",
+    "F": "the paper's figures (the label-efficiency curves and the noise figure) as described "
+         "to the project: a reading of the figures, not of the paper's text",
     "R": "the reference reimplementation bwconrad/decoder-denoising (configs/dep.yaml, "
          "configs/ddep.yaml, src/model.py, src/data.py): denoising pretraining only, on a "
          "segmentation_models_pytorch U-Net",
 }
 
 
+FIXED = "*(fixed text: the code's method, the same for every config)*"
+
+
 @dataclass(frozen=True)
 class Row:
     element: str
     paper: str          # with [source] codes; "not stated" where no source says
-    does: Callable[[dict], str]  # from the config (and the files it names)
+    does: Callable[[dict], str] | str  # from the config (and the files it names), or fixed text
     why: str
     key: str
-
-
-def _schedule(config: dict, dataset: str, stage: str) -> dict:
-    override = (config.get("schedule") or {}).get(stage) or {}
-    return schedule_config(dataset, stage, iters=override.get("iters"),
-                           batch_size=override.get("batch_size"), lr=override.get("lr"),
-                           encoder_lr_mult=override.get("encoder_lr_mult"))
-
-
-def _gpus(config: dict, rule: str) -> int:
-    return max(1, int(((config.get("resources") or {}).get(rule) or {}).get("gpu", 1)))
-
-
-def _crop(config: dict, ds: str) -> tuple[int, int]:
-    return tuple(config["datasets"][ds].get("crop_size") or config_literal(ds, "crop_size"))
 
 
 def _optimizer(sched: dict) -> str:
@@ -78,12 +70,11 @@ def _per_dataset(config: dict, fn: Callable[[str], str]) -> str:
 
 
 def _does_architecture(c: dict) -> str:
-    from ddep.sweep import sweep_models
     return ", ".join(f"`{m.name}` (`{m.config}`)" for m in sweep_models(c))
 
 
 def _does_encoder(c: dict) -> str:
-    weights = dict.fromkeys(str(d.get("encoder_weights")) for d in c["datasets"].values())
+    weights = dict.fromkeys(str(encoder_weights(c, ds, m)) for ds in c["datasets"] for m in sweep_models(c))
     return (f"{', '.join(f'`{w}`' for w in weights)} for {', '.join(map(arm_display, SUPERVISED_ARMS))} "
             f"(DDeP: frozen while its decoder is pretrained); DeP and random init start from random")
 
@@ -110,38 +101,37 @@ def _does_formulation(c: dict) -> str:
 
 
 def _does_sigma(c: dict) -> str:
-    return f"σ = {_noise(c).sigma}, fixed"
+    sigma = _noise(c).sigma
+    return f"σ = {sigma}, fixed" if parse_sigma(sigma)[0] == "fixed" else f"σ ~ {sigma}, drawn per image"
 
 
 def _does_target(c: dict) -> str:
-    from ddep.noise import NoiseConfig
     return f"predict {'ε (the noise)' if _noise(c).target == 'eps' else 'x (the clean image)'}; " \
-           f"{NoiseConfig.loss.upper()} loss; decoder conditioned on σ: {_noise(c).noise_conditioning}"
+           f"{LOSSES[0].upper()} loss; decoder conditioned on σ: {_noise(c).noise_conditioning}"
 
 
 def _does_pretraining(c: dict) -> str:
     def one(ds: str) -> str:
-        s = _schedule(c, ds, "denoise")
-        gpus = _gpus(c, "pretrain_denoise")
+        s = stage_schedule(c, ds, "denoise")
+        n_gpus = gpus(c, "pretrain_denoise")
         batch = s["train_dataloader"]["batch_size"]
-        return (f"{s['train_cfg']['max_iters']:,} iterations x batch {batch} per GPU x {gpus} GPU(s) "
-                f"= global batch {batch * gpus} (`{schedule_file(ds, 'denoise').name}`)")
+        return (f"{s['train_cfg']['max_iters']:,} iterations x batch {batch} per GPU x {n_gpus} GPU(s) "
+                f"= global batch {batch * n_gpus} (`{schedule_file(ds, 'denoise').name}`)")
     texts = dict.fromkeys(one(ds) for ds in c["datasets"])
     return "every dataset: " + next(iter(texts)) if len(texts) == 1 else _per_dataset(c, one)
 
 
 def _does_finetune(c: dict) -> str:
     def one(ds: str) -> str:
-        s = _schedule(c, ds, "finetune")
-        gpus = _gpus(c, "finetune")
-        return (f"{s['train_cfg']['max_iters']:,} x batch {s['train_dataloader']['batch_size'] * gpus} "
+        s = stage_schedule(c, ds, "finetune")
+        return (f"{s['train_cfg']['max_iters']:,} x batch {s['train_dataloader']['batch_size'] * gpus(c, 'finetune')} "
                 f"(`{schedule_file(ds, 'finetune').name}`)")
     return _per_dataset(c, one)
 
 
 def _does_optim(stage: str) -> Callable[[dict], str]:
     def does(c: dict) -> str:
-        texts = {ds: _optimizer(_schedule(c, ds, stage)) for ds in c["datasets"]}
+        texts = {ds: _optimizer(stage_schedule(c, ds, stage)) for ds in c["datasets"]}
         if len(set(texts.values())) == 1:
             return "every dataset: " + next(iter(texts.values()))
         return "; ".join(f"{ds}: {t}" for ds, t in texts.items())
@@ -155,7 +145,7 @@ def _pipeline(ds: str) -> list[dict]:
 
 def _does_crop(c: dict) -> str:
     def one(ds: str) -> str:
-        h, w = _crop(c, ds)
+        h, w = crop_size(c, ds)
         steps = []
         for step in _pipeline(ds):
             if step["type"] == "RandomResize":
@@ -170,14 +160,13 @@ def _does_crop(c: dict) -> str:
 
 
 def _does_precision(c: dict) -> str:
-    gpus = {rule: _gpus(c, rule) for rule in ("pretrain_denoise", "finetune")}
-    return (f"`{c.get('amp', 'none')}` autocast; GPUs per job: pretraining {gpus['pretrain_denoise']}, "
-            f"fine-tune {gpus['finetune']} (DDP, SyncBN)")
+    return (f"`{c.get('amp', 'none')}` autocast; GPUs per job: pretraining {gpus(c, 'pretrain_denoise')}, "
+            f"fine-tune {gpus(c, 'finetune')} (DDP, SyncBN)")
 
 
 def _does_evaluation(c: dict) -> str:
     def one(ds: str) -> str:
-        crop = _crop(c, ds)
+        crop = crop_size(c, ds)
         stride = slide_stride(crop)
         return f"window {crop[0]}x{crop[1]}, stride {stride[0]}x{stride[1]}"
     return "single-scale sliding window, no flip, mIoU on the val split at the label maps' size: " + \
@@ -307,7 +296,7 @@ ROWS: list[Row] = [
         "`datasets.<name>.fractions` (fractions or image counts)"),
     Row("split sampling",
         "not stated",
-        lambda c: "labelled images ranked by SHA-256 of (dataset, seed, name); the first "
+        "labelled images ranked by SHA-256 of (dataset, seed, name); the first "
                   "⌈fraction × N⌉ taken: the same on every machine, nested across fractions",
         "reproducible without a random-number generator; nested splits make fractions comparable",
         "`ddep split`; `seeds`"),
@@ -318,7 +307,7 @@ ROWS: list[Row] = [
         "`seeds`, `datasets.<name>.fraction_seeds`, `ablations[].seeds`"),
     Row("statistics",
         "not stated",
-        lambda c: "mean ± 95% t-interval over seeds; paired differences over matched seeds; "
+        "mean ± 95% t-interval over seeds; paired differences over matched seeds; "
                   "a claim holds when its interval is above 0",
         "seeds are paired (same split), so paired differences are the sharper test",
         "`ddep aggregate` (`ddep/analysis/claims.py`)"),
@@ -344,7 +333,8 @@ def render(config: dict, config_name: str = "config/paper.yaml") -> str:
         "",
         f"One row per element of the experiment as `{config_name}` runs it. *Paper states*: "
         "what the sources below say, with their letter; \"not stated\" where none says. "
-        "*ddep does*: computed from the config and the files it names. The built-in default run "
+        "*ddep does*: computed from the config and the files it names, except the rows marked "
+        f"{FIXED}. The built-in default run "
         "(`config/config.yaml`) changes the data, the preset (`tiny`) and the schedules "
         "(`builtin_*.py`), nothing else.",
         "",
@@ -352,7 +342,8 @@ def render(config: dict, config_name: str = "config/paper.yaml") -> str:
         "|---|---|---|---|---|",
     ]
     for row in ROWS:
-        cells = [row.element, row.paper, row.does(config), row.why, row.key]
+        does = row.does(config) if callable(row.does) else f"{row.does} {FIXED}"
+        cells = [row.element, row.paper, does, row.why, row.key]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     lines += ["", "Sources:", ""]
     lines += [f"- [{k}] {v}" for k, v in SOURCES.items()]
@@ -360,5 +351,4 @@ def render(config: dict, config_name: str = "config/paper.yaml") -> str:
 
 
 def load_paper_config(path: Path = PAPER_CONFIG) -> dict:
-    from ddep.cli import load_config
     return load_config([str(path)])

@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -24,9 +25,12 @@ ARMS = ("none", "21k", "dep", "ddep")
 DENOISING_ARMS = ("dep", "ddep")    # pretrained with the denoising objective
 SUPERVISED_ARMS = ("21k", "ddep")   # start from (DDeP: freeze) a supervised encoder
 
+# The noise-setting axes' allowed values, the paper's setting first (each axis' default).
 FORMULATIONS = ("unscaled", "scaled")
 TARGETS = ("eps", "x")
 CONDITIONING = ("off", "on")
+LOSSES = ("l2", "l1")
+DEFAULT_SIGMA = 0.2  # the paper's best fixed noise level
 # The ablation axes of a denoising setting, in table order.
 NOISE_AXES = ("sigma", "formulation", "target", "noise_conditioning")
 # Noise columns of arms without denoising pretraining (none, 21K).
@@ -156,6 +160,18 @@ def sigma_slug(sigma: object) -> str:
     raise ValueError(f"not a noise level: {sigma!r} (a number, or [a, b] for U(a, b))")
 
 
+def sigma_values(sigma: object) -> tuple[float, ...]:
+    """A noise level's values, checked: ``(v,)`` or ``(a, b)``, finite, 0 <= a <= b."""
+    kind, v = parse_sigma(sigma)
+    if kind == "interval" and not (0 <= v[0] <= v[1] and math.isfinite(v[1])):  # NaN fails every comparison
+        raise ValueError(f"noise sigma interval [a, b] needs finite 0 <= a <= b, got [{v[0]}, {v[1]}]")
+    if kind == "fixed" and not (v[0] >= 0 and math.isfinite(v[0])):
+        raise ValueError(f"noise sigma must be a finite number >= 0, got {v[0]}")
+    if kind not in ("fixed", "interval"):
+        raise ValueError(f"not a noise level: {sigma!r} (a number, or [a, b] for U(a, b))")
+    return v
+
+
 def sigma_sort_key(label: object) -> tuple:
     """Fixed values ascending, then intervals (lower, upper bound), then others, then "-"."""
     kind, v = parse_sigma(label)
@@ -169,17 +185,45 @@ def fraction_slug(fraction: object) -> str:
     return str(fraction).replace("/", "_")
 
 
+def parse_fraction(x: str | float | int | Fraction) -> Fraction | int:
+    """The one parser of a label budget. An ``int`` (or a string of digits, ``"10"``) is an
+    image count; ``"1/30"``, its slug ``"1_30"``, ``"0.05"``, ``"10%"`` and any float are a
+    fraction in (0, 1]; ``"all"``/``"full"`` is the whole set (Fraction 1)."""
+    if isinstance(x, bool):
+        raise ValueError(f"invalid label fraction {x!r}")
+    if isinstance(x, int):
+        if x < 1:
+            raise ValueError(f"image count must be >= 1, got {x}")
+        return x
+    if isinstance(x, str):
+        s = x.strip().lower()
+        if s in ("all", "full"):
+            return Fraction(1)
+        if s.isdigit():
+            return parse_fraction(int(s))
+        if re.fullmatch(r"\d+_\d+", s):  # the file-name slug
+            s = s.replace("_", "/")
+        try:
+            frac = Fraction(s[:-1]) / 100 if s.endswith("%") else Fraction(s)
+        except (ValueError, ZeroDivisionError):
+            raise ValueError(f"invalid label fraction {x!r}") from None
+    elif isinstance(x, Fraction):
+        frac = x
+    elif isinstance(x, float):
+        frac = Fraction(repr(x))  # the decimal the user wrote: 0.05 -> 1/20 exactly
+    else:
+        raise ValueError(f"invalid label fraction {x!r}")
+    if not 0 < frac <= 1:
+        raise ValueError(f"label fraction must be in (0, 1], got {x!r}")
+    return frac
+
+
 def fraction_value(label: object) -> float:
-    """Numeric value of a fraction label ("1/30", "1_30", "0.5", "10%", "full"); unparseable
-    labels give +inf so they sort last."""
-    s = str(label).strip().lower()
-    if s in ("full", "all"):
-        return 1.0
-    if re.fullmatch(r"\d+_\d+", s):
-        s = s.replace("_", "/")
+    """A label's sort value, from :func:`parse_fraction`: fractions by size, then image counts
+    by count; unparseable labels give +inf so they sort last."""
     try:
-        return float(s[:-1]) / 100.0 if s.endswith("%") else float(Fraction(s))
-    except (ValueError, ZeroDivisionError):
+        return float(parse_fraction(label if isinstance(label, (int, float, Fraction)) else str(label)))
+    except ValueError:
         return math.inf
 
 
@@ -194,10 +238,10 @@ def conditioning_label(on: object) -> str:
 class NoiseSetting:
     """One denoising-pretraining setting: a point on the ablation axes."""
 
-    sigma: str = "0.2"              # label: "0.2" or "U(0.1,0.4)"
-    formulation: str = "unscaled"   # unscaled: x + sigma*eps; scaled: variance preserving
-    target: str = "eps"             # what the network predicts: eps | x
-    noise_conditioning: str = "off"  # off | on: the decoder sees sigma
+    sigma: str = sigma_label(DEFAULT_SIGMA)  # label: "0.2" or "U(0.1,0.4)"
+    formulation: str = FORMULATIONS[0]       # unscaled: x + sigma*eps; scaled: variance preserving
+    target: str = TARGETS[0]                 # what the network predicts: eps | x
+    noise_conditioning: str = CONDITIONING[0]  # off | on: the decoder sees sigma
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sigma", sigma_label(self.sigma))
@@ -321,12 +365,23 @@ def pretraining_parts(config: dict) -> dict[tuple[str, str, str], str]:
     return found
 
 
+# A cell of the results grid in which noise settings are compared: one arm at one fraction.
+ABLATION_CELL = ("dataset", "model", "arm", "label_fraction")
+
+
+def ablated_keys(rows: Iterable[dict]) -> set[tuple]:
+    """The ABLATION_CELL keys at which ``rows`` (jobs, or results with a ``setting``) hold more
+    than one noise setting."""
+    settings: dict[tuple, set] = {}
+    for r in rows:
+        if r["setting"] is not None:
+            settings.setdefault(tuple(r[k] for k in ABLATION_CELL), set()).add(r["setting"])
+    return {key for key, found in settings.items() if len(found) > 1}
+
+
 def ablated_cells(jobs: list[dict]) -> list[tuple[str, str]]:
     """(dataset, model) pairs where some arm is fine-tuned at one fraction after several noise
     settings: those get a noise-ablation table and figure."""
-    settings: dict[tuple, set] = {}
-    for j in jobs:
-        if j["setting"] is not None:
-            settings.setdefault((j["dataset"], j["model"], j["arm"], j["label_fraction"]),
-                                set()).add(j["setting"])
-    return list(dict.fromkeys(key[:2] for key, found in settings.items() if len(found) > 1))
+    ablated = ablated_keys(jobs)
+    return list(dict.fromkeys(key[:2] for key in (tuple(j[k] for k in ABLATION_CELL) for j in jobs)
+                              if key in ablated))

@@ -84,7 +84,7 @@ def gflop(preset: str, crop: tuple[int, int], step: str = "finetune") -> float:
 def test_a_model_measured_at_no_precision_of_the_gpu_is_priced_from_its_flops():
     """config/config.yaml's tiny TransUNet has no fp32 row: it is priced at the FLOP/s the
     reference achieved in fp32 on the H100, and the printout says so and names that row."""
-    from ddep.cli import load_config
+    from ddep.sweep_config import load_config
     config = load_config([str(REPO / "config/config.yaml")])
     priced = estimate([dict(rule="finetune", dataset="builtin", model="transunet_tiny", arm="none")],
                       config, "H100")
@@ -129,7 +129,7 @@ def test_a_model_never_counted_is_counted_once_on_the_cpu_and_cached(tmp_path, m
 
 
 def test_paper_config_priced_per_part_with_the_release_sizes():
-    from ddep.cli import load_config
+    from ddep.sweep_config import load_config
     config = load_config([str(REPO / "config/paper.yaml")])
     jobs = sweep_jobs(config)
     study = [j for j in jobs if j["part"] == "noise ablations"]

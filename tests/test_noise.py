@@ -102,16 +102,11 @@ def test_sampler_noise_is_a_function_of_seed_rank_and_step():
     assert not torch.equal(draw(NoiseSampler(cfg), 2, rank=1).noisy, runs[2].noisy)  # and rank
 
 
-def test_the_cli_help_states_the_default_sigma_without_importing_torch(capsys):
-    """`ddep --help` and the commands that train nothing import no torch (2 s a process), so
-    the parser states NoiseConfig's default sigma as text: it must be the same value."""
+def test_the_cli_parser_imports_no_torch():
+    """`ddep --help` and the commands that train nothing import no torch (2 s a process)."""
     import subprocess
     import sys
 
-    from ddep.cli import build_parser
-    with pytest.raises(SystemExit):
-        build_parser().parse_args(["pretrain-denoise", "--help"])
-    assert f"(default: {NoiseConfig.sigma})" in " ".join(capsys.readouterr().out.split())
     probe = "import sys, ddep.cli; ddep.cli.build_parser(); print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                           check=True).stdout.strip() == "False"

@@ -48,3 +48,15 @@ def test_every_row_cites_its_sources_or_says_not_stated():
         assert cited <= set(SOURCES) and (cited or "not stated" in r.paper), r.element
         assert r.key and r.why, r.element
     assert len([line for line in text.splitlines() if line.startswith("| ")]) == len(ROWS) + 1
+
+
+def test_an_interval_sigma_is_not_called_fixed_and_fixed_rows_say_so():
+    config = load_paper_config()
+    drawn = copy.deepcopy(config)
+    drawn["denoising"]["sigma"] = [0.2, 0.3]
+    assert row(render(config), "noise level σ")[2] == "σ = 0.2, fixed"
+    sigma = row(render(drawn), "noise level σ")[2]
+    assert "U(0.2,0.3)" in sigma and "fixed" not in sigma
+    text = render(config)
+    marked = [r.element for r in ROWS if "fixed text" in row(text, r.element)[2]]
+    assert marked == [r.element for r in ROWS if not callable(r.does)] == ["split sampling", "statistics"]

@@ -1,6 +1,8 @@
 """The sweep vocabulary: names of noise settings and runs, and the expansion of a config."""
+import math
 import subprocess
 import sys
+from fractions import Fraction
 
 import pytest
 
@@ -9,6 +11,8 @@ from ddep.sweep import (
     Model,
     ablated_cells,
     finetune_jobs,
+    fraction_value,
+    parse_fraction,
     parse_run_name,
     parse_sigma,
     pretrainings,
@@ -154,3 +158,22 @@ def test_the_models_axis_multiplies_the_grid_and_defaults_to_the_preset():
         sweep_models(dict(base, models=[{"config": "tiny", "name": "seg"}, {"config": SEGFORMER, "name": "seg"}]))
     assert result_stem("builtin", "seg", False) == "builtin"
     assert result_stem("builtin", "seg", True) == "builtin_seg"
+
+
+@pytest.mark.parametrize("label, parsed, value", [
+    ("10", 10, 10.0),                          # an image count, in the parser and the sort value
+    ("10%", Fraction(1, 10), 0.1), ("1/30", Fraction(1, 30), 1 / 30), ("1_30", Fraction(1, 30), 1 / 30),
+    ("0.05", Fraction(1, 20), 0.05), ("all", Fraction(1), 1.0), ("full", Fraction(1), 1.0),
+    ("1/1", Fraction(1), 1.0),
+])
+def test_one_fraction_parser_and_the_sort_value_agree(label, parsed, value):
+    from ddep.data.splits import parse_fraction as splits_parser
+    assert parse_fraction(label) == parsed and type(parse_fraction(label)) is type(parsed)
+    assert splits_parser is parse_fraction
+    assert fraction_value(label) == pytest.approx(value)
+
+
+def test_unparseable_fractions_sort_last_but_do_not_parse():
+    assert fraction_value("abc") == math.inf and fraction_value("3/2") == math.inf
+    with pytest.raises(ValueError):
+        parse_fraction("abc")

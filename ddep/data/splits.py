@@ -15,39 +15,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from ddep.io import atomic_write_text
-
-
-def parse_fraction(x: str | float | int | Fraction) -> Fraction | int:
-    """Parse a label budget: ``"1/8"``, ``"0.05"``, ``0.05`` -> Fraction; ``100``/``"100"`` -> int.
-
-    An ``int`` (or a string of digits) is an image count; anything with ``/`` or ``.`` (and any
-    float) is a fraction in (0, 1]. ``"all"``/``"full"`` means the whole set.
-    """
-    if isinstance(x, bool):
-        raise ValueError(f"invalid label fraction {x!r}")
-    if isinstance(x, int):
-        if x < 1:
-            raise ValueError(f"image count must be >= 1, got {x}")
-        return x
-    if isinstance(x, str):
-        s = x.strip().lower()
-        if s in ("all", "full"):
-            return Fraction(1)
-        if s.isdigit():
-            return parse_fraction(int(s))
-        try:
-            frac = Fraction(s)
-        except (ValueError, ZeroDivisionError):
-            raise ValueError(f"invalid label fraction {x!r}") from None
-    elif isinstance(x, Fraction):
-        frac = x
-    elif isinstance(x, float):
-        frac = Fraction(repr(x))  # the decimal the user wrote: 0.05 -> 1/20 exactly
-    else:
-        raise ValueError(f"invalid label fraction {x!r}")
-    if not 0 < frac <= 1:
-        raise ValueError(f"label fraction must be in (0, 1], got {x!r}")
-    return frac
+from ddep.sweep import parse_fraction  # noqa: F401  (re-exported: the one fraction parser)
 
 
 def split_size(fraction: str | float | int | Fraction, n_total: int) -> int:

@@ -11,7 +11,7 @@ import torch.nn as nn
 from timm.models.vision_transformer import VisionTransformer, checkpoint_filter_fn
 
 from ddep.io import atomic_path
-from ddep.preflight import CheckpointError, resolve_checkpoint
+from ddep.checkpoints import CheckpointError, resolve_checkpoint
 
 
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:

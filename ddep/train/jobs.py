@@ -23,7 +23,7 @@ from ddep.configs.compose import copy_val_to_test
 from ddep.data.checks import checked_pipeline, count_split
 from ddep.io import atomic_write_text, ensure_writable, write_json
 from ddep.noise import NoiseConfig
-from ddep.preflight import CheckpointError
+from ddep.checkpoints import CheckpointError
 from ddep.sweep import ARMS, DENOISING_ARMS, Model, model_of_run
 
 

@@ -4,8 +4,9 @@ import pandas as pd
 from ddep.analysis import (CSV_NAMES, claims_table_path, csv_paths, figure_paths,
                            noise_overview_paths, pretrainings_paths, table_paths)
 from ddep.preflight import unlabelled_source
-from ddep.sweep import (NoiseSetting, ablated_cells, finetune_jobs, parse_run_name,
-                        pretrainings, result_stem, sweep_models)
+from ddep.sweep import (NoiseSetting, SUPERVISED_ARMS, ablated_cells, finetune_jobs,
+                        parse_run_name, pretrainings, result_stem, sweep_models)
+from ddep.sweep_config import encoder_weights, gpus, rule_resources, schedule_overrides
 
 JOBS = finetune_jobs(config)
 MODELS = {m.name: m for m in sweep_models(config)}  # by name, the path segment {model}
@@ -16,8 +17,8 @@ PRETRAININGS = pretrainings(config)  # (dataset, model, name): each computed onc
 # Their JSONs (what each learnt from, how long, how well), tabulated by `ddep aggregate`.
 PRETRAINING_JSONS = [f"resources/weights/{ds}/{m}/{name}.json" for ds, m, name in PRETRAININGS] + [
     f"resources/weights/{ds}/{m}/supervised.json" for ds in config["datasets"] for m in MODELS
-    if not (MODELS[m].encoder_weights or config["datasets"][ds].get("encoder_weights"))
-    and {"21k", "ddep"} & set(FINETUNES.arm[FINETUNES.dataset == ds])]
+    if not encoder_weights(config, ds, MODELS[m])
+    and set(SUPERVISED_ARMS) & set(FINETUNES.arm[FINETUNES.dataset == ds])]
 DEFAULT_NOISE = NoiseSetting.from_config(config["denoising"])
 RESULTS, FIGURES_DIR = config.get("results_dir", "results"), config.get("figures_dir", "figures")
 RESULT_TABLES = csv_paths(RESULTS)
@@ -64,35 +65,28 @@ def model(wc):
 def supervised_encoder(wc):
     """The user's checkpoint (file or timm hub name): the model's, else the dataset's; else the
     workflow's supervised stand-in of this model."""
-    weights = model(wc).encoder_weights or dataset(wc).get("encoder_weights")
+    weights = encoder_weights(config, wc.dataset, model(wc))
     return weights if weights else f"resources/weights/{wc.dataset}/{wc.model}/supervised.safetensors"
 
 
 def supervised_encoder_input(wc):
     """Only the workflow's own encoder is a DAG input (a hub name is not a file)."""
-    return [] if model(wc).encoder_weights or dataset(wc).get("encoder_weights") \
-        else supervised_encoder(wc)
+    return [] if encoder_weights(config, wc.dataset, model(wc)) else supervised_encoder(wc)
 
 
 def schedule_args(stage):
     flags = {"iters": "--iters", "batch_size": "--batch-size", "lr": "--lr",
              "encoder_lr_mult": "--encoder-lr-mult", "checkpoint_interval": "--checkpoint-interval",
              "num_workers": "--num-workers"}
-    sched = (config.get("schedule") or {}).get(stage) or {}
-    return " ".join(f"{flags[k]} {v}" for k, v in sched.items())
-
-
-def resources(rule_name):
-    """Per-rule cluster resources from the config (gpu, cpus_per_gpu, mem_mb, runtime, ...)."""
-    return dict((config.get("resources") or {}).get(rule_name) or {})
+    return " ".join(f"{flags[k]} {v}" for k, v in schedule_overrides(config, stage).items())
 
 
 def ddep(rule_name):
     """The command: `ddep`, or torchrun over `ddep.cli` when the rule asks for several GPUs.
     `exec` replaces the rule's shell, so the SIGTERM that SLURM sends before the time limit or
     on preemption reaches the job (which checkpoints and exits) with no shell dying first."""
-    gpus = int(resources(rule_name).get("gpu", 0) or 0)
-    return f"exec torchrun --standalone --nproc_per_node {gpus} -m ddep.cli" if gpus > 1 else "exec ddep"
+    n = gpus(config, rule_name)
+    return f"exec torchrun --standalone --nproc_per_node {n} -m ddep.cli" if n > 1 else "exec ddep"
 
 
 def crop_args(wc):
@@ -104,9 +98,8 @@ def crop_args(wc):
 def job_args(rule_name, stage):
     """Options every training job takes: precision, fast path, launcher, schedule overrides
     (the model's: model_args)."""
-    gpus = int(resources(rule_name).get("gpu", 0) or 0)
     flags = [f" --{key.replace('_', '-')}" for key in ("channels_last", "compile") if config.get(key)]
-    launcher = " --launcher pytorch" if gpus > 1 else ""
+    launcher = " --launcher pytorch" if gpus(config, rule_name) > 1 else ""
     return f"--amp {config.get('amp', 'none')}{''.join(flags)}{launcher} {schedule_args(stage)}"
 
 

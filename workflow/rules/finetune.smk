@@ -34,7 +34,7 @@ rule finetune:
         model=model_args,
     threads: config.get("threads", 1)
     resources:
-        **resources("finetune"),
+        **rule_resources(config, "finetune"),
     log:
         "logs/finetune/{dataset}/{model}/{fraction}/{run}/seed{seed}.log",
     shell:

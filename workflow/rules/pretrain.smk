@@ -12,7 +12,7 @@ rule pretrain_supervised:
     threads: config.get("threads", 1)
     priority: 20  # the start of the longest chain: supervised -> DDeP -> fine-tunes
     resources:
-        **resources("pretrain_supervised"),
+        **rule_resources(config, "pretrain_supervised"),
     log:
         "logs/pretrain/{dataset}/{model}/supervised.log",
     shell:
@@ -61,7 +61,7 @@ rule pretrain_denoise:
     threads: config.get("threads", 1)
     priority: 10
     resources:
-        **resources("pretrain_denoise"),
+        **rule_resources(config, "pretrain_denoise"),
     log:
         "logs/pretrain/{dataset}/{model}/{run}.log",
     shell:

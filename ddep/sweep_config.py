@@ -1,0 +1,68 @@
+"""A sweep config, loaded and validated, and what every reader derives from it: the schedule
+overrides of a stage, the GPUs of a rule, a dataset's crop, which encoder weights a model
+starts from. The CLI, preflight, the estimate, the protocol page and the workflow's rules read
+these here rather than each from the raw dict.
+
+Imports no torch or mmseg (the Snakefile reads it while Snakemake parses); the schedule files
+are read with mmengine's Config only when :func:`stage_schedule` is called.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ddep.sweep import Model
+
+SCHEMA = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
+# The training rules of the workflow and the schedule stage each one runs.
+RULE_STAGES = {"pretrain_supervised": "supervised", "pretrain_denoise": "denoise", "finetune": "finetune"}
+
+
+def load_config(paths: list[str], schema: Path = SCHEMA) -> dict:
+    """Sweep config files merged in order as Snakemake merges them, validated by the workflow's
+    schema (which fills in its defaults)."""
+    import yaml
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import update_config, validate
+    config: dict = {}
+    for path in paths:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"config file not found: {path}")
+        update_config(config, yaml.safe_load(Path(path).read_text()) or {})
+    try:
+        validate(config, str(schema))
+    except WorkflowError as e:
+        raise ValueError(str(e)) from None
+    return config
+
+
+def schedule_overrides(config: dict, stage: str) -> dict:
+    """The config's ``schedule.<stage>`` changes to the schedule file (iters, batch_size, lr, ...)."""
+    return dict((config.get("schedule") or {}).get(stage) or {})
+
+
+def stage_schedule(config: dict, dataset: str, stage: str) -> dict:
+    """A dataset's schedule file for ``stage`` with the config's overrides, as the job runs it."""
+    from ddep.configs import schedule_config  # mmengine: only where a schedule file is read
+    return schedule_config(dataset, stage, **schedule_overrides(config, stage))
+
+
+def rule_resources(config: dict, rule: str) -> dict:
+    """Per-rule cluster resources from the config (gpu, cpus_per_gpu, mem_mb, runtime, ...)."""
+    return dict((config.get("resources") or {}).get(rule) or {})
+
+
+def gpus(config: dict, rule: str) -> int:
+    """GPUs per job of ``rule`` (at least 1; more than 1 runs DDP under torchrun)."""
+    return max(1, int(rule_resources(config, rule).get("gpu", 1) or 1))
+
+
+def crop_size(config: dict, dataset: str) -> tuple[int, int]:
+    """A dataset's training crop: the config's ``crop_size``, else its dataset file's."""
+    from ddep.data.table import config_literal
+    return tuple(config["datasets"][dataset].get("crop_size") or config_literal(dataset, "crop_size"))
+
+
+def encoder_weights(config: dict, dataset: str, model: Model) -> str | None:
+    """The supervised encoder a model's 21K and DDeP arms start from: the model's
+    ``encoder_weights``, else the dataset's; None where the workflow trains its own stand-in."""
+    return model.encoder_weights or config["datasets"][dataset].get("encoder_weights") or None
