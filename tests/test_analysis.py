@@ -16,9 +16,9 @@ from ddep.analysis.aggregate import (
     paired_differences,
     read_csv,
     summarise,
-    write_results,
 )
 from ddep.analysis.common import minimal_detectable_effect, t_critical
+from ddep.analysis.results import write_results
 from ddep.cli import main
 from ddep.sweep import NoiseSetting
 

@@ -19,19 +19,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import csv_paths, pretrainings_paths
-from .common import (CELL_KEYS, DENOISING_ARMS, NO_SETTING, NOISE_AXES, RUN_KEYS, STRING_COLUMNS,
-                     NoiseSetting, arm_rank, atomic_write_text, choose_default_setting, ci_halfwidth,
-                     fraction_value, setting_mask, setting_of, sigma_label, sigma_sort_key)
+from .common import (CELL_KEYS, CONFIDENCE, DENOISING_ARMS, NO_SETTING, NOISE_AXES, PAIR_KEYS, RUN_KEYS,
+                     STRING_COLUMNS, NoiseSetting, arm_rank, ci_halfwidth, diff_stats, fraction_value,
+                     seeds_text, setting_mask, setting_of, sigma_label, sigma_sort_key)
 from ddep.sweep import conditioning_label, model_of_run, run_name
 
 METRICS: tuple[str, ...] = ("mIoU", "aAcc", "mAcc")
 PROVENANCE: tuple[str, ...] = ("iterations", "wall_time_s", "config_hash", "git_commit")
 # (denoising arm, baseline arm) -> label: the paper's two headline comparisons.
 COMPARISONS: dict[tuple[str, str], str] = {("ddep", "21k"): "DDeP - 21K", ("dep", "none"): "DeP - none"}
-# Seeds are matched on these keys (plus "seed"): differences are within one model.
-PAIR_KEYS: list[str] = ["dataset", "model", "label_fraction", "n_labelled"]
-CONFIDENCE = 0.95  # of every interval written (the *_ci95 columns)
 
 
 class RunFileError(ValueError):
@@ -138,19 +134,6 @@ def read_csv(path: str | os.PathLike) -> pd.DataFrame:
                        na_values=[""])
 
 
-def seeds_text(seeds: pd.Series) -> str:
-    return ";".join(map(str, sorted(seeds.astype(int))))
-
-
-def diff_stats(diff: pd.Series, seeds: pd.Series) -> dict:
-    """Mean, sample std, n, t CI (half-width and bounds) and n > 0 of paired differences."""
-    v = diff.dropna()
-    mean, std = v.mean(), v.std(ddof=1)
-    ci = ci_halfwidth(std, len(v), CONFIDENCE)
-    return {"n_pairs": len(v), "mean_diff": mean, "std_diff": std, "ci95": ci, "ci_low": mean - ci,
-            "ci_high": mean + ci, "n_positive": int((diff > 0).sum()), "seeds": seeds_text(seeds)}
-
-
 def summarise(runs: pd.DataFrame) -> pd.DataFrame:
     """Per cell (CELL_KEYS): n seeds, mIoU mean, std, t CI half-width and bounds (NaN for one
     seed), aAcc and mAcc means, the seeds. In paper order."""
@@ -231,41 +214,3 @@ def pretraining_markdown(table: pd.DataFrame) -> str:
     lines += ["", "Wall time: the job's training and evaluation, one thread, as the workflow ran "
                   "it (two jobs side by side); start-up not included."]
     return "\n".join(lines) + "\n"
-
-
-def write_results(json_paths: Iterable[str | os.PathLike], out_dir: str | os.PathLike,
-                  default_noise: NoiseSetting | None = None, quiet: bool = False,
-                  pretraining_paths: Iterable[str | os.PathLike] = ()) -> str:
-    """Load runs and write runs/summary/paired/claims CSVs and ``tables/`` under `out_dir`
-    (atomically), and the pretraining jobs' table when their JSONs are given. Prints (unless
-    `quiet`) and returns a short summary."""
-    from .claims import write_claims  # both import this module
-    from .tables import write_tables
-
-    out = Path(out_dir)
-    runs = load_runs(json_paths)
-    summary = summarise(runs)
-    # DeP/DDeP's setting in the label-efficiency table and the claims, the ablations' baseline
-    default = default_noise or choose_default_setting(summary)
-    paired = paired_differences(runs, default)
-    for table, path in zip((runs, summary, paired), csv_paths(str(out))):
-        atomic_write_text(path, table.to_csv(index=False))
-    table_files, notes = write_tables(summary, paired, out, default)
-    claims = write_claims(runs, out, default)
-    pretraining_paths = list(pretraining_paths)
-    if pretraining_paths:
-        pretrainings = pretraining_table(pretraining_paths)
-        csv, md = pretrainings_paths(str(out))
-        atomic_write_text(csv, pretrainings.to_csv(index=False))
-        atomic_write_text(md, pretraining_markdown(pretrainings))
-    verdicts = "".join(f", {n} {v}" for v, n in claims["verdict"].value_counts().items())
-    text = "\n".join([
-        (f"aggregated {len(runs)} run(s) into {len(summary)} cell(s) over "
-         f"{runs['dataset'].nunique() if len(runs) else 0} dataset(s) -> {out}"),
-        f"paired comparisons: {len(paired)} setting(s)",
-        f"tables: {len(table_files) + 1} file(s) in {out / 'tables'}",
-        f"claims: {len(claims)} row(s){verdicts}; {int(claims['fragile'].sum())} fragile",
-        *(f"  note: {n}" for n in notes)])
-    if not quiet:
-        print(text)
-    return text

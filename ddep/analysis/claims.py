@@ -29,8 +29,8 @@ import os
 import pandas as pd
 
 from . import CSV_NAMES, claims_table_path, csv_paths
-from .aggregate import CONFIDENCE, PAIR_KEYS, diff_stats
-from .common import (ARM_ORDER, DENOISING_ARMS, NoiseSetting, arm_display, at_default,
+from .common import (ARM_ORDER, CONFIDENCE, DENOISING_ARMS, PAIR_KEYS, NoiseSetting, arm_display,
+                     at_default, diff_stats,
                      atomic_write_text, describe_setting, fraction_column_label,
                      minimal_detectable_effect, parse_sigma)
 

@@ -22,7 +22,7 @@ def _noise_setting(name: str) -> NoiseSetting:
 
 def aggregate_main(args: argparse.Namespace) -> int:
     """Per-run JSONs -> CSVs and tables; raises ValueError when no run file matches."""
-    from .aggregate import write_results
+    from .results import write_results
 
     paths = list(args.runs) if args.runs else sorted(glob.glob(args.runs_glob, recursive=True))
     if not paths:  # almost always a wrong glob or working directory

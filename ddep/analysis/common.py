@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import pandas as pd
 import scipy.optimize
 import scipy.stats
 
@@ -14,6 +15,9 @@ from ddep.sweep import (  # noqa: F401  (re-exported: the run identity and its l
     CELL_KEYS, CONDITIONING, DENOISING_ARMS, FORMULATIONS, NO_SETTING, NOISE_AXES, RUN_KEYS,
     STRING_COLUMNS, TARGETS, NoiseSetting, fraction_value, parse_sigma, sigma_label, sigma_sort_key)
 
+CONFIDENCE = 0.95  # of every interval written (the *_ci95 columns)
+# Seeds are matched on these keys (plus "seed"): differences are within one model.
+PAIR_KEYS: list[str] = ["dataset", "model", "label_fraction", "n_labelled"]
 ARM_DISPLAY: dict[str, str] = {"none": "Random init", "21k": "Supervised (21K)", "dep": "DeP", "ddep": "DDeP"}
 # One colour per arm in every figure (colour-blind safe Okabe-Ito subset).
 ARM_COLOURS: dict[str, str] = {"none": "#7f7f7f", "21k": "#0072B2", "dep": "#E69F00", "ddep": "#009E73"}
@@ -63,14 +67,28 @@ def choose_default_setting(df) -> NoiseSetting | None:
     return NoiseSetting(*min(best, key=lambda k: (sigma_sort_key(k[0]), k[1:])))
 
 
+def setting_differences(formulation: str, target: str, conditioning: str) -> str:
+    """ " (scaled, predicting x, conditioned on sigma)": the axes that differ from the paper's
+    setting, in words; "" for the paper's."""
+    extra = [name for name, on in (("scaled", formulation == "scaled"), ("predicting x", target == "x"),
+                                   ("conditioned on sigma", conditioning == "on")) if on]
+    return f" ({', '.join(extra)})" if extra else ""
+
+
 def describe_setting(setting: NoiseSetting | None) -> str:
     """"DeP/DDeP at sigma = 0.2" (plus the axes that differ from the paper's)."""
     if setting is None:
         return "no DeP/DDeP results"
-    extra = [name for name, on in (("scaled", setting.formulation == "scaled"),
-                                   ("predicting x", setting.target == "x"),
-                                   ("conditioned on sigma", setting.noise_conditioning == "on")) if on]
-    return f"DeP/DDeP at sigma = {setting.sigma}" + (f" ({', '.join(extra)})" if extra else "")
+    return f"DeP/DDeP at sigma = {setting.sigma}" + setting_differences(
+        setting.formulation, setting.target, setting.noise_conditioning)
+
+
+def seed_count_text(ns, noun: bool = False) -> str:
+    """ "n=3" or "n=2–3" for the numbers of seeds behind a set of cells; with ``noun``,
+    "n=3 seeds" / "n=1 seed"."""
+    ns = [int(n) for n in ns if n > 0]
+    text = "n=0" if not ns else f"n={min(ns)}" if min(ns) == max(ns) else f"n={min(ns)}–{max(ns)}"
+    return text + ((" seed" if text == "n=1" else " seeds") if noun else "")
 
 
 def fraction_column_label(label_fraction: str, n_labelled: object) -> str:
@@ -116,3 +134,16 @@ def minimal_detectable_effect(std: float, n: int, confidence: float = 0.95,
         high *= 2
     nc = scipy.optimize.brentq(shortfall, 0.0, high, xtol=1e-10)
     return nc * std / math.sqrt(n)
+
+
+def seeds_text(seeds: pd.Series) -> str:
+    return ";".join(map(str, sorted(seeds.astype(int))))
+
+
+def diff_stats(diff: pd.Series, seeds: pd.Series) -> dict:
+    """Mean, sample std, n, t CI (half-width and bounds) and n > 0 of paired differences."""
+    v = diff.dropna()
+    mean, std = v.mean(), v.std(ddof=1)
+    ci = ci_halfwidth(std, len(v), CONFIDENCE)
+    return {"n_pairs": len(v), "mean_diff": mean, "std_diff": std, "ci95": ci, "ci_low": mean - ci,
+            "ci_high": mean + ci, "n_positive": int((diff > 0).sum()), "seeds": seeds_text(seeds)}

@@ -36,8 +36,9 @@ from . import CSV_NAMES, csv_paths, figure_paths, noise_overview_paths
 from .aggregate import read_csv
 from .claims import CONTRADICTED, HOLDS, NOT_SHOWN, SIGMA_CLAIM_ID, TOO_FEW, verdict_text
 from .common import (ARM_COLOURS, DENOISING_ARMS, NoiseSetting, arm_display, arm_rank,
-                     atomic_write_bytes, fraction_column_label, parse_sigma, variant_rank)
-from .tables import ablated_cells, fraction_columns, label_efficiency, seed_text, table_groups
+                     atomic_write_bytes, describe_setting, fraction_column_label, parse_sigma, seed_count_text,
+                     setting_differences, variant_rank)
+from .tables import ablated_rows, fraction_columns, label_efficiency, table_groups
 
 DPI = 150
 # Fixed fonts and sizes (DejaVu Sans ships with matplotlib) on seaborn's whitegrid style, so
@@ -57,11 +58,6 @@ VERDICT_COLOURS = {HOLDS: "#009E73", CONTRADICTED: "#D55E00", NOT_SHOWN: "#66666
 
 def _colour(arm: str) -> str:  # unknown arms: a colour stable per name
     return ARM_COLOURS.get(arm) or FALLBACK_COLOURS[sum(map(ord, arm)) % len(FALLBACK_COLOURS)]
-
-
-def _seeds(ns: list[int]) -> str:
-    """ "n=3 seeds" / "n=1 seed" / "n=2–3 seeds"."""
-    return seed_text(ns) + (" seed" if seed_text(ns) == "n=1" else " seeds")
 
 
 def _wrap(title: str, fig: Figure) -> str:
@@ -118,16 +114,14 @@ def label_efficiency_figure(summary: pd.DataFrame, dataset: str, model: str | No
         ax.grid(axis="x", visible=False)
         where = dataset + (f" [{model}]" if model else "")
         default = wide.attrs["default"]
-        sig = f", DeP/DDeP at σ = {default.sigma}" if default is not None else ""
-        ax.set_title(_wrap(f"{where}: label efficiency ({_seeds(wide['n'].stack().astype(int).tolist())}{sig})", fig))
+        sig = f", {describe_setting(default)}".replace("sigma", "σ") if default is not None else ""
+        ax.set_title(_wrap(f"{where}: label efficiency ({seed_count_text(wide['n'].stack().astype(int).tolist(), noun=True)}{sig})", fig))
         ax.legend(loc="upper left", frameon=True, ncols=min(nrow, 4))
     return fig
 
 
 def _variant_name(arm: str, formulation: str, target: str, conditioning: str) -> str:
-    extra = [t for t, on in (("scaled", formulation == "scaled"), ("predict x", target == "x"),
-                             ("σ-conditioned", conditioning == "on")) if on]
-    return arm_display(arm) + (f" ({', '.join(extra)})" if extra else "")
+    return (arm_display(arm) + setting_differences(formulation, target, conditioning)).replace("sigma", "σ")
 
 
 def _noise_cells(summary: pd.DataFrame, dataset: str, model: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -135,7 +129,7 @@ def _noise_cells(summary: pd.DataFrame, dataset: str, model: str | None) -> tupl
     mine = summary[summary["dataset"] == dataset]
     if model is not None:
         mine = mine[mine["model"] == model]
-    df = ablated_cells(mine)
+    df = ablated_rows(mine)
     # the arms without denoising pretraining, as horizontal references with their CI band
     references = mine[~mine["arm"].isin(DENOISING_ARMS) & mine["mIoU_mean"].notna()]
     return df[df["mIoU_mean"].notna()], references
@@ -226,7 +220,7 @@ def _sigma_panels(panels: list[tuple[str, pd.DataFrame, pd.DataFrame]], where: s
         if df["_interval"].any():
             handles["σ ~ U(a, b) (bar: [a, b])"] = Line2D([], [], color="black", marker="o",
                                                           markerfacecolor="white", linestyle="none")
-        fig.suptitle(_wrap(f"{where}: mIoU vs pretraining noise ({_seeds(df['n'].astype(int).tolist())},"
+        fig.suptitle(_wrap(f"{where}: mIoU vs pretraining noise ({seed_count_text(df['n'].astype(int).tolist(), noun=True)},"
                            f" error bars: 95% CI)", fig))
         fig.legend(list(handles.values()), list(handles.keys()), loc="outside right center",
                    frameon=True)
@@ -299,7 +293,7 @@ def claims_figure(claims: pd.DataFrame, dataset: str, model: str | None = None) 
                                   label="fragile: a CI bound within half the half-width of 0"))
         fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 4), frameon=True)
         fig.suptitle(_wrap(f"{where}: claims of the paper, paired mIoU differences over "
-                           f"{_seeds(rows['n_pairs'].tolist())}", fig))
+                           f"{seed_count_text(rows['n_pairs'].tolist(), noun=True)}", fig))
     return fig
 
 

@@ -15,8 +15,8 @@ import pandas as pd
 from . import table_paths
 from .common import (DENOISING_ARMS, NoiseSetting, arm_display, arm_rank, at_default, atomic_write_text,
                      choose_default_setting, describe_setting, fraction_column_label, fraction_value,
-                     setting_mask, setting_of, sigma_sort_key, variant_rank, NOISE_AXES)
-from ddep.sweep import result_stem, run_name
+                     seed_count_text, setting_mask, setting_of, sigma_sort_key, variant_rank, NOISE_AXES)
+from ddep.sweep import ABLATION_CELL, ablated_keys, result_stem, run_name
 
 DASH = "–"
 _TEX_ESCAPES = str.maketrans({"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$",
@@ -39,14 +39,6 @@ def fraction_columns(df: pd.DataFrame) -> list[tuple[str, str]]:
     pairs = df[["label_fraction", "n_labelled"]].drop_duplicates("label_fraction")
     pairs = pairs.sort_values("label_fraction", key=lambda c: c.map(fraction_value), kind="mergesort")
     return [(str(lf), fraction_column_label(lf, n)) for lf, n in pairs.itertuples(index=False)]
-
-
-def seed_text(ns) -> str:
-    """ "n=3" or "n=2–3" for the numbers of seeds behind a set of cells."""
-    ns = [int(n) for n in ns if n > 0]
-    if not ns:
-        return "n=0"
-    return f"n={min(ns)}" if min(ns) == max(ns) else f"n={min(ns)}–{max(ns)}"
 
 
 def label_efficiency(summary: pd.DataFrame, dataset: str, model: str | None = None,
@@ -103,7 +95,7 @@ def _latex(table: pd.DataFrame, caption: str, label: str, index: bool, text_colu
 def render_label_efficiency(wide: pd.DataFrame, where: str, label: str) -> tuple[str, str]:
     """(Markdown, LaTeX) of a label-efficiency table."""
     caption = (f"{where}. mIoU (%) as mean ± 95% CI half-width (t distribution) over seeds "
-               f"({seed_text(wide['n'].stack())}); columns: labelled fraction (images); "
+               f"({seed_count_text(wide['n'].stack())}); columns: labelled fraction (images); "
                f"{describe_setting(wide.attrs['default'])}. Best per column in bold.")
     md_cells = _cells(wide, " ± ", "**{}**")
     md = "\n".join([f"**{where}: label efficiency (mIoU %)**", "",
@@ -112,10 +104,13 @@ def render_label_efficiency(wide: pd.DataFrame, where: str, label: str) -> tuple
     return md, _latex(_cells(wide, r" $\pm$ ", r"\textbf{{{}}}"), caption, label, index=True)
 
 
-def ablated_cells(summary: pd.DataFrame) -> pd.DataFrame:
-    """DeP/DDeP rows of the (arm, fraction) cells run at more than one noise setting."""
+def ablated_rows(summary: pd.DataFrame) -> pd.DataFrame:
+    """DeP/DDeP rows of the (arm, fraction) cells run at more than one noise setting
+    (:func:`ddep.sweep.ablated_keys`, as the workflow plans them)."""
     den = summary[summary["arm"].isin(DENOISING_ARMS)]
-    return den[den.groupby(["dataset", "model", "arm", "label_fraction"])["arm"].transform("size") > 1]
+    rows = [{**r, "setting": setting_of(r)} for r in den.to_dict("records")]
+    ablated = ablated_keys(rows)
+    return den[[tuple(r[k] for k in ABLATION_CELL) in ablated for r in rows]]
 
 
 def _diff_text(r) -> str:
@@ -130,7 +125,7 @@ def noise_table(summary: pd.DataFrame, paired: pd.DataFrame,
                 default: NoiseSetting | None) -> pd.DataFrame:
     """One dataset's (and model's) noise ablations: one row per DeP/DDeP setting of each
     ablated fraction, its mIoU and its paired difference from the default setting."""
-    df = ablated_cells(summary)
+    df = ablated_rows(summary)
     if df.empty:
         return pd.DataFrame()
     # per arm and fraction, the paper's formulation/target/conditioning first, sigma ascending
@@ -154,11 +149,9 @@ def noise_table(summary: pd.DataFrame, paired: pd.DataFrame,
 def render_noise_table(table: pd.DataFrame, where: str, default: NoiseSetting | None,
                        label: str) -> tuple[str, str]:
     """(Markdown, LaTeX) of a noise-ablation table."""
-    base = (f"sigma = {default.sigma}, {default.formulation}, predict {default.target}, "
-            f"conditioning {default.noise_conditioning}" if default else "none")
     caption = (f"{where}. DeP/DDeP pretrained at each noise setting, then fine-tuned: mIoU (%) as "
                f"mean ± 95% CI half-width over seeds, and the paired difference from the same arm "
-               f"at the default setting ({base}) over matched seeds, with its 95% t CI. Sigma U(a,b): "
+               f"at the default setting ({describe_setting(default)}) over matched seeds, with its 95% t CI. Sigma U(a,b): "
                f"drawn uniformly per image; scaled: sqrt(g)x + sqrt(1-g)eps, g = 1/(1+sigma^2).")
     md = "\n".join([f"**{where}: noise ablations (mIoU %)**", "",
                     table.to_markdown(index=False, colalign=["left"] * 6 + ["center"] * 3), "",
