@@ -65,6 +65,8 @@ def write_json(path: str | os.PathLike, obj: object, indent: int = 2,
             return None
         if isinstance(v, dict):
             return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
         return v
     return atomic_write_text(path, json.dumps(clean(obj), indent=indent, sort_keys=sort_keys,
                                              allow_nan=False) + "\n")

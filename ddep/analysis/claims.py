@@ -12,9 +12,8 @@ CPU keeps the data but redraws the training noise (training amplifies the last b
 floating-point sums), so the paired mean moves by about sqrt(2)·sd/sqrt(n), the spread of
 the difference of two independent means of n pairs; the half-width is t·sd/sqrt(n), and at
 the default n = 5 (t_0.975,4 = 2.78) sqrt(2)/t = 0.51. A bound closer to 0 than that can cross
-0 on a rerun, so the verdict may flip with the machine (it did: DDeP > 21K at 10 images was *not
-shown* -1.33 [-3.27, +0.61] on AMD EPYC and *contradicted* -0.95 [-1.82, -0.09] on Intel Xeon,
-both fragile). The margin is a fixed fraction, not sqrt(2)/t for each n: with fewer pairs
+0 on a rerun, so the verdict may flip with the machine (it has: one claim read *not shown* on
+AMD EPYC and *contradicted* on Intel Xeon, both fragile). The margin is a fixed fraction, not sqrt(2)/t for each n: with fewer pairs
 (t larger) it is more cautious than the estimate, with many more (t -> 1.96) less.
 ``not shown (n < 2)`` has no interval and is never fragile. ``compare_claims`` matches the
 verdicts of two claims tables (a committed and a fresh run) and tells a fragile flip, which

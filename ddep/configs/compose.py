@@ -118,16 +118,6 @@ def _plain_bn(cfg: object) -> object:
     return cfg
 
 
-def config_checkpoint(model: str | Model) -> str | None:
-    """The backbone checkpoint a model's own config names (mmseg's ``init_cfg=dict(type=
-    'Pretrained', checkpoint=...)`` or ``pretrained=``), which ddep loads itself instead."""
-    m = load_model(model)
-    init = m["backbone"].get("init_cfg") or {}
-    if isinstance(init, dict) and init.get("type") == "Pretrained":
-        return init.get("checkpoint")
-    return m.get("pretrained")
-
-
 def dataset_file(dataset: str) -> Path:
     """``_base_/datasets/{dataset}.py``."""
     return _base_file("datasets", dataset)
@@ -215,7 +205,7 @@ def segmentor_cfg(model: str | Model, num_classes: int, img_size: int | Sequence
     weights) for ``num_classes`` (its decode head and any auxiliary heads). ``pretrained``:
     supervised encoder weights (21K / DDeP); ``init_from``: a denoising checkpoint (all but the
     final projection). The config's own backbone checkpoint (``init_cfg``/``pretrained``) is
-    dropped: the job names the encoder weights (:func:`config_checkpoint` finds it).
+    dropped: the job names the encoder weights (the model's or the dataset's ``encoder_weights``).
 
     Inference slides a window of the training crop (``img_size``) with ``test_stride`` over the
     test image, as mmseg's configs do (``test_stride=None``: one pass over the whole image)."""
