@@ -24,8 +24,11 @@ def test_train_step_prints_a_row_per_variant_and_the_overhead_where_measured():
     assert [r[5].strip() for r in rows] == ["base", "channels_last", "bf16"]
     assert [r[4].strip() for r in rows] == ["none", "none", "bf16"]
     assert float(rows[0][11]) > 0 and [r[11].strip() for r in rows[1:]] == ["–", "–"]
-    assert float(rows[0][12]) == 1.0 and all(float(r[6]) > 0 and float(r[8]) > 0 for r in rows)
-    assert float(rows[0][13]) == 0 and float(rows[2][13]) > 0  # bf16 changes the losses
+    assert all(float(r[6]) > 0 and float(r[8]) > 0 for r in rows)
+    ms = [float(r[6]) for r in rows]  # "vs baseline": each variant's step time over the first's
+    assert [float(r[12]) for r in rows] == pytest.approx([m / ms[0] for m in ms], rel=0.01, abs=2e-3)
+    # channels_last changes the losses by float rounding only; bf16 by more than nothing
+    assert float(rows[1][13]) < 1e-3 and float(rows[2][13]) > 0
     assert "GFLOP" in out
 
 

@@ -77,14 +77,32 @@ def test_target_splits_are_different_images():
 
 
 def test_source_labels_never_look_at_the_target(tmp_path, monkeypatch):
-    """The source set is generated with the street-scene renderer switched off: a label computed
-    from a target label map (or a target image) would have to call it, and fail here."""
-    def no_target(*args, **kwargs):
-        raise AssertionError("the source set rendered a street scene")
-    monkeypatch.setattr(builtin, "_render", no_target)
-    monkeypatch.setattr(builtin, "render_image", no_target)
-    root = generate_builtin(tmp_path / "s", n_train=0, n_val=0, n_source_train=48,
+    """Street scenes and the source set are generated together, the street-scene renderer
+    switched off while a source image and its label are made: a label computed from a target
+    label map (or a target image) would have to call it then, and fail here."""
+    street_render, street_image, source_render = builtin._render, builtin.render_image, builtin.render_source
+    in_source, streets = [False], []
+
+    def guarded(real):
+        def call(*args, **kwargs):
+            if in_source[0]:
+                raise AssertionError("the source set rendered a street scene")
+            streets.append(1)
+            return real(*args, **kwargs)
+        return call
+
+    def source(*args, **kwargs):
+        in_source[0] = True
+        try:
+            return source_render(*args, **kwargs)
+        finally:
+            in_source[0] = False
+    monkeypatch.setattr(builtin, "_render", guarded(street_render))
+    monkeypatch.setattr(builtin, "render_image", guarded(street_image))
+    monkeypatch.setattr(builtin, "render_source", source)
+    root = generate_builtin(tmp_path / "s", n_train=6, n_val=3, n_source_train=48,
                             n_source_val=24, workers=1)
+    assert len(streets) >= 9  # the renderer ran, outside the source set's images
     labels = [p.parent.name for p in sorted((root / "source" / "train").rglob("*.png"))]
     assert sorted(set(labels)) == sorted(SOURCE_CLASSES)
     # and a class is a function of the image's index alone: the same for any seed
