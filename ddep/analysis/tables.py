@@ -110,7 +110,8 @@ def ablated_rows(summary: pd.DataFrame) -> pd.DataFrame:
     den = summary[summary["arm"].isin(DENOISING_ARMS)]
     rows = [{**r, "setting": setting_of(r)} for r in den.to_dict("records")]
     ablated = ablated_keys(rows)
-    return den[[tuple(r[k] for k in ABLATION_CELL) in ablated for r in rows]]
+    return den[pd.Series([tuple(r[k] for k in ABLATION_CELL) in ablated for r in rows],
+                         index=den.index, dtype=bool)]
 
 
 def _diff_text(r) -> str:
