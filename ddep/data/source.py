@@ -18,6 +18,8 @@ import functools
 
 import numpy as np
 
+from ddep.data.procedural import _MATERIALS, SPLIT_CODES, _finish, _value_noise
+
 SHAPES: tuple[str, ...] = ("disk", "square", "triangle", "star", "ring", "cross", "crescent",
                            "hexagon")
 PATTERNS: tuple[str, ...] = ("stripes", "checks", "spots")
@@ -71,8 +73,7 @@ def _pattern(pattern: str, u: np.ndarray, v: np.ndarray, freq: float) -> np.ndar
 
 @functools.cache
 def _palette() -> np.ndarray:
-    # colours only: the street scenes' paints (imported here: ddep.data.builtin imports this)
-    from ddep.data.builtin import _MATERIALS
+    # colours only: the street scenes' paints
     colours = {c for pool in _MATERIALS.values() for c in pool}
     return np.asarray(sorted(colours), np.float32)
 
@@ -109,7 +110,6 @@ def _object_coords(rng: np.random.Generator, X: np.ndarray, Y: np.ndarray, radiu
 def render_source(seed: int, split: str, index: int, size: int = SOURCE_SIZE
                   ) -> tuple[np.ndarray, int]:
     """Render source image ``index`` of ``split``: (uint8 size x size x 3 image, class index)."""
-    from ddep.data.builtin import SPLIT_CODES, _finish, _value_noise
     rng = np.random.default_rng([seed, SPLIT_CODES[split], index])
     label = source_label(index)
     shape, pattern = SHAPES[label // len(PATTERNS)], PATTERNS[label % len(PATTERNS)]
