@@ -21,8 +21,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ddep.data import procedural  # its DIFFICULTY is read at render time (a probe may set it)
 from ddep.data.procedural import (  # noqa: F401  (the shared material, re-exported)
-    BUILDING, CAR, DIFFICULTY, PERSON, POLE, ROAD, SIDEWALK, SKY, SPLIT_CODES, TERRAIN, VEGETATION,
+    BUILDING, CAR, PERSON, POLE, ROAD, SIDEWALK, SKY, SPLIT_CODES, TERRAIN, VEGETATION,
     _MATERIALS, _OWN_MATERIALS, Difficulty, _finish, _value_noise)
 from ddep.data.source import SOURCE_CLASSES, SOURCE_SIZE, render_source, source_label
 from ddep.data.table import DATASET_DEFS
@@ -48,7 +49,7 @@ _OWN_POOLS = {k: np.asarray(v, np.float32) for k, v in _OWN_MATERIALS.items()}
 
 def _colors(rng: np.random.Generator, cls: int, n: int) -> np.ndarray:
     """``n`` jittered colours (n x 3) drawn from the material pool of ``cls``."""
-    pool = _POOLS[cls] if rng.random() < DIFFICULTY.shared_paints else _OWN_POOLS[cls]
+    pool = _POOLS[cls] if rng.random() < procedural.DIFFICULTY.shared_paints else _OWN_POOLS[cls]
     r = rng.random((n, 5)).astype(np.float32)
     base = pool[(r[:, 0] * len(pool)).astype(np.int64)]
     out = base * (0.75 + 0.5 * r[:, 1:2]) + (r[:, 2:] - 0.5) * 40.0
@@ -97,7 +98,7 @@ def _render(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, np.nd
     c, s = np.cos(roll), np.sin(roll)
     X = (cx + c * ox - s * oy).astype(np.float32)
     Y = (cy + s * ox + c * oy).astype(np.float32)
-    dif = DIFFICULTY
+    dif = procedural.DIFFICULTY
     min_w = dif.min_width_px * px / zoom  # the thinnest any part is drawn, in scene units
 
     cv = _Canvas(h, w)
