@@ -20,8 +20,8 @@ from pathlib import Path
 import pandas as pd
 
 from .common import (CELL_KEYS, CONFIDENCE, DENOISING_ARMS, NO_SETTING, NOISE_AXES, PAIR_KEYS, RUN_KEYS,
-                     STRING_COLUMNS, NoiseSetting, arm_rank, ci_halfwidth, diff_stats, fraction_value,
-                     seeds_text, setting_mask, setting_of, sigma_label, sigma_sort_key)
+                     STRING_COLUMNS, NoiseSetting, ci_halfwidth, diff_stats, in_paper_order, seeds_text,
+                     setting_mask, setting_of, sigma_label)
 from ddep.sweep import conditioning_label, model_of_run, run_name
 
 METRICS: tuple[str, ...] = ("mIoU", "aAcc", "mAcc")
@@ -112,20 +112,7 @@ def load_runs(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
     iou = sorted(c for c in df.columns if c.startswith("iou_"))
     ver = sorted(c for c in df.columns if c.startswith("version_"))
     extra = [c for c in df.columns if c not in {*base, *iou, *ver, *PROVENANCE, "json_path"}]
-    return sort_rows(df[[*base, *iou, *PROVENANCE, *extra, *ver, "json_path"]]).reset_index(drop=True)
-
-
-# Columns with a paper order; others sort as text.
-_ORDER = {"label_fraction": fraction_value, "arm": lambda a: (arm_rank(a), a),
-          "sigma": sigma_sort_key, "seed": int}
-
-
-def sort_rows(df: pd.DataFrame) -> pd.DataFrame:
-    """Rows in paper order: dataset, model, fraction, arm, noise setting, seed."""
-    by = [c for c in ("dataset", "model", "label_fraction", "arm", *NOISE_AXES, "seed") if c in df]
-    # ranks, not the keys themselves: pandas cannot order tuples
-    return df.sort_values(by, kind="mergesort", key=lambda col: col.map(
-        {v: i for i, v in enumerate(sorted(set(col), key=_ORDER.get(col.name, str)))}))
+    return in_paper_order(df[[*base, *iou, *PROVENANCE, *extra, *ver, "json_path"]]).reset_index(drop=True)
 
 
 def read_csv(path: str | os.PathLike) -> pd.DataFrame:
@@ -147,7 +134,7 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
     out["mIoU_ci95"] = [ci_halfwidth(sd, n, CONFIDENCE) for sd, n in zip(out["mIoU_std"], out["n"])]
     out["mIoU_ci_low"] = out["mIoU_mean"] - out["mIoU_ci95"]
     out["mIoU_ci_high"] = out["mIoU_mean"] + out["mIoU_ci95"]
-    return sort_rows(out[cols]).reset_index(drop=True)
+    return in_paper_order(out[cols]).reset_index(drop=True)
 
 
 def paired_differences(runs: pd.DataFrame, default: NoiseSetting | None = None) -> pd.DataFrame:
@@ -173,7 +160,7 @@ def paired_differences(runs: pd.DataFrame, default: NoiseSetting | None = None) 
         out += [{**dict(zip(setting, key)), "comparison": label, "baseline": base,
                  **diff_stats(g["mIoU"] - g["mIoU_base"], g["seed"])}
                 for key, g in merged.groupby(setting, sort=False, dropna=False)]
-    return sort_rows(pd.DataFrame(out, columns=cols)).reset_index(drop=True)
+    return in_paper_order(pd.DataFrame(out, columns=cols)).reset_index(drop=True)
 
 
 # The pretraining JSONs' columns (``ddep pretrain-supervised`` / ``pretrain-denoise``), in order.

@@ -1,5 +1,5 @@
-"""Shared by the analysis modules: arm order, names and colours, the default-setting view, the
-t interval; re-exports the run identity and its labels (ddep.sweep) and atomic writes."""
+"""Shared by the analysis modules: arm names and colours, paper order, the default-setting view,
+the t interval; re-exports the run identity and its labels (ddep.sweep) and atomic writes."""
 
 from __future__ import annotations
 
@@ -21,11 +21,24 @@ PAIR_KEYS: list[str] = ["dataset", "model", "label_fraction", "n_labelled"]
 ARM_DISPLAY: dict[str, str] = {"none": "Random init", "21k": "Supervised (21K)", "dep": "DeP", "ddep": "DDeP"}
 # One colour per arm in every figure (colour-blind safe Okabe-Ito subset).
 ARM_COLOURS: dict[str, str] = {"none": "#7f7f7f", "21k": "#0072B2", "dep": "#E69F00", "ddep": "#009E73"}
+# Sort keys of the columns with a paper order (unknown arms after the known ones); others as text.
+_ORDER = {"label_fraction": fraction_value, "sigma": sigma_sort_key, "seed": int,
+          "arm": lambda a: (ARM_ORDER.index(a) if a in ARM_ORDER else len(ARM_ORDER), a)}
+# With variants: DeP/DDeP's formulation, target and conditioning, the paper's setting first.
+_VARIANT_ORDER = {"formulation": FORMULATIONS.index, "target": TARGETS.index,
+                  "noise_conditioning": CONDITIONING.index}
 
 
-def arm_rank(arm: str) -> int:
-    """Position of an arm in paper order; unknown arms sort after the known ones."""
-    return ARM_ORDER.index(arm) if arm in ARM_ORDER else len(ARM_ORDER)
+# The rows of runs, summary and paired, in this order.
+ROW_ORDER: list[str] = ["dataset", "model", "label_fraction", "arm", *NOISE_AXES, "seed"]
+
+
+def in_paper_order(df: pd.DataFrame, by: list[str] = ROW_ORDER, variants: bool = False) -> pd.DataFrame:
+    """`df` stably sorted on `by` (those present), each column an ordered categorical in paper
+    order; `variants` orders the noise variants as the paper lists them instead of as text."""
+    order = {**_ORDER, **(_VARIANT_ORDER if variants else {})}
+    return df.sort_values([c for c in by if c in df], kind="mergesort", key=lambda col: col.astype(
+        pd.CategoricalDtype(sorted(set(col), key=order.get(col.name, str)), ordered=True)))
 
 
 def arm_display(arm: str) -> str:
@@ -33,17 +46,12 @@ def arm_display(arm: str) -> str:
     return ARM_DISPLAY.get(arm, arm)
 
 
-def variant_rank(formulation: str, target: str, conditioning: str) -> tuple[int, int, int]:
-    """Order of DeP/DDeP variants within an arm: the paper's setting first."""
-    return FORMULATIONS.index(formulation), TARGETS.index(target), CONDITIONING.index(conditioning)
-
-
 def setting_of(row) -> NoiseSetting:
     """The noise setting of a DeP/DDeP row of runs/summary/paired."""
     return NoiseSetting(*(row[axis] for axis in NOISE_AXES))
 
 
-def setting_mask(df, setting: NoiseSetting):
+def setting_mask(df: pd.DataFrame, setting: NoiseSetting) -> pd.Series:
     """Rows of DeP/DDeP at `setting` (all four noise axes equal)."""
     mask = df["arm"].isin(DENOISING_ARMS)
     for axis, value in setting.columns().items():
@@ -51,13 +59,13 @@ def setting_mask(df, setting: NoiseSetting):
     return mask
 
 
-def at_default(df, setting: NoiseSetting | None):
+def at_default(df: pd.DataFrame, setting: NoiseSetting | None) -> pd.DataFrame:
     """The label-efficiency view: none and 21K, and DeP/DDeP only at `setting`."""
     keep = ~df["arm"].isin(DENOISING_ARMS)
     return df[keep if setting is None else keep | setting_mask(df, setting)]
 
 
-def choose_default_setting(df) -> NoiseSetting | None:
+def choose_default_setting(df: pd.DataFrame) -> NoiseSetting | None:
     """The noise setting with the most DeP/DDeP rows (ties: first in sigma order); None without any."""
     den = df[df["arm"].isin(DENOISING_ARMS)]
     if den.empty:
@@ -68,8 +76,7 @@ def choose_default_setting(df) -> NoiseSetting | None:
 
 
 def setting_differences(formulation: str, target: str, conditioning: str) -> str:
-    """ " (scaled, predicting x, conditioned on sigma)": the axes that differ from the paper's
-    setting, in words; "" for the paper's."""
+    """ " (scaled, predicting x, conditioned on sigma)": how a setting differs from the paper's."""
     extra = [name for name, on in (("scaled", formulation == "scaled"), ("predicting x", target == "x"),
                                    ("conditioned on sigma", conditioning == "on")) if on]
     return f" ({', '.join(extra)})" if extra else ""
@@ -84,8 +91,7 @@ def describe_setting(setting: NoiseSetting | None) -> str:
 
 
 def seed_count_text(ns, noun: bool = False) -> str:
-    """ "n=3" or "n=2–3" for the numbers of seeds behind a set of cells; with ``noun``,
-    "n=3 seeds" / "n=1 seed"."""
+    """ "n=3" or "n=2–3" for the seed counts of a set of cells; `noun`: "n=3 seeds", "n=1 seed"."""
     ns = [int(n) for n in ns if n > 0]
     text = "n=0" if not ns else f"n={min(ns)}" if min(ns) == max(ns) else f"n={min(ns)}–{max(ns)}"
     return text + ((" seed" if text == "n=1" else " seeds") if noun else "")
@@ -115,10 +121,9 @@ def ci_halfwidth(std: float, n: int, confidence: float = 0.95) -> float:
 
 def minimal_detectable_effect(std: float, n: int, confidence: float = 0.95,
                               power: float = 0.8) -> float:
-    """The smallest true mean difference that a two-sided one-sample (paired) t test at level
-    1 - confidence rejects with probability ``power``, given ``n`` pairs of sample std ``std``:
-    solved exactly on the noncentral t (noncentrality delta * sqrt(n) / std). NaN for n < 2 or
-    an unknown std; 0 for std 0."""
+    """The true mean difference that a two-sided paired t test at level 1 - confidence rejects
+    with probability `power` at `n` pairs of sample std `std` (solved on the noncentral t,
+    noncentrality delta * sqrt(n) / std). NaN for n < 2 or an unknown std; 0 for std 0."""
     if n is None or n < 2 or std is None or not math.isfinite(std):
         return math.nan
     if std == 0:
@@ -132,8 +137,7 @@ def minimal_detectable_effect(std: float, n: int, confidence: float = 0.95,
     high = crit + 1.0  # nct loses precision far out: widen the bracket only as needed
     while shortfall(high) < 0:
         high *= 2
-    nc = scipy.optimize.brentq(shortfall, 0.0, high, xtol=1e-10)
-    return nc * std / math.sqrt(n)
+    return scipy.optimize.brentq(shortfall, 0.0, high, xtol=1e-10) * std / math.sqrt(n)
 
 
 def seeds_text(seeds: pd.Series) -> str:

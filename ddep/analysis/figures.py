@@ -1,15 +1,10 @@
-"""Figures from the CSVs alone (so they always match the tables). From summary.csv, per dataset:
-``{stem}_label_efficiency.{png,pdf}``, grouped bars of mIoU per label fraction and arm with 95%
-CI error bars; ``{stem}_noise.{png,pdf}`` where a noise ablation has runs, mIoU vs sigma (log
-x), one panel per ablated fraction, one line per arm (colour) and formulation (solid
-unscaled, dashed scaled), target/conditioning as markers, sigma ~ U(a, b) as a hollow marker
-at the interval's middle with a bar over [a, b], random init and 21K as dash-dotted lines
-with their CI as a band; and, where two or more datasets are ablated, ``noise.{png,pdf}``: the
-paper's noise figure, one such panel per ablated dataset side by side. From claims.csv, per
-dataset: ``{stem}_claims.{png,pdf}``, a forest plot of the claims' paired differences, one row
-per claim x fraction (x comparison), the mean with its 95% CI as a horizontal bar against a
-line at 0, coloured by verdict, a hollow marker where the verdict is fragile (a dataset without
-claims gets a figure that says so, as the claims table does).
+"""Figures from the CSVs alone (so they always match the tables), per dataset (and model):
+``{stem}_label_efficiency``, grouped bars of mIoU per fraction and arm with 95% CI error bars;
+``{stem}_noise`` where a noise ablation has runs, mIoU vs sigma (log x), one panel per ablated
+fraction, colour = arm, line style = formulation, marker = target/conditioning, sigma ~ U(a, b)
+hollow with a bar over [a, b], random init and 21K as dash-dotted lines with CI bands;
+``{stem}_claims``, a forest plot of the claims (mean and 95% CI against 0, coloured by verdict,
+hollow when fragile). Where two or more datasets are ablated, ``noise``: one panel per dataset.
 """
 
 from __future__ import annotations
@@ -35,9 +30,9 @@ from matplotlib.lines import Line2D
 from . import CSV_NAMES, csv_paths, figure_paths, noise_overview_paths
 from .aggregate import read_csv
 from .claims import CONTRADICTED, HOLDS, NOT_SHOWN, SIGMA_CLAIM_ID, TOO_FEW, verdict_text
-from .common import (ARM_COLOURS, DENOISING_ARMS, NoiseSetting, arm_display, arm_rank,
-                     atomic_write_bytes, describe_setting, fraction_column_label, parse_sigma, seed_count_text,
-                     setting_differences, variant_rank)
+from .common import (ARM_COLOURS, DENOISING_ARMS, NoiseSetting, arm_display, atomic_write_bytes,
+                     describe_setting, fraction_column_label, in_paper_order, parse_sigma,
+                     seed_count_text, setting_differences)
 from .tables import ablated_rows, fraction_columns, label_efficiency, table_groups
 
 DPI = 150
@@ -54,15 +49,20 @@ VARIANT_MARKERS = {("eps", "off"): "o", ("x", "off"): "s", ("eps", "on"): "^", (
 # Verdict colours of the claims figure (Okabe-Ito): green holds, vermillion contradicted, greys
 # for not shown (light: no interval).
 VERDICT_COLOURS = {HOLDS: "#009E73", CONTRADICTED: "#D55E00", NOT_SHOWN: "#666666", TOO_FEW: "#AAAAAA"}
+HOLLOW = {"marker": "o", "markerfacecolor": "white", "linestyle": "none"}
 
 
 def _colour(arm: str) -> str:  # unknown arms: a colour stable per name
     return ARM_COLOURS.get(arm) or FALLBACK_COLOURS[sum(map(ord, arm)) % len(FALLBACK_COLOURS)]
 
 
-def _wrap(title: str, fig: Figure) -> str:
-    """`title` wrapped to the figure width (about 11 characters per inch at 11-12 pt)."""
-    return textwrap.fill(title, width=max(30, int(fig.get_figwidth() * 11)))
+def _where(dataset: str, model: str | None) -> str:
+    return dataset + (f" [{model}]" if model else "")
+
+
+def _title(fig: Figure, title: str) -> str:
+    """`title` with σ for sigma, wrapped to the figure width (about 11 characters per inch)."""
+    return textwrap.fill(title.replace("sigma", "σ"), width=max(30, int(fig.get_figwidth() * 11)))
 
 
 def _new_figure(width: float, height: float) -> Figure:
@@ -91,74 +91,54 @@ def label_efficiency_figure(summary: pd.DataFrame, dataset: str, model: str | No
     wide = label_efficiency(summary, dataset, model, default)
     if wide.empty:
         return None
-    means, cis = wide["mIoU_mean"].to_numpy(float), wide["mIoU_ci95"].to_numpy(float)
+    means, cis = wide["mIoU_mean"].astype(float), wide["mIoU_ci95"].astype(float)
     arm_of = {arm_display(a): a for a in summary["arm"].unique()}
     with matplotlib.rc_context(STYLE):
-        nrow, ncol = means.shape
         # Width grows with the number of bars so labels never collide.
-        fig = _new_figure(max(6.0, 1.2 + ncol * (0.35 * nrow + 0.5)), 4.2)
+        fig = _new_figure(max(6.0, 1.2 + means.shape[1] * (0.35 * len(means) + 0.5)), 4.2)
         ax = fig.add_subplot()
-        width, x = 0.8 / nrow, np.arange(ncol)
-        for i, row in enumerate(wide.index):
-            pos = x - 0.4 + width * (i + 0.5)
-            ax.bar(pos, np.nan_to_num(means[i]), width * 0.92, label=row,
-                   color=_colour(arm_of.get(row, row)), edgecolor="black", linewidth=0.5)
-            ok = np.isfinite(means[i]) & np.isfinite(cis[i])  # a single seed has no error bar
-            ax.errorbar(pos[ok], means[i][ok], yerr=cis[i][ok], fmt="none", ecolor="black",
-                        elinewidth=1.0, capsize=3)
-        top = np.nanmax(means + np.nan_to_num(cis)) if np.isfinite(means).any() else 0.0
-        ax.set_xticks(x, list(wide["mIoU_mean"].columns))
+        # pandas groups the bars; a single seed's NaN CI draws no error bar
+        means.T.plot.bar(ax=ax, yerr=cis.T, width=0.8, rot=0, edgecolor="black", linewidth=0.5,
+                         color=[_colour(arm_of.get(row, row)) for row in wide.index], capsize=3,
+                         error_kw={"ecolor": "black", "elinewidth": 1.0})
+        top = np.nan_to_num((means + cis.fillna(0)).max().max())
         ax.set_xlabel("labelled fraction (images)")
         ax.set_ylabel("mIoU (%)")
         ax.set_ylim(0, min(100.0, top * 1.12) if top > 0 else 1.0)
         ax.grid(axis="x", visible=False)
-        where = dataset + (f" [{model}]" if model else "")
         default = wide.attrs["default"]
-        sig = f", {describe_setting(default)}".replace("sigma", "σ") if default is not None else ""
-        ax.set_title(_wrap(f"{where}: label efficiency ({seed_count_text(wide['n'].stack().astype(int).tolist(), noun=True)}{sig})", fig))
-        ax.legend(loc="upper left", frameon=True, ncols=min(nrow, 4))
+        sig = f", {describe_setting(default)}" if default is not None else ""
+        ax.set_title(_title(fig, f"{_where(dataset, model)}: label efficiency "
+                                 f"({seed_count_text(wide['n'].stack(), noun=True)}{sig})"))
+        ax.legend(loc="upper left", frameon=True, ncols=min(len(means), 4))
     return fig
 
 
-def _variant_name(arm: str, formulation: str, target: str, conditioning: str) -> str:
-    return (arm_display(arm) + setting_differences(formulation, target, conditioning)).replace("sigma", "σ")
-
-
-def _noise_cells(summary: pd.DataFrame, dataset: str, model: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(the ablated DeP/DDeP cells with means, the no-denoising arms' cells) of one dataset."""
+def _noise_panels(summary: pd.DataFrame, dataset: str, model: str | None, prefix: str = "") -> list:
+    """(title, ablated DeP/DDeP cells, no-denoising reference cells) per ablated fraction."""
     mine = summary[summary["dataset"] == dataset]
     if model is not None:
         mine = mine[mine["model"] == model]
     df = ablated_rows(mine)
-    # the arms without denoising pretraining, as horizontal references with their CI band
+    df = df[df["mIoU_mean"].notna()]
     references = mine[~mine["arm"].isin(DENOISING_ARMS) & mine["mIoU_mean"].notna()]
-    return df[df["mIoU_mean"].notna()], references
+    return [(f"{prefix}label fraction {label}", df[df["label_fraction"] == lf],
+             references[references["label_fraction"] == lf]) for lf, label in fraction_columns(df)]
 
 
 def noise_figure(summary: pd.DataFrame, dataset: str, model: str | None = None) -> Figure | None:
     """mIoU vs sigma (log x) for the ablated fractions of one dataset; None without ablations."""
-    df, references = _noise_cells(summary, dataset, model)
-    if df.empty:
-        return None
-    where = dataset + (f" [{model}]" if model else "")
-    panels = [(f"label fraction {label}", df[df["label_fraction"] == lf],
-               references[references["label_fraction"] == lf]) for lf, label in fraction_columns(df)]
-    return _sigma_panels(panels, where)
+    panels = _noise_panels(summary, dataset, model)
+    return _sigma_panels(panels, _where(dataset, model)) if panels else None
 
 
 def noise_overview_figure(summary: pd.DataFrame) -> Figure | None:
     """The paper's noise figure: one panel per ablated dataset (and fraction, and model where a
     dataset has several), side by side; None unless at least two datasets are ablated."""
-    panels, ablated = [], set()
-    for ds, model, stem in table_groups(summary) if not summary.empty else []:
-        df, references = _noise_cells(summary, ds, model)
-        if df.empty:
-            continue
-        ablated.add(ds)
-        panels += [(f"{stem}, label fraction {label}", df[df["label_fraction"] == lf],
-                    references[references["label_fraction"] == lf])
-                   for lf, label in fraction_columns(df)]
-    if len(ablated) < 2:
+    panels = {ds: _noise_panels(summary, ds, model, f"{stem}, ")
+              for ds, model, stem in (table_groups(summary) if not summary.empty else [])}
+    panels = [p for ps in panels.values() for p in ps]
+    if len({cells["dataset"].iloc[0] for _, cells, _ in panels}) < 2:
         return None
     return _sigma_panels(panels, "noise ablations", sharey=False)  # datasets differ in mIoU range
 
@@ -167,12 +147,11 @@ def _sigma_panels(panels: list[tuple[str, pd.DataFrame, pd.DataFrame]], where: s
                   sharey: bool = True) -> Figure:
     """One axis of mIoU vs sigma per (title, ablated cells, reference cells)."""
     df = pd.concat([cells for _, cells, _ in panels])
-    kind = df["sigma"].map(lambda s: parse_sigma(s)[0])
     bounds = df["sigma"].map(lambda s: parse_sigma(s)[1])
     # x: a fixed sigma, or the middle of an interval (its bounds drawn as a horizontal bar;
     # a lower bound of 0 is clipped to the axis on the log scale)
-    df = df.assign(_interval=kind == "interval", _x=bounds.map(lambda v: sum(v) / len(v)),
-                   _lo=bounds.map(min), _hi=bounds.map(max))
+    df = df.assign(interval=df["sigma"].map(lambda s: parse_sigma(s)[0] == "interval"),
+                   x=bounds.map(lambda v: sum(v) / len(v)), lo=bounds.map(min), hi=bounds.map(max))
     variants = ["arm", "formulation", "target", "noise_conditioning"]
     with matplotlib.rc_context(STYLE):
         ncols = min(len(panels), 3)
@@ -181,99 +160,85 @@ def _sigma_panels(panels: list[tuple[str, pd.DataFrame, pd.DataFrame]], where: s
         axes = fig.subplots(nrows, ncols, sharey=sharey, squeeze=False).ravel()
         handles: dict[str, Line2D] = {}
         for ax, (title, cells, refs) in zip(axes, panels):
-            sub = df.loc[cells.index]
-            groups = sorted(sub.groupby(variants), key=lambda g: (arm_rank(g[0][0]), *variant_rank(*g[0][1:])))
+            sub = in_paper_order(df.loc[cells.index], variants, variants=True)
+            groups = list(sub.groupby(variants, sort=False))
             for k, ((arm, form, target, cond), cur) in enumerate(groups):
                 style = dict(color=_colour(arm), linestyle=FORMULATION_STYLES.get(form, ":"),
                              marker=VARIANT_MARKERS.get((target, cond), "v"))
-                name = _variant_name(arm, form, target, cond)
+                name = (arm_display(arm) + setting_differences(form, target, cond)).replace("sigma", "σ")
                 handles.setdefault(name, Line2D([], [], linewidth=1.6, markersize=6, **style))
                 dodge = 1.05 ** (k - (len(groups) - 1) / 2)  # keeps error bars apart on log x
-                fixed = cur[~cur["_interval"]].sort_values("_x")
-                if not fixed.empty:
-                    yerr = fixed["mIoU_ci95"].to_numpy(dtype=float)
-                    ax.errorbar(fixed["_x"] * dodge, fixed["mIoU_mean"], yerr=np.nan_to_num(yerr),
-                                linewidth=1.6, markersize=6, capsize=3, **style)
-                for _, r in cur[cur["_interval"]].iterrows():
-                    ax.errorbar([r["_x"] * dodge], [r["mIoU_mean"]],
-                                xerr=[[r["_x"] * dodge - r["_lo"]], [r["_hi"] - r["_x"] * dodge]],
-                                yerr=[np.nan_to_num(r["mIoU_ci95"])], color=style["color"],
-                                marker=style["marker"], markerfacecolor="white", markersize=7,
-                                linestyle="none", elinewidth=1.0, capsize=3)
-            for _, r in refs.iterrows():
-                colour, ci = _colour(r["arm"]), np.nan_to_num(r["mIoU_ci95"])
-                ax.axhline(r["mIoU_mean"], color=colour, linewidth=1.2, linestyle="-.")
-                ax.axhspan(r["mIoU_mean"] - ci, r["mIoU_mean"] + ci, color=colour, alpha=0.12, linewidth=0)
-                handles.setdefault(f"{arm_display(r['arm'])} (no denoising)",
+                fixed = cur[~cur["interval"]].sort_values("x")
+                ax.errorbar(fixed["x"] * dodge, fixed["mIoU_mean"], yerr=fixed["mIoU_ci95"].fillna(0),
+                            linewidth=1.6, markersize=6, capsize=3, **style)
+                for r in cur[cur["interval"]].itertuples():
+                    ax.errorbar([r.x * dodge], [r.mIoU_mean], xerr=[[r.x * dodge - r.lo], [r.hi - r.x * dodge]],
+                                yerr=[np.nan_to_num(r.mIoU_ci95)], color=style["color"], markersize=7,
+                                elinewidth=1.0, capsize=3, **{**HOLLOW, "marker": style["marker"]})
+            for r in refs.itertuples():
+                colour, ci = _colour(r.arm), np.nan_to_num(r.mIoU_ci95)
+                ax.axhline(r.mIoU_mean, color=colour, linewidth=1.2, linestyle="-.")
+                ax.axhspan(r.mIoU_mean - ci, r.mIoU_mean + ci, color=colour, alpha=0.12, linewidth=0)
+                handles.setdefault(f"{arm_display(r.arm)} (no denoising)",
                                    Line2D([], [], color=colour, linewidth=1.2, linestyle="-."))
             ax.set_xscale("log")
-            ticks = sorted(set(sub["_x"]))
+            ticks = sorted(set(sub["x"]))
             ax.set_xticks(ticks, [f"{v:g}" for v in ticks])
             ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-            ax.set_xlim(min(ticks) / 1.6, max(sub["_hi"].max(), max(ticks)) * 1.3)
-            ax.set_title(title)
-            ax.set_xlabel("pretraining noise σ")
+            ax.set_xlim(min(ticks) / 1.6, max(sub["hi"].max(), max(ticks)) * 1.3)
+            ax.set(title=title, xlabel="pretraining noise σ")
         for ax in axes[len(panels):]:
             ax.set_visible(False)
         for ax in axes if not sharey else axes[::ncols]:
             ax.set_ylabel("mIoU (%)")
-        if df["_interval"].any():
-            handles["σ ~ U(a, b) (bar: [a, b])"] = Line2D([], [], color="black", marker="o",
-                                                          markerfacecolor="white", linestyle="none")
-        fig.suptitle(_wrap(f"{where}: mIoU vs pretraining noise ({seed_count_text(df['n'].astype(int).tolist(), noun=True)},"
-                           f" error bars: 95% CI)", fig))
-        fig.legend(list(handles.values()), list(handles.keys()), loc="outside right center",
-                   frameon=True)
+        if df["interval"].any():
+            handles["σ ~ U(a, b) (bar: [a, b])"] = Line2D([], [], color="black", **HOLLOW)
+        fig.suptitle(_title(fig, f"{where}: mIoU vs pretraining noise "
+                                 f"({seed_count_text(df['n'], noun=True)}, error bars: 95% CI)"))
+        fig.legend(list(handles.values()), list(handles.keys()), loc="outside right center", frameon=True)
     return fig
 
 
 def claims_figure_rows(claims: pd.DataFrame, dataset: str, model: str | None = None) -> pd.DataFrame:
     """The rows of one dataset's (and model's) claims figure, top to bottom in the claims
-    table's order (claims in paper order, then fractions): label ("DDeP > 21K · 10 (10)", and
-    on a second line the comparison where the claim does not name it), mean_diff, ci_low,
-    ci_high, n_pairs, verdict, fragile."""
+    table's order: label ("DDeP > 21K · 10 (10)", plus the comparison on a second line where
+    the claim does not name it), mean_diff, ci_low, ci_high, n_pairs, verdict, fragile."""
     df = claims[claims["dataset"] == dataset]
     if model is not None:
         df = df[df["model"] == model]
-    label = [f"{c} · {fraction_column_label(lf, n)}" for c, lf, n in
-             zip(df["claim"], df["label_fraction"], df["n_labelled"])]
     # the comparison where the claim does not name it: the sigma claim's arm and interval
     named = ~df.duplicated(["claim_id", "label_fraction"], keep=False) & (df["claim_id"] != SIGMA_CLAIM_ID)
-    label = [(text if ok else f"{text}\n{comp}").replace("sigma", "σ")
-             for text, comp, ok in zip(label, df["comparison"], named)]
-    return pd.DataFrame({"label": label, "mean_diff": df["mean_diff"].astype(float),
-                         "ci_low": df["ci_low"].astype(float), "ci_high": df["ci_high"].astype(float),
-                         "n_pairs": df["n_pairs"].astype(int), "verdict": df["verdict"],
-                         "fragile": df["fragile"].astype(bool)}).reset_index(drop=True)
+    label = [(f"{c} · {fraction_column_label(lf, n)}" + ("" if ok else f"\n{comp}")).replace("sigma", "σ")
+             for c, lf, n, comp, ok in zip(df["claim"], df["label_fraction"], df["n_labelled"],
+                                           df["comparison"], named)]
+    return df.assign(label=label).astype({"mean_diff": float, "ci_low": float, "ci_high": float,
+                                          "n_pairs": int, "fragile": bool})[
+        ["label", "mean_diff", "ci_low", "ci_high", "n_pairs", "verdict", "fragile"]].reset_index(drop=True)
 
 
 def claims_figure(claims: pd.DataFrame, dataset: str, model: str | None = None) -> Figure:
-    """Forest plot of one dataset's claims (claims_figure_rows): mean paired difference and its
-    95% CI per row, a line at 0, colour by verdict, hollow when fragile, the verdict on the
-    right. Without claims, a figure that says so."""
+    """Forest plot of one dataset's claims (claims_figure_rows), the verdict on the right;
+    without claims, a figure that says so."""
     rows = claims_figure_rows(claims, dataset, model)
-    where = dataset + (f" [{model}]" if model else "")
     with matplotlib.rc_context(STYLE):
         fig = _new_figure(9.0, 1.9 + 0.42 * max(len(rows), 2))
         ax = fig.add_subplot()
         if rows.empty:
             ax.set_axis_off()
             ax.text(0.5, 0.5, "No claim has paired runs.", ha="center", va="center", transform=ax.transAxes)
-            fig.suptitle(_wrap(f"{where}: claims of the paper", fig))
+            fig.suptitle(_title(fig, f"{_where(dataset, model)}: claims of the paper"))
             return fig
         y = np.arange(len(rows))
         ax.axvline(0.0, color="black", linewidth=1.0, zorder=1)
         for yi, r in zip(y, rows.itertuples()):
             colour = VERDICT_COLOURS.get(r.verdict, "black")
             has_ci = math.isfinite(r.ci_low) and math.isfinite(r.ci_high)  # n < 2: the mean alone
-            xerr = [[r.mean_diff - r.ci_low], [r.ci_high - r.mean_diff]] if has_ci else None
-            ax.errorbar([r.mean_diff], [yi], xerr=xerr, fmt="o", color=colour, markersize=8,
-                        markeredgewidth=1.6, markerfacecolor="white" if r.fragile else colour,
-                        elinewidth=1.8, capsize=4, zorder=3)
+            ax.errorbar([r.mean_diff], [yi], xerr=[[r.mean_diff - r.ci_low], [r.ci_high - r.mean_diff]]
+                        if has_ci else None, fmt="o", color=colour, markersize=8, markeredgewidth=1.6,
+                        markerfacecolor="white" if r.fragile else colour, elinewidth=1.8, capsize=4, zorder=3)
         ax.set_yticks(y, rows["label"])
         ax.set_ylim(len(rows) - 0.5, -0.5)  # first claim on top
-        # the verdicts as right-hand tick labels, in their colour
-        right = ax.secondary_yaxis("right")
+        right = ax.secondary_yaxis("right")  # the verdicts, in their colour
         right.set_yticks(y, [verdict_text(v, f) for v, f in zip(rows["verdict"], rows["fragile"])])
         right.tick_params(length=0)
         for tick, v in zip(right.get_yticklabels(), rows["verdict"]):
@@ -284,16 +249,15 @@ def claims_figure(claims: pd.DataFrame, dataset: str, model: str | None = None) 
         ax.set_xlim(lo - pad, hi + pad)  # 0 always in view
         ax.grid(axis="y", visible=False)
         ax.set_xlabel("paired mIoU difference (percentage points): mean and 95% CI")
-        shown = [v for v in VERDICT_COLOURS if v in set(rows["verdict"])]
-        handles = [Line2D([], [], color=VERDICT_COLOURS[v], marker="o", linestyle="none", markersize=7,
-                          label=v + (": no CI" if v == TOO_FEW else "")) for v in shown]
+        handles = [Line2D([], [], color=colour, marker="o", linestyle="none", markersize=7,
+                          label=v + (": no CI" if v == TOO_FEW else ""))
+                   for v, colour in VERDICT_COLOURS.items() if v in set(rows["verdict"])]
         if rows["fragile"].any():
-            handles.append(Line2D([], [], color="black", marker="o", markerfacecolor="white",
-                                  linestyle="none", markersize=7, markeredgewidth=1.6,
+            handles.append(Line2D([], [], color="black", markersize=7, markeredgewidth=1.6, **HOLLOW,
                                   label="fragile: a CI bound within half the half-width of 0"))
         fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 4), frameon=True)
-        fig.suptitle(_wrap(f"{where}: claims of the paper, paired mIoU differences over "
-                           f"{seed_count_text(rows['n_pairs'].tolist(), noun=True)}", fig))
+        fig.suptitle(_title(fig, f"{_where(dataset, model)}: claims of the paper, paired mIoU "
+                                 f"differences over {seed_count_text(rows['n_pairs'], noun=True)}"))
     return fig
 
 
@@ -315,16 +279,13 @@ def write_figures(results_dir: str | os.PathLike, out_dir: str | os.PathLike,
     for ds, model, stem in (table_groups(summary) if not summary.empty else []):
         p = model if stem != ds else None
         sub = summary[(summary["dataset"] == ds) & (summary["model"] == model)]
-        fig = label_efficiency_figure(sub, ds, p, default)
-        if fig is None:
+        figures = {"label_efficiency": label_efficiency_figure(sub, ds, p, default),
+                   "noise": noise_figure(sub, ds, p),  # None: no noise ablations, no figure
+                   "claims": claims_figure(claims[(claims["dataset"] == ds) & (claims["model"] == model)], ds, p)}
+        if figures["label_efficiency"] is None:
             notes.append(f"{stem}: no data for the label_efficiency figure, skipped")
-        else:
-            files += save_figure(fig, figure_paths(str(out_dir), stem, "label_efficiency"))
-        fig = noise_figure(sub, ds, p)  # None: no noise ablations, no figure
-        if fig is not None:
-            files += save_figure(fig, figure_paths(str(out_dir), stem, "noise"))
-        mine = claims[(claims["dataset"] == ds) & (claims["model"] == model)]
-        files += save_figure(claims_figure(mine, ds, p), figure_paths(str(out_dir), stem, "claims"))
+        files += [f for kind, fig in figures.items() if fig is not None
+                  for f in save_figure(fig, figure_paths(str(out_dir), stem, kind))]
     fig = noise_overview_figure(summary)  # None unless several datasets are ablated
     if fig is not None:
         files += save_figure(fig, noise_overview_paths(str(out_dir)))

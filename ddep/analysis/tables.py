@@ -1,8 +1,7 @@
 """Result tables (Markdown via tabulate, LaTeX via pandas' Styler/booktabs) from summary.csv
-and paired.csv: (a) label efficiency, arms x label fractions, ``mean ± 95% CI`` of mIoU,
-DeP/DDeP at the default noise setting, best per column in bold; (b) noise ablations, where
-run: one row per DeP/DDeP setting of each ablated fraction, its mIoU and its paired
-difference from the default."""
+and paired.csv: label efficiency (arms x label fractions, ``mean ± 95% CI`` of mIoU, best per
+column in bold) and, where run, noise ablations (each DeP/DDeP setting's mIoU and its paired
+difference from the default)."""
 
 from __future__ import annotations
 
@@ -13,15 +12,16 @@ from pathlib import Path
 import pandas as pd
 
 from . import table_paths
-from .common import (DENOISING_ARMS, NoiseSetting, arm_display, arm_rank, at_default, atomic_write_text,
-                     choose_default_setting, describe_setting, fraction_column_label, fraction_value,
-                     seed_count_text, setting_mask, setting_of, sigma_sort_key, variant_rank, NOISE_AXES)
+from .common import (DENOISING_ARMS, NOISE_AXES, NoiseSetting, arm_display, at_default, atomic_write_text,
+                     choose_default_setting, describe_setting, fraction_column_label, in_paper_order,
+                     seed_count_text, setting_mask, setting_of)
 from ddep.sweep import ABLATION_CELL, ablated_keys, result_stem, run_name
 
 DASH = "–"
-_TEX_ESCAPES = str.maketrans({"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$",
-                              "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
-                              "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"})
+# Styler escapes cells and headers; the caption is passed through as is, so it is escaped here.
+_CAPTION_ESCAPES = str.maketrans({"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$",
+                                  "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
+                                  "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"})
 
 
 def table_groups(summary: pd.DataFrame) -> list[tuple[str, str, str]]:
@@ -36,8 +36,7 @@ def table_groups(summary: pd.DataFrame) -> list[tuple[str, str, str]]:
 
 def fraction_columns(df: pd.DataFrame) -> list[tuple[str, str]]:
     """(label_fraction, column label "1/30 (10)") in numeric order."""
-    pairs = df[["label_fraction", "n_labelled"]].drop_duplicates("label_fraction")
-    pairs = pairs.sort_values("label_fraction", key=lambda c: c.map(fraction_value), kind="mergesort")
+    pairs = in_paper_order(df[["label_fraction", "n_labelled"]].drop_duplicates("label_fraction"))
     return [(str(lf), fraction_column_label(lf, n)) for lf, n in pairs.itertuples(index=False)]
 
 
@@ -49,12 +48,11 @@ def label_efficiency(summary: pd.DataFrame, dataset: str, model: str | None = No
     if model is not None:
         df = df[df["model"] == model]
     default = default or choose_default_setting(df)
-    df = at_default(df, default)
+    df = in_paper_order(at_default(df, default), ["arm"])
     cols = fraction_columns(df)
-    arms = sorted(df["arm"].unique(), key=lambda a: (arm_rank(a), a))
     wide = (df.assign(_row=df["arm"].map(arm_display), _col=df["label_fraction"].map(dict(cols)))
             .set_index(["_row", "_col"])[["mIoU_mean", "mIoU_ci95", "n"]].unstack("_col"))
-    wide = wide.reindex(index=[arm_display(a) for a in arms]).reindex(
+    wide = wide.reindex(index=df["arm"].map(arm_display).unique()).reindex(
         columns=[label for _, label in cols], level="_col")
     wide.index.name, wide.columns.names = None, [None, None]
     wide.attrs["default"] = default
@@ -76,20 +74,13 @@ def _cells(wide: pd.DataFrame, pm: str, bold: str) -> pd.DataFrame:
                         index=mean.index)
 
 
-def tex_escape(text: str) -> str:
-    """Escape LaTeX special characters in plain text."""
-    return str(text).translate(_TEX_ESCAPES)
-
-
-def _latex(table: pd.DataFrame, caption: str, label: str, index: bool, text_columns: int = 0) -> str:
-    """A booktabs table of LaTeX cells; the index and the first `text_columns` columns
-    left-aligned, the rest centred."""
-    styler = (table.style if index else table.style.hide(axis="index")).format_index(
-        tex_escape, axis=1).format_index(tex_escape, axis=0)
-    caption = tex_escape(caption).replace("±", r"$\pm$").replace("sigma", r"$\sigma$").replace("–", "--")
-    return styler.to_latex(hrules=True, position="t", position_float="centering", label=label,
-                           caption=caption, column_format="l" * (index + text_columns)
-                           + "c" * (table.shape[1] - text_columns))
+def _latex(styler, caption: str, label: str, column_format: str) -> str:
+    """A booktabs table with escaped headers and `caption`."""
+    caption = caption.translate(_CAPTION_ESCAPES).replace("±", r"$\pm$").replace(
+        "sigma", r"$\sigma$").replace("–", "--")
+    return styler.format_index(escape="latex", axis=0).format_index(escape="latex", axis=1).to_latex(
+        hrules=True, position="t", position_float="centering", label=label, caption=caption,
+        column_format=column_format)
 
 
 def render_label_efficiency(wide: pd.DataFrame, where: str, label: str) -> tuple[str, str]:
@@ -101,21 +92,20 @@ def render_label_efficiency(wide: pd.DataFrame, where: str, label: str) -> tuple
     md = "\n".join([f"**{where}: label efficiency (mIoU %)**", "",
                     md_cells.to_markdown(colalign=["left"] + ["center"] * md_cells.shape[1]), "",
                     caption, ""])
-    return md, _latex(_cells(wide, r" $\pm$ ", r"\textbf{{{}}}"), caption, label, index=True)
+    tex = _cells(wide, r" $\pm$ ", r"\textbf{{{}}}")
+    return md, _latex(tex.style, caption, label, "l" + "c" * tex.shape[1])
 
 
 def ablated_rows(summary: pd.DataFrame) -> pd.DataFrame:
     """DeP/DDeP rows of the (arm, fraction) cells run at more than one noise setting
     (:func:`ddep.sweep.ablated_keys`, as the workflow plans them)."""
     den = summary[summary["arm"].isin(DENOISING_ARMS)]
-    rows = [{**r, "setting": setting_of(r)} for r in den.to_dict("records")]
-    ablated = ablated_keys(rows)
-    return den[pd.Series([tuple(r[k] for k in ABLATION_CELL) in ablated for r in rows],
-                         index=den.index, dtype=bool)]
+    ablated = ablated_keys({**r, "setting": setting_of(r)} for r in den.to_dict("records"))
+    return den.loc[[tuple(k) in ablated for k in den[list(ABLATION_CELL)].itertuples(index=False)]]
 
 
 def _diff_text(r) -> str:
-    if not math.isfinite(r.mean_diff):
+    if r.matched != "both" or not math.isfinite(r.mean_diff):
         return DASH
     if not math.isfinite(r.ci95):
         return f"{r.mean_diff:+.2f} (n=1)"
@@ -126,13 +116,10 @@ def noise_table(summary: pd.DataFrame, paired: pd.DataFrame,
                 default: NoiseSetting | None) -> pd.DataFrame:
     """One dataset's (and model's) noise ablations: one row per DeP/DDeP setting of each
     ablated fraction, its mIoU and its paired difference from the default setting."""
-    df = ablated_rows(summary)
+    df = in_paper_order(ablated_rows(summary), ["arm", "label_fraction", "formulation", "target",
+                                                "noise_conditioning", "sigma"], variants=True)
     if df.empty:
         return pd.DataFrame()
-    # per arm and fraction, the paper's formulation/target/conditioning first, sigma ascending
-    df = df.assign(_a=df["arm"].map(arm_rank), _f=df["label_fraction"].map(fraction_value),
-                   _v=list(map(variant_rank, df["formulation"], df["target"], df["noise_conditioning"])),
-                   _s=df["sigma"].map(sigma_sort_key)).sort_values(["_a", "_f", "_v", "_s"], kind="mergesort")
     # each setting's paired difference from the same arm at the default, by a left merge
     keys = ["arm", "label_fraction", "model", *NOISE_AXES]
     base = paired.iloc[:0] if default is None else \
@@ -143,8 +130,8 @@ def noise_table(summary: pd.DataFrame, paired: pd.DataFrame,
         "arm": arm_display(r.arm), "images": fraction_column_label(r.label_fraction, r.n_labelled),
         "sigma": r.sigma, "formulation": r.formulation, "target": r.target,
         "conditioning": r.noise_conditioning, "mIoU": _cell_text(r.mIoU_mean, r.mIoU_ci95), "n": int(r.n),
-        "vs default [95% CI]": "default" if setting_of(r._asdict()) == default
-        else _diff_text(r) if r.matched == "both" else DASH} for r in df.itertuples(index=False)])
+        "vs default [95% CI]": "default" if setting_of(r._asdict()) == default else _diff_text(r)}
+        for r in df.itertuples(index=False)])
 
 
 def render_noise_table(table: pd.DataFrame, where: str, default: NoiseSetting | None,
@@ -157,8 +144,8 @@ def render_noise_table(table: pd.DataFrame, where: str, default: NoiseSetting | 
     md = "\n".join([f"**{where}: noise ablations (mIoU %)**", "",
                     table.to_markdown(index=False, colalign=["left"] * 6 + ["center"] * 3), "",
                     caption, ""])
-    tex = table.map(lambda v: tex_escape(v).replace("±", r"$\pm$"))
-    return md, _latex(tex, caption, label, index=False, text_columns=6)
+    styler = table.style.hide(axis="index").format(lambda v: str(v).replace("±", r"$\pm$"), escape="latex")
+    return md, _latex(styler, caption, label, "l" * 6 + "c" * (table.shape[1] - 6))
 
 
 def write_tables(summary: pd.DataFrame, paired: pd.DataFrame, results_dir: str | os.PathLike,
