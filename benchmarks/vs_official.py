@@ -44,7 +44,8 @@ def official_model(folder: str, size: int, classes: int) -> torch.nn.Module:
     return VisionTransformer(config, img_size=size, num_classes=classes)
 
 
-def median_step(step, warmup: int, iters: int) -> list[float]:
+def step_times(step, warmup: int, iters: int) -> list[float]:
+    """Seconds per call of `step`, `iters` calls after `warmup` untimed ones (the caller takes the median)."""
     for _ in range(warmup):
         step()
     times = []
@@ -120,8 +121,8 @@ def main() -> None:
 
     t_ours, t_official = [], []
     for _ in range(args.rounds):  # interleaved, so that drift on a shared machine hits both
-        t_ours += median_step(ours_step, args.warmup, args.iters)
-        t_official += median_step(official_step, args.warmup, args.iters)
+        t_ours += step_times(ours_step, args.warmup, args.iters)
+        t_official += step_times(official_step, args.warmup, args.iters)
     mo, mf = statistics.median(t_ours), statistics.median(t_official)
     count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
     print(f"cpu threads={args.threads} size={s}x{s} batch={n} classes={args.classes} amp={args.amp} "
