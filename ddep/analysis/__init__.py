@@ -11,8 +11,7 @@ def csv_paths(results_dir: str) -> list[str]:
     return [f"{results_dir}/{name}.csv" for name in CSV_NAMES]
 
 
-def pretrainings_paths(results_dir: str) -> list[str]:
-    """The pretraining jobs' table: ``pretrainings.csv`` and its Markdown twin."""
+def pretrainings_paths(results_dir: str) -> list[str]:  # the pretraining jobs' table, CSV and MD
     return [f"{results_dir}/pretrainings.csv", f"{results_dir}/tables/pretrainings.md"]
 
 
@@ -20,17 +19,14 @@ def claims_table_path(results_dir: str) -> str:
     return f"{results_dir}/tables/claims.md"
 
 
-def table_paths(results_dir: str, stem: str, kind: str) -> list[str]:
-    """``{results_dir}/tables/{stem}_{kind}.md`` and ``.tex`` (kind: label_efficiency | noise)."""
+def table_paths(results_dir: str, stem: str, kind: str) -> list[str]:  # kind: label_efficiency | noise
     return [f"{results_dir}/tables/{stem}_{kind}.{ext}" for ext in TABLE_FORMATS]
 
 
 def figure_paths(figures_dir: str, stem: str, kind: str) -> list[str]:
-    """``{figures_dir}/{stem}_{kind}.png`` and ``.pdf``."""
     return [f"{figures_dir}/{stem}_{kind}.{ext}" for ext in FIGURE_FORMATS]
 
 
 def noise_overview_paths(figures_dir: str) -> list[str]:
-    """``{figures_dir}/noise.png`` and ``.pdf``: one mIoU-vs-sigma panel per ablated dataset
-    (drawn where two or more datasets are ablated)."""
+    """The mIoU-vs-sigma panels of every ablated dataset (drawn where two or more are)."""
     return [f"{figures_dir}/noise.{ext}" for ext in FIGURE_FORMATS]

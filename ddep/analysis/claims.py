@@ -1,23 +1,11 @@
 """The paper's claims, tested on the runs: one row per claim x dataset (x model) x fraction.
 
-Each claim is a paired mIoU difference over seeds (matched as in paired.csv) with its 95% t
-interval; verdict ``holds`` (CI above 0), ``contradicted`` (below 0), ``not shown`` (contains
-or touches 0) or ``not shown (n < 2)`` (no interval). DeP/DDeP are taken at the default noise
-setting; the sigma claim compares the default sigma with the intervals run at its other axes.
-Claims without paired runs get no row.
-
-A verdict is *fragile* when the CI bound nearest 0 lies within FRAGILE_MARGIN (half) of the
-CI's half-width of 0 (inclusive). Why half: rerunning the same seeds and splits on another
-CPU keeps the data but redraws the training noise (training amplifies the last bits of the
-floating-point sums), so the paired mean moves by about sqrt(2)·sd/sqrt(n), the spread of
-the difference of two independent means of n pairs; the half-width is t·sd/sqrt(n), and at
-the default n = 5 (t_0.975,4 = 2.78) sqrt(2)/t = 0.51. A bound closer to 0 than that can cross
-0 on a rerun, so the verdict may flip with the machine (it has: one claim read *not shown* on
-AMD EPYC and *contradicted* on Intel Xeon, both fragile). The margin is a fixed fraction, not sqrt(2)/t for each n: with fewer pairs
-(t larger) it is more cautious than the estimate, with many more (t -> 1.96) less.
-``not shown (n < 2)`` has no interval and is never fragile. ``compare_claims`` matches the
-verdicts of two claims tables (a committed and a fresh run) and tells a fragile flip, which
-is expected, from a robust one, which is not.
+Each claim is a paired mIoU difference over seeds with its 95% t interval: ``holds`` (CI above
+0), ``contradicted`` (below), ``not shown`` (touches 0) or ``not shown (n < 2)``. A verdict is
+*fragile* when the CI bound nearest 0 lies within FRAGILE_MARGIN of the half-width of 0: a rerun
+of the same seeds on another CPU redraws the training noise and moves the mean by about
+sqrt(2)·sd/sqrt(n), 0.51 half-widths t·sd/sqrt(n) at n = 5, so such a verdict may flip (one
+has, between AMD EPYC and Intel Xeon). ``compare_claims`` tells such a flip from a robust one.
 """
 
 from __future__ import annotations
@@ -45,8 +33,6 @@ CLAIM_COLUMNS: list[str] = [
 # A claim is the same claim in two tables when these agree (the rest are its numbers).
 CLAIM_KEYS: list[str] = ["claim_id", "dataset", "model", "label_fraction", "n_labelled",
                          "comparison", "sigma", "formulation", "target"]
-# Fragile: the CI bound nearest 0 within this fraction of the CI's half-width of 0 (the module
-# docstring says why half).
 FRAGILE_MARGIN = 0.5
 # The minimal detectable effect (``mde``): the paired difference a claim's test would detect with
 # this probability, at its spread and n (what "not shown" could have shown).
@@ -75,9 +61,7 @@ def verdict(n_pairs: int, ci_low: float, ci_high: float) -> str:
 
 
 def is_fragile(n_pairs: int, ci_low: float, ci_high: float) -> bool:
-    """Whether a verdict could flip on a rerun: the CI bound nearest 0 is at most
-    FRAGILE_MARGIN x the CI's half-width away from 0 (see the module docstring). A verdict
-    without an interval (n < 2) is never fragile."""
+    """Whether a verdict could flip on a rerun (the module docstring); never without a CI."""
     if verdict(n_pairs, ci_low, ci_high) == TOO_FEW:
         return False
     return min(abs(ci_low), abs(ci_high)) <= FRAGILE_MARGIN * (ci_high - ci_low) / 2
@@ -153,11 +137,10 @@ def claims_table(runs: pd.DataFrame, default: NoiseSetting | None) -> pd.DataFra
         _sigma_claims(runs[same_axes], default.sigma)
     if not rows:
         return pd.DataFrame(columns=CLAIM_COLUMNS)
-    order = [c[0] for c in ARM_CLAIMS] + [SIGMA_CLAIM_ID]
-    df = pd.DataFrame(rows, columns=CLAIM_COLUMNS)
-    return df.sort_values(["dataset", "model", "claim_id", "n_labelled", "sigma", "formulation", "target"],
-                          key=lambda c: c.map(order.index) if c.name == "claim_id" else c,
-                          kind="mergesort").reset_index(drop=True)
+    order = pd.CategoricalDtype([c[0] for c in ARM_CLAIMS] + [SIGMA_CLAIM_ID], ordered=True)
+    return pd.DataFrame(rows, columns=CLAIM_COLUMNS).sort_values(
+        ["dataset", "model", "claim_id", "n_labelled", "sigma", "formulation", "target"], kind="mergesort",
+        key=lambda c: c.astype(order) if c.name == "claim_id" else c).reset_index(drop=True)
 
 
 def verdict_text(verdict: str, fragile: bool) -> str:
@@ -165,12 +148,8 @@ def verdict_text(verdict: str, fragile: bool) -> str:
     return f"{verdict} (fragile)" if fragile else verdict
 
 
-def _number(x: float) -> str:
-    return f"{x:+.2f}" if math.isfinite(x) else "–"
-
-
-def _mde(x: float) -> str:
-    return f"{x:.2f}" if math.isfinite(x) else "–"
+def _number(x: float, sign: str = "+") -> str:
+    return f"{x:{sign}.2f}" if math.isfinite(x) else "–"
 
 
 def claims_caption(default: NoiseSetting | None) -> str:
@@ -210,7 +189,7 @@ def render_claims_markdown(claims: pd.DataFrame, default: NoiseSetting | None) -
         lines += [f"| {r.claim} | {fraction_column_label(r.label_fraction, r.n_labelled)} "
                   f"| {r.comparison} | {r.n_pairs} | {_number(r.mean_diff)} | "
                   + (f"[{_number(r.ci_low)}, {_number(r.ci_high)}]" if math.isfinite(r.ci_low) else "–")
-                  + f" | {_mde(r.mde)} | {verdict_text(r.verdict, r.fragile)} |" for r in g.itertuples()]
+                  + f" | {_number(r.mde, '')} | {verdict_text(r.verdict, r.fragile)} |" for r in g.itertuples()]
         lines.append("")
     return "\n".join([*lines, claims_caption(default), ""])
 
@@ -225,12 +204,9 @@ def write_claims(runs: pd.DataFrame, out_dir: str | os.PathLike,
 
 
 def compare_claims(committed: pd.DataFrame, fresh: pd.DataFrame) -> pd.DataFrame:
-    """The verdicts of two claims tables side by side, one row per claim (CLAIM_KEYS) in
-    either, in `committed`'s order then `fresh`'s: CLAIM_KEYS, claim, then n_pairs,
-    mean_diff, ci_low, ci_high, verdict and fragile suffixed ``_committed`` / ``_fresh`` (a
-    claim missing from one table: verdict "absent", not fragile), ``differs`` (the verdicts
-    differ) and ``robust_flip`` (they differ and neither is fragile: a rerun should not do
-    that)."""
+    """Two claims tables side by side, one row per claim (CLAIM_KEYS) in either: the numbers
+    and verdicts suffixed ``_committed`` / ``_fresh`` (a missing claim: "absent", not fragile),
+    ``differs`` and ``robust_flip`` (differs, neither side fragile: a rerun should not do that)."""
     numbers = ["n_pairs", "mean_diff", "ci_low", "ci_high", "verdict", "fragile"]
     missing = {name: sorted({*CLAIM_KEYS, "claim", *numbers} - set(t.columns))
                for name, t in (("committed", committed), ("fresh", fresh))}
