@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ddep.data import procedural  # its DIFFICULTY is read at render time (a probe may set it)
+import ddep.data.procedural as procedural  # its DIFFICULTY is read at render time (a probe may set it)
 from ddep.data.procedural import (  # noqa: F401  (the shared material, re-exported)
     BUILDING, CAR, PERSON, POLE, ROAD, SIDEWALK, SKY, SPLIT_CODES, TERRAIN, VEGETATION,
     _MATERIALS, _OWN_MATERIALS, Difficulty, _finish, _value_noise)

@@ -1,6 +1,7 @@
-# Built-in denoising pretraining (DeP / DDeP): the supervised encoder's optimizer at batch 8,
-# 600 iterations, sized for the 20-minute default run (docs/tuning.md, section 10): 600 x 8.
+# Built-in denoising pretraining (DeP / DDeP): AdamW at lr 1e-3 (the 2026-11 stand-in's
+# optimizer, kept when the stand-in's schedule changed), 600 x 8 (docs/tuning.md, section 10).
 _base_ = ['./builtin_supervised.py']
+optim_wrapper = dict(optimizer=dict(lr=1e-3))
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=60),
     dict(type='PolyLR', eta_min=0.0, power=1.0, begin=60, end=600, by_epoch=False)
