@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from conftest import MMSEG_MODELS
@@ -249,5 +250,11 @@ def test_the_readme_states_the_miniatures_proportions_as_configured():
         f"{di} × {db} = {di * db:,}",
         f"{fi} × {fb} = {fi * fb:,} ({fi * fb // n1} passes over {n1} images)",
     ]
+    # Random init's full-label mean and its ratio at the smallest fraction, from the committed run
+    summary = pd.read_csv(repo / "results/summary.csv", dtype={"label_fraction": str})
+    none = summary[(summary["arm"] == "none") & (summary["model"] == "transunet_tiny")]
+    full, small = (none.loc[none["label_fraction"] == f, ["mIoU_mean", "n"]].iloc[0] for f in (f2, f1))
+    expected += [f"{full.mIoU_mean:.1f} (mean of {int(full.n)} seeds)",
+                 f"{small.mIoU_mean:.1f} / {full.mIoU_mean:.1f} = {small.mIoU_mean / full.mIoU_mean:.2f}"]
     readme = (repo / "README.md").read_text()
     assert not [e for e in expected if e not in readme], [e for e in expected if e not in readme]

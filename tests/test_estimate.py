@@ -84,12 +84,13 @@ def gflop(preset: str, crop: tuple[int, int], step: str = "finetune") -> float:
 def test_a_model_measured_at_no_precision_of_the_gpu_is_priced_from_its_flops():
     """config/config.yaml's tiny TransUNet has no fp32 row: it is priced at the FLOP/s the
     reference achieved in fp32 on the H100, and the printout says so and names that row."""
-    from ddep.sweep_config import load_config
+    from ddep.sweep_config import load_config, stage_schedule
     config = load_config([str(REPO / "config/config.yaml")])
     priced = estimate([dict(rule="finetune", dataset="builtin", model="transunet_tiny", arm="none")],
                       config, "H100")
     achieved = 15.4 * gflop("r50_vit_b16", (512, 1024))  # GFLOP/s of the r50_vit_b16 fp32 row
-    images = 80 * 4  # the built-in fine-tune's schedule
+    schedule = stage_schedule(config, "builtin", "finetune")  # the built-in fine-tune's samples
+    images = schedule["train_cfg"]["max_iters"] * schedule["train_dataloader"]["batch_size"]
     assert priced[0]["priced"] == FROM_FLOPS
     assert priced[0]["gpu_hours"] == pytest.approx(images * gflop("tiny", (64, 128)) / achieved / 3600)
     text = report(config)
