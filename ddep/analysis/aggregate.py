@@ -40,59 +40,49 @@ def _is_number(x: object) -> bool:
 
 def _parse_run(path: Path) -> dict:
     """Read and validate one per-run JSON, returning a flat row dict."""
+    def check(ok: bool, what: str) -> None:
+        if not ok:
+            raise RunFileError(f"{path}: {what}")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise RunFileError(f"{path}: not valid JSON ({exc})") from exc
-    except OSError as exc:
-        raise RunFileError(f"{path}: cannot read ({exc})") from exc
-    if not isinstance(data, dict):
-        raise RunFileError(f"{path}: expected a JSON object, got {type(data).__name__}")
-    # noise_conditioning may be absent (runs written before it was an axis): off; model too
-    # (runs written before the models axis name their TransUNet preset).
-    if "model" not in data and "preset" in data:
+    except (OSError, json.JSONDecodeError) as exc:
+        raise RunFileError(f"{path}: not a readable JSON file ({exc})") from exc
+    check(isinstance(data, dict), f"expected a JSON object, got {type(data).__name__}")
+    if "model" not in data and "preset" in data:  # written before the models axis: a TransUNet preset
         data["model"] = model_of_run(data)
+    # noise_conditioning may be absent (written before it was an axis): off
     missing = [k for k in (*RUN_KEYS, *METRICS) if k not in data and k != "noise_conditioning"]
-    if missing:
-        raise RunFileError(f"{path}: missing required field(s) {missing}")
-
-    row: dict = {}
-    for k in ("dataset", "label_fraction", "arm", "sigma", "formulation", "target", "model"):
-        v = data[k]
-        if v is None or isinstance(v, (dict, list, bool)) or str(v).strip() == "":
-            raise RunFileError(f"{path}: field {k!r} must be a non-empty string, got {v!r}")
-        row[k] = str(v).strip()
+    check(not missing, f"missing required field(s) {missing}")
+    row = {k: str(data[k]).strip() for k in ("dataset", "label_fraction", "arm", "sigma", "formulation",
+                                              "target", "model")}
+    for k, v in row.items():
+        check(v and not isinstance(data[k], (dict, list, bool, type(None))),
+              f"field {k!r} must be a non-empty string, got {data[k]!r}")
     row["arm"] = row["arm"].lower()  # "21K" and "21k" are the same arm
     row["sigma"] = sigma_label(row["sigma"])
     row["noise_conditioning"] = (conditioning_label(data.get("noise_conditioning", False))
                                  if row["arm"] in DENOISING_ARMS else NO_SETTING)
     for k in ("n_labelled", "seed"):
-        if not _is_number(data[k]) or not float(data[k]).is_integer():
-            raise RunFileError(f"{path}: field {k!r} must be an integer, got {data[k]!r}")
+        check(_is_number(data[k]) and float(data[k]).is_integer(),
+              f"field {k!r} must be an integer, got {data[k]!r}")
         row[k] = int(data[k])
-    for k in METRICS:
-        v = data[k]  # mmseg reports percentages: a value in [0, 1] is legal, > 100 is a bug
-        if not _is_number(v) or (math.isfinite(v) and not 0.0 <= v <= 100.0):
-            raise RunFileError(f"{path}: metric {k!r} must be a percentage in [0, 100], got {v!r}")
+    for k in METRICS:  # mmseg reports percentages: a value in [0, 1] is legal, > 100 is a bug
+        v = data[k]
+        check(_is_number(v) and not (math.isfinite(v) and not 0.0 <= v <= 100.0),
+              f"metric {k!r} must be a percentage in [0, 100], got {v!r}")
         row[k] = float(v)
-    per_class = data.get("per_class_iou", {}) or {}
-    if not isinstance(per_class, dict):
-        raise RunFileError(f"{path}: 'per_class_iou' must be an object of class -> IoU")
+    per_class, versions = data.get("per_class_iou") or {}, data.get("versions") or {}
+    check(isinstance(per_class, dict), "'per_class_iou' must be an object of class -> IoU")
+    check(isinstance(versions, dict), "'versions' must be an object of package -> version")
     for cls, v in per_class.items():
-        if v is not None and not _is_number(v):
-            raise RunFileError(f"{path}: per_class_iou[{cls!r}] must be a number, got {v!r}")
+        check(v is None or _is_number(v), f"per_class_iou[{cls!r}] must be a number, got {v!r}")
         row[f"iou_{cls}"] = math.nan if v is None else float(v)
     row.update({k: data.get(k) for k in PROVENANCE})
     # Other scalar fields (e.g. split_file) are kept as provenance columns.
     known = {*RUN_KEYS, *METRICS, *PROVENANCE, "per_class_iou", "versions", "json_path"}
     row.update({k: v for k, v in data.items()
                 if k not in known and (v is None or isinstance(v, (str, int, float, bool)))})
-    versions = data.get("versions", {}) or {}
-    if not isinstance(versions, dict):
-        raise RunFileError(f"{path}: 'versions' must be an object of package -> version")
-    row.update({f"version_{pkg}": str(ver) for pkg, ver in versions.items()})
-    row["json_path"] = str(path)
-    return row
+    return {**row, **{f"version_{pkg}": str(ver) for pkg, ver in versions.items()}, "json_path": str(path)}
 
 
 def load_runs(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
