@@ -167,8 +167,8 @@ def pretraining_table(json_paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
 
 
 def pretraining_markdown(table: pd.DataFrame) -> str:
-    lines = ["**Pretraining jobs**", "", "| dataset | model | arm | stage | images | iterations | wall time (s) | result |",
-             "|:---|:---|:---|:---|:---|---:|---:|:---|"]
+    lines = ["**Pretraining jobs**", "", "| dataset | model | arm | stage | images | iterations | wall time (s) | "
+             "result |", "|:---|:---|:---|:---|:---|---:|---:|:---|"]
     for r in table.itertuples():
         result = (f"held-out top-1 {r.accuracy:.3f} on {int(r.source_classes)} classes (chance {r.chance:.3f})"
                   if r.stage == "supervised" else f"final loss {r.final_loss:.3f} (sigma {r.sigma})")

@@ -1,12 +1,6 @@
-"""The paper's claims, tested on the runs: one row per claim x dataset (x model) x fraction.
-
-Each claim is a paired mIoU difference over seeds with its 95% t interval: ``holds`` (CI above 0),
-``contradicted`` (below), ``not shown`` (touches 0) or ``not shown (n < 2)``. *Fragile*: the CI bound
-nearest 0 lies within FRAGILE_MARGIN half-widths of 0. A rerun of the same seeds on another CPU
-redraws the training noise and moves the mean by about sqrt(2)·sd/sqrt(n), 0.51 half-widths at n = 5,
-so such a verdict may flip (one has, between AMD EPYC and Intel Xeon); ``compare_claims`` tells such
-a flip from a robust one.
-"""
+"""The paper's claims, tested on the runs: one row per claim x dataset (x model) x fraction, a paired mIoU
+difference over seeds, its verdict and whether a rerun on another CPU may flip it (claims_caption says how; one
+such verdict has flipped between AMD EPYC and Intel Xeon). ``compare_claims`` tells a flip from a robust one."""
 
 from __future__ import annotations
 
@@ -48,14 +42,14 @@ SIGMA_CLAIM_ID, SIGMA_CLAIM = "fixed_sigma_gt_interval", "fixed sigma beats sigm
 
 
 def verdict(n_pairs: int, ci_low: float, ci_high: float) -> str:
-    """The verdict of a paired difference from its CI (see the module docstring)."""
+    """The verdict of a paired difference from its CI (claims_caption)."""
     if n_pairs < 2 or not (math.isfinite(ci_low) and math.isfinite(ci_high)):
         return TOO_FEW
     return HOLDS if ci_low > 0 else CONTRADICTED if ci_high < 0 else NOT_SHOWN
 
 
 def is_fragile(n_pairs: int, ci_low: float, ci_high: float) -> bool:
-    """Whether a verdict could flip on a rerun (the module docstring); never without a CI."""
+    """Whether a verdict could flip on a rerun (claims_caption); never without a CI."""
     return (verdict(n_pairs, ci_low, ci_high) != TOO_FEW
             and min(abs(ci_low), abs(ci_high)) <= FRAGILE_MARGIN * (ci_high - ci_low) / 2)
 

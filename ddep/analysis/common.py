@@ -32,8 +32,8 @@ ROW_ORDER: list[str] = ["dataset", "model", "label_fraction", "arm", *NOISE_AXES
 
 
 def in_paper_order(df: pd.DataFrame, by: list[str] = ROW_ORDER, variants: bool = False) -> pd.DataFrame:
-    """`df` stably sorted on `by` (those present), each column an ordered categorical in paper
-    order; `variants` orders the noise variants as the paper lists them instead of as text."""
+    """`df` stably sorted on `by` (those present), each an ordered categorical in paper order (`variants`: the noise
+    variants as the paper lists them, else as text)."""
     order = {**_ORDER, **(_VARIANT_ORDER if variants else {})}
     return df.sort_values([c for c in by if c in df], kind="mergesort", key=lambda col: col.astype(
         pd.CategoricalDtype(sorted(set(col), key=order.get(col.name, str)), ordered=True)))
@@ -81,9 +81,7 @@ def setting_differences(formulation: str, target: str, conditioning: str) -> str
 
 def describe_setting(setting: NoiseSetting | None) -> str:
     """"DeP/DDeP at sigma = 0.2" (plus the axes that differ from the paper's)."""
-    if setting is None:
-        return "no DeP/DDeP results"
-    return f"DeP/DDeP at sigma = {setting.sigma}" + setting_differences(
+    return "no DeP/DDeP results" if setting is None else f"DeP/DDeP at sigma = {setting.sigma}" + setting_differences(
         setting.formulation, setting.target, setting.noise_conditioning)
 
 
@@ -117,9 +115,8 @@ def ci_halfwidth(std: float, n: int, confidence: float = 0.95) -> float:
 
 
 def minimal_detectable_effect(std: float, n: int, confidence: float = 0.95, power: float = 0.8) -> float:
-    """The true mean difference that a two-sided paired t test at level 1 - confidence rejects
-    with probability `power` at `n` pairs of sample std `std` (noncentral t, noncentrality
-    delta * sqrt(n) / std). NaN for n < 2 or an unknown std; 0 for std 0."""
+    """The true mean difference a two-sided paired t test at level 1 - confidence rejects with probability `power`
+    at `n` pairs of sample std `std` (noncentral t, noncentrality delta * sqrt(n) / std); NaN without a spread."""
     if _no_spread(std, n) or std == 0:
         return math.nan if _no_spread(std, n) else 0.0
     df, crit = int(n) - 1, t_critical(int(n) - 1, confidence)

@@ -73,8 +73,8 @@ def save_figure(fig: Figure, paths: list[str]) -> list[Path]:
     for path in map(Path, paths):
         buf = io.BytesIO()
         with matplotlib.rc_context(STYLE):  # no timestamp in a PDF: a rerun gives the same bytes
-            fig.savefig(buf, format=path.suffix[1:], dpi=DPI, metadata={"CreationDate": None} if path.suffix
-                        == ".pdf" else {})
+            fig.savefig(buf, format=path.suffix[1:], dpi=DPI,
+                        metadata={"CreationDate": None} if path.suffix == ".pdf" else {})
         written.append(atomic_write_bytes(path, buf.getvalue()))
     return written
 
@@ -95,8 +95,8 @@ def label_efficiency_figure(summary: pd.DataFrame, dataset: str, model: str | No
                          color=[_colour(arm_of.get(row, row)) for row in wide.index],
                          error_kw={"ecolor": "black", "elinewidth": 1.0})
         top = np.nan_to_num((means + cis.fillna(0)).max().max())
-        ax.set(xlabel="labelled fraction (images)", ylabel="mIoU (%)", ylim=(0, min(100.0, top * 1.12) if top > 0
-                                                                              else 1.0))
+        ax.set(xlabel="labelled fraction (images)", ylabel="mIoU (%)",
+               ylim=(0, min(100.0, top * 1.12) if top > 0 else 1.0))
         ax.grid(axis="x", visible=False)
         default = wide.attrs["default"]
         sig = f", {describe_setting(default)}" if default is not None else ""
@@ -192,7 +192,8 @@ def claims_figure_rows(claims: pd.DataFrame, dataset: str, model: str | None = N
     # the comparison where the claim does not name it: the sigma claim's arm and interval
     named = ~df.duplicated(["claim_id", "label_fraction"], keep=False) & (df["claim_id"] != SIGMA_CLAIM_ID)
     label = [(f"{c} · {fraction_column_label(lf, n)}" + ("" if ok else f"\n{comp}")).replace("sigma", "σ")
-             for c, lf, n, comp, ok in zip(df["claim"], df["label_fraction"], df["n_labelled"], df["comparison"], named)]
+             for c, lf, n, comp, ok in zip(df["claim"], df["label_fraction"], df["n_labelled"], df["comparison"],
+                                           named)]
     return df.assign(label=label).astype({"mean_diff": float, "ci_low": float, "ci_high": float, "n_pairs": int,
                                           "fragile": bool})[
         ["label", "mean_diff", "ci_low", "ci_high", "n_pairs", "verdict", "fragile"]].reset_index(drop=True)
