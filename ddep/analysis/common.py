@@ -39,6 +39,11 @@ def in_paper_order(df: pd.DataFrame, by: list[str] = ROW_ORDER, variants: bool =
         pd.CategoricalDtype(sorted(set(col), key=order.get(col.name, str)), ordered=True)))
 
 
+def rows_of(df: pd.DataFrame, dataset: str, model: str | None = None) -> pd.DataFrame:
+    """The rows of `dataset` (and of `model`, unless None)."""
+    return df[(df["dataset"] == dataset) & ((df["model"] == model) if model is not None else True)]
+
+
 def arm_display(arm: str) -> str:
     """Display name of an arm ("ddep" -> "DDeP"); unknown arms as they are."""
     return ARM_DISPLAY.get(arm, arm)

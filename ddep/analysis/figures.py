@@ -28,7 +28,7 @@ from . import CSV_NAMES, csv_paths, figure_paths, noise_overview_paths
 from .aggregate import read_csv
 from .claims import CONTRADICTED, HOLDS, NOT_SHOWN, SIGMA_CLAIM_ID, TOO_FEW, verdict_text
 from .common import (ARM_COLOURS, DENOISING_ARMS, NoiseSetting, arm_display, atomic_write_bytes,
-                     describe_setting, fraction_column_label, in_paper_order, parse_sigma,
+                     describe_setting, fraction_column_label, in_paper_order, parse_sigma, rows_of,
                      seed_count_text, setting_differences)
 from .tables import ablated_rows, fraction_columns, label_efficiency, table_groups
 
@@ -108,7 +108,7 @@ def label_efficiency_figure(summary: pd.DataFrame, dataset: str, model: str | No
 
 def _noise_panels(summary: pd.DataFrame, dataset: str, model: str | None, prefix: str = "") -> list:
     """(title, ablated DeP/DDeP cells, no-denoising reference cells) per ablated fraction."""
-    mine = summary[(summary["dataset"] == dataset) & ((summary["model"] == model) if model is not None else True)]
+    mine = rows_of(summary, dataset, model)
     df = ablated_rows(mine).dropna(subset=["mIoU_mean"])
     refs = mine[~mine["arm"].isin(DENOISING_ARMS) & mine["mIoU_mean"].notna()]
     return [(f"{prefix}label fraction {label}", df[df["label_fraction"] == lf], refs[refs["label_fraction"] == lf])
@@ -188,7 +188,7 @@ def _sigma_panels(panels: list[tuple[str, pd.DataFrame, pd.DataFrame]], where: s
 def claims_figure_rows(claims: pd.DataFrame, dataset: str, model: str | None = None) -> pd.DataFrame:
     """The rows of one dataset's (and model's) claims figure in the claims table's order: label ("DDeP > 21K · 10
     (10)", plus the comparison where the claim does not name it), mean_diff, CI, n_pairs, verdict, fragile."""
-    df = claims[(claims["dataset"] == dataset) & ((claims["model"] == model) if model is not None else True)]
+    df = rows_of(claims, dataset, model)
     # the comparison where the claim does not name it: the sigma claim's arm and interval
     named = ~df.duplicated(["claim_id", "label_fraction"], keep=False) & (df["claim_id"] != SIGMA_CLAIM_ID)
     label = [(f"{c} · {fraction_column_label(lf, n)}" + ("" if ok else f"\n{comp}")).replace("sigma", "σ")
@@ -257,10 +257,10 @@ def write_figures(results_dir: str | os.PathLike, out_dir: str | os.PathLike, de
     files: list[Path] = []
     notes = [f"{summary_path} has no rows: no figures written"] if summary.empty else []
     for ds, model, stem in (table_groups(summary) if not summary.empty else []):
-        p, mine = model if stem != ds else None, lambda df: df[(df["dataset"] == ds) & (df["model"] == model)]
-        figures = {"label_efficiency": label_efficiency_figure(mine(summary), ds, p, default),
-                   "noise": noise_figure(mine(summary), ds, p),  # None: no noise ablations, no figure
-                   "claims": claims_figure(mine(claims), ds, p)}
+        p, sub = model if stem != ds else None, rows_of(summary, ds, model)
+        figures = {"label_efficiency": label_efficiency_figure(sub, ds, p, default),
+                   "noise": noise_figure(sub, ds, p),  # None: no noise ablations, no figure
+                   "claims": claims_figure(rows_of(claims, ds, model), ds, p)}
         if figures["label_efficiency"] is None:
             notes.append(f"{stem}: no data for the label_efficiency figure, skipped")
         files += [f for kind, fig in figures.items() if fig is not None

@@ -12,8 +12,8 @@ import pandas as pd
 
 from . import table_paths
 from .common import (DENOISING_ARMS, NOISE_AXES, NoiseSetting, arm_display, at_default, atomic_write_text,
-                     choose_default_setting, describe_setting, fraction_column_label, in_paper_order, seed_count_text,
-                     setting_mask, setting_of)
+                     choose_default_setting, describe_setting, fraction_column_label, in_paper_order, rows_of,
+                     seed_count_text, setting_mask, setting_of)
 from ddep.sweep import ABLATION_CELL, ablated_keys, result_stem, run_name
 
 DASH = "–"
@@ -40,7 +40,7 @@ def label_efficiency(summary: pd.DataFrame, dataset: str, model: str | None = No
                      default: NoiseSetting | None = None) -> pd.DataFrame:
     """Rows = arms (display names, paper order), columns = (mIoU_mean | mIoU_ci95 | n, fraction label); DeP/DDeP at
     `default` (None: the setting with the most results), in ``.attrs``."""
-    df = summary[(summary["dataset"] == dataset) & ((summary["model"] == model) if model is not None else True)]
+    df = rows_of(summary, dataset, model)
     default = default or choose_default_setting(df)
     df = in_paper_order(at_default(df, default), ["arm"])
     cols = fraction_columns(df)
@@ -139,13 +139,13 @@ def write_tables(summary: pd.DataFrame, paired: pd.DataFrame, results_dir: str |
     files: list[Path] = []
     notes: list[str] = []
     for ds, model, stem in table_groups(summary):
-        sub = summary[(summary["dataset"] == ds) & (summary["model"] == model)]
+        sub = rows_of(summary, ds, model)
         den, where = sub[sub["arm"].isin(DENOISING_ARMS)], ds + (f", model {model}" if stem != ds else "")
         if default is not None and not den.empty and not setting_mask(den, default).any():
             notes.append(f"{stem}: no DeP/DDeP results at the default setting {default.slug}")
         texts = {"label_efficiency": render_label_efficiency(label_efficiency(
             sub, ds, model if stem != ds else None, default), where, f"tab:{stem}_label_efficiency")}
-        table = noise_table(sub, paired[(paired["dataset"] == ds) & (paired["model"] == model)], default)
+        table = noise_table(sub, rows_of(paired, ds, model), default)
         if not table.empty:
             texts["noise"] = render_noise_table(table, where, default, f"tab:{stem}_noise")
         files += [atomic_write_text(path, text) for kind, pair in texts.items()
