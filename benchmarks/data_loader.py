@@ -14,12 +14,11 @@ crop and precision, so workers needed per GPU = GPU img/s / one worker's img/s, 
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import os
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import cv2
@@ -33,6 +32,8 @@ import ddep.data.checks  # noqa: F401  (registers the checking loaders)
 from ddep.configs import finetune_config
 from ddep.data.checks import checked_pipeline
 from ddep.estimate import read_throughputs, throughput
+
+from common import mean_step_s  # benchmarks/common.py, beside this script
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -79,25 +80,16 @@ def main() -> None:
         print(f"{args.dataset}: {len(dataset)} training images at {root}, e.g. {w}x{h}, "
               f"{first.stat().st_size / 2**20:.1f} MiB ({first.suffix}); crop {tuple(cfg.crop_size)}")
 
-        dataset[0]  # warm-up: imports, first decode
-        times = []
-        for i in range(args.samples):
-            start = time.perf_counter()
-            dataset[i % len(dataset)]
-            times.append(time.perf_counter() - start)
-        per_worker = 1 / statistics.median(times)
+        images = itertools.cycle(range(len(dataset)))  # warm-up: imports, first decode
+        per_worker = 1 / mean_step_s(lambda: dataset[next(images)], 1, args.samples)
         print(f"one worker (this process, 1 thread): {1000 / per_worker:.0f} ms per image, "
-              f"{per_worker:.1f} img/s (median of {args.samples})")
+              f"{per_worker:.1f} img/s (mean of {args.samples})")
 
         for workers in args.workers:
             loader = DataLoader(dataset, batch_size=4, sampler=InfiniteSampler(dataset, seed=0),
                                 num_workers=workers, collate_fn=pseudo_collate)
             batches = iter(loader)
-            next(batches)  # workers started and primed
-            start = time.perf_counter()
-            for _ in range(args.batches):
-                next(batches)
-            rate = 4 * args.batches / (time.perf_counter() - start)
+            rate = 4 / mean_step_s(lambda: next(batches), 1, args.batches)  # warm-up: workers started, primed
             print(f"DataLoader, {workers} worker(s): {rate:.1f} img/s ({rate / workers:.1f} per "
                   f"worker; {len(os.sched_getaffinity(0))} cores here)")
             del batches, loader

@@ -6,7 +6,7 @@ Each step is the job's own: ``model.train_step`` of the model the jobs build
 (``ddep.configs.segmentor_cfg`` / ``denoiser_cfg``) with AdamW through mmengine's optimizer
 wrapper (DDeP's through ``TrainableOnlyOptimWrapperConstructor``, as the pretraining config
 has it). FLOPs of one step are counted by ``torch.utils.flop_counter.FlopCounterMode``
-(forward + backward); time is the median over interleaved rounds on this machine.
+(forward + backward); time is the median over interleaved rounds of each round's mean step.
 
 ``--csv benchmarks/step_cost.csv`` writes the counted FLOPs there (rows of the same preset and
 crop are replaced): ``ddep.estimate`` prices each denoising arm's pretraining as its FLOPs per
@@ -27,7 +27,9 @@ from pathlib import Path
 import torch
 
 from ddep.step_flops import STEPS, build_step, counted_flops  # the estimate's counter
-from train_step import timed  # same folder: the same timer
+
+from common import mean_step_s  # benchmarks/common.py, beside this script
+
 FIELDS = ["preset", "crop_h", "crop_w", "step", "gflop_per_image", "trainable_params",
           "cpu_s_per_image", "measured"]
 
@@ -69,13 +71,13 @@ def main() -> None:
     times = {s: [] for s in STEPS}
     for _ in range(args.rounds):  # interleaved, so a busy machine slows every step alike
         for step in STEPS:
-            times[step] += timed(steps[step], "cpu", args.warmup, args.iters)
+            times[step].append(mean_step_s(steps[step], args.warmup, args.iters))
 
     when = datetime.date.today().isoformat()
     where = f"benchmarks/denoise_step.py, CPU {torch.get_num_threads()} threads, torch {torch.__version__}, {when}"
     print(f"preset {args.preset}, {size[0]}x{size[1]}, batch {n}, CPU with "
           f"{torch.get_num_threads()} threads; FLOPs counted by torch.utils.flop_counter "
-          f"(forward + backward of one step), time: median of {args.rounds * args.iters} steps")
+          f"(forward + backward of one step), time: median of {args.rounds} rounds' mean of {args.iters} steps")
     print("| step | trainable parameters | GFLOP per image | vs fine-tune (FLOPs) | s per step "
           "| vs fine-tune (time) |")
     print("|---" * 6 + "|")

@@ -16,61 +16,33 @@ from __future__ import annotations
 
 import argparse
 import csv
-import platform
-import statistics
-import subprocess
-import time
 from pathlib import Path
 
 import torch
 import yaml
 from mmengine.optim import build_optim_wrapper
-from mmengine.structures import PixelData
 from mmseg.registry import MODELS
-from mmseg.structures import SegDataSample
 from mmseg.utils import register_all_modules
 
 import ddep.models  # noqa: F401
 from ddep.configs import denoiser_cfg, segmentor_cfg
+from ddep.step_flops import fake_batch
 from ddep.sweep import Model, sweep_models
+
+from common import cpu_model, mean_step_s  # benchmarks/common.py, beside this script
 
 FIELDS = ["model", "config", "encoder_params_M", "decoder_params_M", "aux_params_M", "noise_stride",
           "supervised_ms", "ddep_ms", "dep_ms", "finetune_ms", "cpu", "threads", "torch"]
 CLASSES, SOURCE_CLASSES = 9, 24
 
 
-def cpu_model() -> str:
-    for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
-        if line.startswith("Model name:"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
-
-
-def batch(n: int, size: tuple[int, int], labels: bool = False, label: bool = False) -> dict:
-    g = torch.Generator().manual_seed(0)
-    samples = []
-    for i in range(n):
-        s = SegDataSample(metainfo=dict(img_shape=size, ori_shape=size, pad_shape=size, gt_label=i % SOURCE_CLASSES))
-        if labels:
-            s.gt_sem_seg = PixelData(data=torch.randint(0, CLASSES, (1, *size), generator=g))
-        samples.append(s)
-    return dict(inputs=[torch.randint(0, 256, (3, *size), dtype=torch.uint8, generator=g) for _ in range(n)],
-                data_samples=samples)
-
-
 def step_ms(model: torch.nn.Module, data: dict, warmup: int, iters: int, frozen: bool = False) -> float:
-    """Median ms of ``model.train_step`` (forward, loss, backward, AdamW), as the Runner calls it."""
+    """Mean ms of ``model.train_step`` (forward, loss, backward, AdamW), as the Runner calls it."""
     wrapper = build_optim_wrapper(model, dict(
         optimizer=dict(type="AdamW", lr=1e-4),
         **({"constructor": "TrainableOnlyOptimWrapperConstructor"} if frozen else {})))
     model.train()
-    times = []
-    for i in range(warmup + iters):
-        t = time.perf_counter()
-        model.train_step(data, wrapper)
-        if i >= warmup:
-            times.append(time.perf_counter() - t)
-    return round(1000 * statistics.median(times), 1)
+    return round(1000 * mean_step_s(lambda: model.train_step(data, wrapper), warmup, iters), 1)
 
 
 def measure(model: Model, warmup: int, iters: int) -> dict:
@@ -87,10 +59,10 @@ def measure(model: Model, warmup: int, iters: int) -> dict:
         encoder_params_M=round(count("backbone.") / 1e6, 3),
         decoder_params_M=round((count("neck.") + count("decode_head.")) / 1e6, 3),
         aux_params_M=round(count("auxiliary_head.") / 1e6, 3), noise_stride=dep.noise_stride,
-        supervised_ms=step_ms(clf, batch(32, (64, 64)), warmup, iters),
-        ddep_ms=step_ms(ddep, batch(8, (64, 64)), warmup, iters, frozen=True),
-        dep_ms=step_ms(dep, batch(8, (64, 128)), warmup, iters),
-        finetune_ms=step_ms(seg, batch(4, (64, 128), labels=True), warmup, iters),
+        supervised_ms=step_ms(clf, fake_batch(32, (64, 64), image_classes=SOURCE_CLASSES), warmup, iters),
+        ddep_ms=step_ms(ddep, fake_batch(8, (64, 64)), warmup, iters, frozen=True),
+        dep_ms=step_ms(dep, fake_batch(8, (64, 128)), warmup, iters),
+        finetune_ms=step_ms(seg, fake_batch(4, (64, 128), CLASSES), warmup, iters),
         cpu=cpu_model(), threads=torch.get_num_threads(), torch=str(torch.__version__))
 
 
@@ -117,7 +89,7 @@ def main() -> None:
         print(f"| {r['model']} | {r['encoder_params_M']} | {r['decoder_params_M']} | "
               f"{r['aux_params_M']} | {r['noise_stride']} | {r['supervised_ms']} | {r['ddep_ms']} | "
               f"{r['dep_ms']} | {r['finetune_ms']} |", flush=True)
-    print(f"{rows[0]['cpu']}, {args.threads} thread(s), torch {rows[0]['torch']}; median of "
+    print(f"{rows[0]['cpu']}, {args.threads} thread(s), torch {rows[0]['torch']}; mean of "
           f"{args.iters} steps after {args.warmup}")
     if args.csv:
         with args.csv.open("w", newline="") as f:

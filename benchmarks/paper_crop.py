@@ -12,7 +12,6 @@ data, with pixel grain so the PNG is as large as a real one); speed does not dep
 from __future__ import annotations
 
 import argparse
-import platform
 import resource
 import sys
 import tempfile
@@ -32,18 +31,13 @@ import ddep.train.components  # noqa: F401  (CPUBF16OptimWrapper)
 from ddep.configs import finetune_config
 from ddep.train.jobs import amp_optim_wrapper
 
+from common import cpu_model  # benchmarks/common.py, beside this script
+
 REPO = Path(__file__).resolve().parent.parent
 
 
 def peak_rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # Linux: KiB
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
 
 
 def main() -> None:

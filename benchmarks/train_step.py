@@ -9,9 +9,9 @@ forward + backward of one step), so achieved TFLOP/s and MFU follow from the ste
 peak is the GPU's dense tensor-core peak from PEAK_TFLOPS (or --peak-tflops).
 
 Variants (``ddep.models.transunet.apply_fast_path``'s channels_last and compile, and bf16
-autocast) are measured in the same run as the baseline (the first variant), interleaved; each
-row also gives the largest relative difference of its first three losses from the baseline's
-(same initial weights and data).
+autocast) are measured in the same run as the baseline (the first variant), interleaved; a step
+time is the median over rounds of each round's mean step. Each row also gives the largest relative
+difference of its first three losses from the baseline's (same initial weights and data).
 
     python benchmarks/train_step.py --preset tiny --size 64 128 --batch 4 --variants base channels_last bf16
     python benchmarks/train_step.py --model mmseg::segformer/segformer_mit-b0_8xb2-160k_ade20k-512x512.py \
@@ -23,24 +23,23 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.optim import build_optim_wrapper
-from mmengine.structures import PixelData
 from mmseg.registry import MODELS
-from mmseg.structures import SegDataSample
 from mmseg.utils import register_all_modules
 
 import ddep.models  # noqa: F401
 import ddep.train.components  # noqa: F401  (CPUBF16OptimWrapper)
 from ddep.configs import segmentor_cfg
-from ddep.step_flops import counted_flops
+from ddep.step_flops import counted_flops, fake_batch
 from ddep.sweep import Model
 from ddep.models.transunet import TransUNetEncoder, get_preset
 from ddep.train.jobs import amp_optim_wrapper
+
+from common import mean_step_s  # benchmarks/common.py, beside this script
 
 
 def conv_bn_relu(i: int, o: int) -> nn.Sequential:
@@ -89,21 +88,6 @@ def peak_tflops(device_name: str, amp: str) -> float | None:
     return None
 
 
-def timed(step, device: str, warmup: int, iters: int) -> list[float]:
-    for _ in range(warmup):
-        step()
-    times = []
-    for _ in range(iters):
-        if device == "cuda":
-            torch.cuda.synchronize()
-        t = time.perf_counter()
-        step()
-        if device == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t)
-    return times
-
-
 def parse_variant(variant: str, amp: str) -> tuple[dict, str]:
     """(fast-path options, precision): ``base`` -> ({}, amp);
     ``channels_last+compile+bf16`` -> ({channels_last: True, compile: True}, "bf16")."""
@@ -142,16 +126,9 @@ def main() -> None:
     h, w = args.size
     n = args.batch
 
-    torch.manual_seed(0)
-    imgs = [torch.randint(0, 256, (3, h, w), dtype=torch.uint8) for _ in range(n)]
-    samples = []
-    for _ in range(n):
-        s = SegDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w)))
-        s.gt_sem_seg = PixelData(data=torch.randint(0, args.classes, (1, h, w)))
-        samples.append(s)
-    data = dict(inputs=imgs, data_samples=samples)
-    mean = torch.tensor([127.5] * 3, device=device).view(1, 3, 1, 1)
-    labels = torch.stack([s.gt_sem_seg.data[0] for s in samples]).to(device)
+    data = fake_batch(n, (h, w), args.classes)
+    imgs, mean = data["inputs"], torch.tensor([127.5] * 3, device=device).view(1, 3, 1, 1)
+    labels = torch.stack([s.gt_sem_seg.data[0] for s in data["data_samples"]]).to(device)
 
     # the plain twin reimplements the TransUNet only: other models have no overhead column
     backbone = segmentor_cfg(args.model, args.classes, (h, w))["backbone"]
@@ -205,9 +182,9 @@ def main() -> None:
     t_plain = {v: [] for v in args.variants}
     for _ in range(args.rounds):  # interleave so drift hits every model equally
         for v in args.variants:
-            t_ours[v] += timed(ours[v], device, args.warmup, args.iters)
+            t_ours[v].append(mean_step_s(ours[v], args.warmup, args.iters))
             if v in plain:
-                t_plain[v] += timed(plain[v], device, args.warmup, args.iters)
+                t_plain[v].append(mean_step_s(plain[v], args.warmup, args.iters))
 
     name = torch.cuda.get_device_name() if device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"device: {name}; model {args.model}, {h}x{w}, batch {n}, {n_ours / 1e6:.2f}M "

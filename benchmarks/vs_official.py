@@ -18,20 +18,20 @@ import argparse
 import re
 import statistics
 import sys
-import time
 
 import torch
 import torch.nn.functional as F
 from mmengine.config import ConfigDict
 from mmengine.optim import build_optim_wrapper
-from mmengine.structures import PixelData
 from mmseg.registry import MODELS
-from mmseg.structures import SegDataSample
 from mmseg.utils import register_all_modules
 
 import ddep.models  # noqa: F401  (registers the modules)
 import ddep.train.components  # noqa: F401  (CPUBF16OptimWrapper)
 from ddep.configs import segmentor_cfg
+from ddep.step_flops import fake_batch
+
+from common import mean_step_s  # benchmarks/common.py, beside this script
 
 
 def official_model(folder: str, size: int, classes: int) -> torch.nn.Module:
@@ -42,18 +42,6 @@ def official_model(folder: str, size: int, classes: int) -> torch.nn.Module:
     config.n_classes, config.n_skip = classes, 3
     config.patches.grid = (size // 16, size // 16)
     return VisionTransformer(config, img_size=size, num_classes=classes)
-
-
-def step_times(step, warmup: int, iters: int) -> list[float]:
-    """Seconds per call of `step`, `iters` calls after `warmup` untimed ones (the caller takes the median)."""
-    for _ in range(warmup):
-        step()
-    times = []
-    for _ in range(iters):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return times
 
 
 DENSE = re.compile(r"mm|conv|scaled_dot_product|linear")  # GEMM-backed ops, forward and backward
@@ -96,18 +84,12 @@ def main() -> None:
     wrapper = dict(type="CPUBF16OptimWrapper") if args.amp == "bf16" else {}
     ours_opt = build_optim_wrapper(ours, dict(optimizer=dict(type="SGD", lr=0.01, momentum=0.9),
                                               **wrapper))
-    samples = []
-    for _ in range(n):
-        sample = SegDataSample(metainfo=dict(img_shape=(s, s), ori_shape=(s, s), pad_shape=(s, s)))
-        sample.gt_sem_seg = PixelData(data=torch.randint(0, args.classes, (1, s, s)))
-        samples.append(sample)
-    data = dict(inputs=[torch.randint(0, 256, (3, s, s), dtype=torch.uint8) for _ in range(n)],
-                data_samples=samples)
+    data = fake_batch(n, (s, s), args.classes)
 
     official = official_model(args.official, s, args.classes).train()
     official_opt = torch.optim.SGD(official.parameters(), lr=0.01, momentum=0.9)
     x = torch.randn(n, 3, s, s)
-    y = torch.stack([smp.gt_sem_seg.data[0] for smp in samples])
+    y = torch.stack([smp.gt_sem_seg.data[0] for smp in data["data_samples"]])
 
     def official_step() -> None:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.amp == "bf16"):
@@ -119,14 +101,14 @@ def main() -> None:
     def ours_step() -> None:
         ours.train_step(data, ours_opt)
 
-    t_ours, t_official = [], []
+    t_ours, t_official = [], []  # each round's mean step
     for _ in range(args.rounds):  # interleaved, so that drift on a shared machine hits both
-        t_ours += step_times(ours_step, args.warmup, args.iters)
-        t_official += step_times(official_step, args.warmup, args.iters)
+        t_ours.append(mean_step_s(ours_step, args.warmup, args.iters))
+        t_official.append(mean_step_s(official_step, args.warmup, args.iters))
     mo, mf = statistics.median(t_ours), statistics.median(t_official)
     count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
     print(f"cpu threads={args.threads} size={s}x{s} batch={n} classes={args.classes} amp={args.amp} "
-          f"steps={len(t_ours)} per model")
+          f"steps={args.rounds * args.iters} per model (median of {args.rounds} rounds' means)")
     print(f"ddep r50_vit_b16 (mmengine train_step): {mo:.3f} s/step  {count(ours):,} parameters")
     print(f"official R50-ViT-B_16 (plain loop)     : {mf:.3f} s/step  {count(official):,} parameters")
     print(f"ratio ddep / official = {mo / mf:.3f}")

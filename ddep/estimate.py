@@ -30,9 +30,10 @@ import functools
 import hashlib
 import os
 import sys
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+import pandas as pd
 
 from ddep.data.splits import split_size
 from ddep.data.table import get_dataset_def
@@ -255,19 +256,13 @@ def estimate(jobs: list[dict], config: dict, gpu: str, costs: StepCosts | None =
     return priced
 
 
-def breakdown(priced: list[dict], key: str) -> list[dict]:
-    """Jobs, images and GPU-hours per value of ``key`` (rule, arm, dataset, part), in the
-    order first met."""
-    rows: dict[str, dict] = {}
-    for job in priced:
-        row = rows.setdefault(job[key], {key: job[key], "jobs": 0, "images": 0, "gpu_hours": 0.0,
-                                         "priced": []})
-        row["jobs"] += 1
-        row["images"] += job["images"]
-        row["gpu_hours"] += job["gpu_hours"]
-        if job["priced"] not in row["priced"]:
-            row["priced"].append(job["priced"])
-    return list(rows.values())
+def breakdown(priced: list[dict], key: str) -> pd.DataFrame:
+    """Jobs, images, GPU-hours and how they were priced per value of ``key`` (rule, arm, dataset,
+    part), each in the order first met."""
+    jobs = pd.DataFrame(priced, columns=[key, "images", "gpu_hours", "priced"])
+    return jobs.groupby(key, sort=False).agg(
+        jobs=("images", "size"), images=("images", "sum"), gpu_hours=("gpu_hours", "sum"),
+        priced=("priced", lambda kinds: list(dict.fromkeys(kinds)))).reset_index()
 
 
 def labelled_images(config: dict) -> list[str]:
@@ -294,15 +289,17 @@ def _hours(hours: float) -> str:
     return f"{hours:,.0f}" if hours >= 10 else f"{hours:.2g}"
 
 
-def _table(rows: Iterable[dict], key: str, title: str, gpu: str) -> list[str]:
-    rows = list(rows)
-    lines = [f"{title:<36}{'jobs':>6}{'images':>16}{f'{gpu} GPU-hours':>18}  priced"]
-    for r in rows:
-        lines.append(f"{str(r[key]):<36}{r['jobs']:>6}{r['images']:>16,}{_hours(r['gpu_hours']):>18}  "
-                     + " + ".join(r["priced"]))
-    lines.append(f"{'total':<36}{sum(r['jobs'] for r in rows):>6}"
-                 f"{sum(r['images'] for r in rows):>16,}{_hours(sum(r['gpu_hours'] for r in rows)):>18}")
-    return lines
+def _table(rows: pd.DataFrame, key: str, title: str, gpu: str) -> list[str]:
+    """A breakdown and its total as a plain-text table (tabulate's, through pandas)."""
+    total = {key: "total", "jobs": rows["jobs"].sum(), "images": rows["images"].sum(),
+             "gpu_hours": rows["gpu_hours"].sum(), "priced": []}
+    rows = pd.concat([rows, pd.DataFrame([total])], ignore_index=True)
+    text = pd.DataFrame({
+        title: rows[key].astype(str), "jobs": rows["jobs"].astype(str), "images": rows["images"].map("{:,}".format),
+        f"{gpu} GPU-hours": rows["gpu_hours"].map(_hours), "priced": rows["priced"].map(" + ".join),
+    }).to_markdown(tablefmt="plain", index=False, colalign=("left", "right", "right", "right", "left"),
+                   disable_numparse=True)
+    return [line.rstrip() for line in text.splitlines()]
 
 
 def format_estimate(priced: list[dict], gpu: str, config: dict | None = None) -> str:

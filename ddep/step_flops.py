@@ -33,21 +33,27 @@ def counted_flops(step: Callable[[], object]) -> int:
     return counter.get_total_flops()
 
 
+def fake_batch(n: int, size: tuple[int, int], classes: int | None = None, image_classes: int | None = None,
+               seed: int = 0) -> dict:
+    """A ``model.train_step`` batch of `n` random uint8 images of `size` as mmseg's loaders pack it; with `classes`,
+    random segmentation labels; with `image_classes`, each sample's class as ``gt_label`` (the classifier's)."""
+    g = torch.Generator().manual_seed(seed)
+    samples = [SegDataSample(metainfo=dict(img_shape=size, ori_shape=size, pad_shape=size,
+                                           **({"gt_label": i % image_classes} if image_classes else {})))
+               for i in range(n)]
+    for s in samples if classes else []:
+        s.gt_sem_seg = PixelData(data=torch.randint(0, classes, (1, *size), generator=g))
+    return dict(inputs=[torch.randint(0, 256, (3, *size), dtype=torch.uint8, generator=g) for _ in range(n)],
+                data_samples=samples)
+
+
 def build_step(step: str, model: str | Model, size: tuple[int, int], batch: int = 1,
                classes: int = COUNT_CLASSES) -> tuple[torch.nn.Module, Callable[[], torch.Tensor]]:
     """(model, one training step) of ``step`` (finetune, dep or ddep) as the job builds them,
     from the same seed."""
     register_all_modules(init_default_scope=True)
     torch.manual_seed(0)
-    h, w = size
-    imgs = [torch.randint(0, 256, (3, h, w), dtype=torch.uint8) for _ in range(batch)]
-    samples = []
-    for _ in range(batch):
-        s = SegDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w)))
-        if step == "finetune":
-            s.gt_sem_seg = PixelData(data=torch.randint(0, classes, (1, h, w)))
-        samples.append(s)
-    data = dict(inputs=imgs, data_samples=samples)
+    data = fake_batch(batch, tuple(size), classes if step == "finetune" else None)
     optimizer = dict(optimizer=dict(type="AdamW", lr=1e-4, weight_decay=0.05))
     if step == "finetune":
         net = MODELS.build(segmentor_cfg(model, classes, size))

@@ -658,7 +658,7 @@ def test_write_results_writes_claims_csv_and_markdown(tmp_path: Path) -> None:
 
 
 def test_readme_blocks_are_filled_from_the_files_they_name(tmp_path):
-    from ddep.analysis.readme import fill_readme
+    from ddep.analysis.cli import fill_readme
 
     (tmp_path / "results/tables").mkdir(parents=True)
     (tmp_path / "results/tables/a.md").write_text("| x |\n|---|\n| 1.5 |\n")
@@ -715,7 +715,7 @@ def test_ddep_readme_fills_the_blocks_of_readme_and_docs_pages(tmp_path):
 
 def test_the_repository_pages_name_existing_result_tables():
     """Wherever the README's generated blocks landed, each names a table that exists."""
-    from ddep.analysis.readme import BLOCK, documents
+    from ddep.analysis.cli import BLOCK, documents
 
     repo = Path(__file__).resolve().parents[1]
     named = [(page.name, m.group("path")) for page in documents(repo)

@@ -57,7 +57,7 @@ def test_gpu_hours_per_rule_and_arm():
             dict(rule="pretrain_denoise", dataset="cityscapes", arm="ddep"),
             dict(rule="pretrain_denoise", dataset="cityscapes", arm="dep")]
     priced = estimate(jobs, CONFIG, "H100")
-    rules = {r["rule"]: r for r in breakdown(priced, "rule")}
+    rules = {r["rule"]: r for r in breakdown(priced, "rule").to_dict("records")}
     # fine-tunes: 1000 iterations (config override) x batch 8 (Cityscapes) / 16 (ADE20K);
     # ADE20K's crop_size override of 512x1024 prices it at the measured 39.6 img/s
     assert rules["finetune"]["jobs"] == 2 and rules["finetune"]["images"] == 1000 * 8 + 1000 * 16
@@ -65,7 +65,7 @@ def test_gpu_hours_per_rule_and_arm():
     # denoising: the schedule's 100k iterations x batch 16 per GPU x 4 GPUs, each arm at its
     # counted cost per image relative to a fine-tune
     assert rules["pretrain_denoise"]["images"] == 2 * 100_000 * 16 * 4
-    arms = {r["arm"]: r for r in breakdown(priced, "arm")}
+    arms = {r["arm"]: r for r in breakdown(priced, "arm").to_dict("records")}
     assert arms["ddep"]["gpu_hours"] == pytest.approx(
         (16000 + 6.4e6 * counted_ratio("ddep")) / 39.6 / 3600)
     assert arms["dep"]["gpu_hours"] == pytest.approx(6.4e6 * counted_ratio("dep") / 39.6 / 3600)

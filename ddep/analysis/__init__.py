@@ -1,7 +1,6 @@
-"""Results of the DDeP benchmark: ``aggregate`` (run JSONs -> CSVs, claims, tables),
-``tables``, ``claims``, ``figures`` (from the CSVs), ``cli`` (``ddep aggregate|figures|readme``).
-The output file names are made here only, and the workflow declares its outputs with these
-functions (this module imports nothing, so the Snakefile stays fast)."""
+"""Results of the DDeP benchmark: ``aggregate`` and ``results`` (run JSONs -> CSVs, claims, tables), ``tables``,
+``claims``, ``figures`` (from the CSVs), ``cli`` (``ddep aggregate|figures|readme``). The output file names are made
+here only; the workflow declares its outputs with these functions (this module imports nothing: a fast Snakefile)."""
 
 CSV_NAMES = ("runs", "summary", "paired", "claims")
 TABLE_FORMATS, FIGURE_FORMATS = ("md", "tex"), ("png", "pdf")
@@ -27,6 +26,5 @@ def figure_paths(figures_dir: str, stem: str, kind: str) -> list[str]:
     return [f"{figures_dir}/{stem}_{kind}.{ext}" for ext in FIGURE_FORMATS]
 
 
-def noise_overview_paths(figures_dir: str) -> list[str]:
-    """The mIoU-vs-sigma panels of every ablated dataset (drawn where two or more are)."""
+def noise_overview_paths(figures_dir: str) -> list[str]:  # every ablated dataset's panels (two or more datasets)
     return [f"{figures_dir}/noise.{ext}" for ext in FIGURE_FORMATS]

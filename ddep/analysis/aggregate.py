@@ -1,13 +1,8 @@
-"""Per-run JSON files -> tidy CSVs (runs, per-cell summary, paired differences, claims) and tables.
-
-One JSON per fine-tuning run::
-
-    {"dataset": "builtin", "label_fraction": "1/30", "n_labelled": 10, "arm": "ddep",
-     "sigma": "0.2", "formulation": "unscaled", "target": "eps", "noise_conditioning": false,
-     "seed": 0, "preset": "tiny", "mIoU": 41.3, "aAcc": 80.1, "mAcc": 50.2,
-     "per_class_iou": {"sky": 90.1}, "iterations": 300, "wall_time_s": 41.2,
-     "config_hash": "ab12cd34", "git_commit": "abc123", "versions": {"torch": "2.14.1"}}
-"""
+"""Per-run JSON files -> tidy CSVs (runs, per-cell summary, paired differences). One JSON per fine-tuning run:
+{"dataset": "builtin", "model": "transunet_tiny", "label_fraction": "1/30", "n_labelled": 10, "arm": "ddep",
+"sigma": "0.2", "formulation": "unscaled", "target": "eps", "noise_conditioning": false, "seed": 0, "mIoU": 41.3,
+"aAcc": 80.1, "mAcc": 50.2, "per_class_iou": {"sky": 90.1}, "iterations": 300, "wall_time_s": 41.2,
+"config_hash": "ab12cd34", "git_commit": "abc123", "versions": {"torch": "2.14.1"}}."""
 
 from __future__ import annotations
 
@@ -19,9 +14,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from .common import (CELL_KEYS, CONFIDENCE, DENOISING_ARMS, NO_SETTING, NOISE_AXES, PAIR_KEYS, RUN_KEYS,
-                     STRING_COLUMNS, NoiseSetting, ci_halfwidth, diff_stats, in_paper_order, seeds_text,
-                     setting_mask, setting_of, sigma_label)
+from .common import (CELL_KEYS, CONFIDENCE, DENOISING_ARMS, NO_SETTING, NOISE_AXES, PAIR_KEYS, RUN_KEYS, STRING_COLUMNS,
+                     NoiseSetting, ci_halfwidth, diff_stats, in_paper_order, seeds_text, setting_mask, setting_of,
+                     sigma_label)
 from ddep.sweep import conditioning_label, model_of_run, run_name
 
 METRICS: tuple[str, ...] = ("mIoU", "aAcc", "mAcc")
@@ -40,109 +35,94 @@ def _is_number(x: object) -> bool:
 
 def _parse_run(path: Path) -> dict:
     """Read and validate one per-run JSON, returning a flat row dict."""
+    def check(ok: bool, what: str) -> None:
+        if not ok:
+            raise RunFileError(f"{path}: {what}")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise RunFileError(f"{path}: not valid JSON ({exc})") from exc
-    except OSError as exc:
-        raise RunFileError(f"{path}: cannot read ({exc})") from exc
-    if not isinstance(data, dict):
-        raise RunFileError(f"{path}: expected a JSON object, got {type(data).__name__}")
-    # noise_conditioning may be absent (runs written before it was an axis): off; model too
-    # (runs written before the models axis name their TransUNet preset).
-    if "model" not in data and "preset" in data:
+    except (OSError, json.JSONDecodeError) as exc:
+        raise RunFileError(f"{path}: not a readable JSON file ({exc})") from exc
+    check(isinstance(data, dict), f"expected a JSON object, got {type(data).__name__}")
+    if "model" not in data and "preset" in data:  # written before the models axis: a TransUNet preset
         data["model"] = model_of_run(data)
+    # noise_conditioning may be absent (written before it was an axis): off
     missing = [k for k in (*RUN_KEYS, *METRICS) if k not in data and k != "noise_conditioning"]
-    if missing:
-        raise RunFileError(f"{path}: missing required field(s) {missing}")
-
-    row: dict = {}
-    for k in ("dataset", "label_fraction", "arm", "sigma", "formulation", "target", "model"):
-        v = data[k]
-        if v is None or isinstance(v, (dict, list, bool)) or str(v).strip() == "":
-            raise RunFileError(f"{path}: field {k!r} must be a non-empty string, got {v!r}")
-        row[k] = str(v).strip()
+    check(not missing, f"missing required field(s) {missing}")
+    row = {k: str(data[k]).strip() for k in ("dataset", "label_fraction", "arm", "sigma", "formulation",
+                                              "target", "model")}
+    for k, v in row.items():
+        check(v and not isinstance(data[k], (dict, list, bool, type(None))),
+              f"field {k!r} must be a non-empty string, got {data[k]!r}")
     row["arm"] = row["arm"].lower()  # "21K" and "21k" are the same arm
     row["sigma"] = sigma_label(row["sigma"])
     row["noise_conditioning"] = (conditioning_label(data.get("noise_conditioning", False))
                                  if row["arm"] in DENOISING_ARMS else NO_SETTING)
     for k in ("n_labelled", "seed"):
-        if not _is_number(data[k]) or not float(data[k]).is_integer():
-            raise RunFileError(f"{path}: field {k!r} must be an integer, got {data[k]!r}")
+        check(_is_number(data[k]) and float(data[k]).is_integer(),
+              f"field {k!r} must be an integer, got {data[k]!r}")
         row[k] = int(data[k])
-    for k in METRICS:
-        v = data[k]  # mmseg reports percentages: a value in [0, 1] is legal, > 100 is a bug
-        if not _is_number(v) or (math.isfinite(v) and not 0.0 <= v <= 100.0):
-            raise RunFileError(f"{path}: metric {k!r} must be a percentage in [0, 100], got {v!r}")
+    for k in METRICS:  # mmseg reports percentages: a value in [0, 1] is legal, > 100 is a bug
+        v = data[k]
+        check(_is_number(v) and not (math.isfinite(v) and not 0.0 <= v <= 100.0),
+              f"metric {k!r} must be a percentage in [0, 100], got {v!r}")
         row[k] = float(v)
-    per_class = data.get("per_class_iou", {}) or {}
-    if not isinstance(per_class, dict):
-        raise RunFileError(f"{path}: 'per_class_iou' must be an object of class -> IoU")
+    per_class, versions = data.get("per_class_iou") or {}, data.get("versions") or {}
+    check(isinstance(per_class, dict), "'per_class_iou' must be an object of class -> IoU")
+    check(isinstance(versions, dict), "'versions' must be an object of package -> version")
     for cls, v in per_class.items():
-        if v is not None and not _is_number(v):
-            raise RunFileError(f"{path}: per_class_iou[{cls!r}] must be a number, got {v!r}")
+        check(v is None or _is_number(v), f"per_class_iou[{cls!r}] must be a number, got {v!r}")
         row[f"iou_{cls}"] = math.nan if v is None else float(v)
     row.update({k: data.get(k) for k in PROVENANCE})
     # Other scalar fields (e.g. split_file) are kept as provenance columns.
     known = {*RUN_KEYS, *METRICS, *PROVENANCE, "per_class_iou", "versions", "json_path"}
     row.update({k: v for k, v in data.items()
                 if k not in known and (v is None or isinstance(v, (str, int, float, bool)))})
-    versions = data.get("versions", {}) or {}
-    if not isinstance(versions, dict):
-        raise RunFileError(f"{path}: 'versions' must be an object of package -> version")
-    row.update({f"version_{pkg}": str(ver) for pkg, ver in versions.items()})
-    row["json_path"] = str(path)
-    return row
+    return {**row, **{f"version_{pkg}": str(ver) for pkg, ver in versions.items()}, "json_path": str(path)}
 
 
 def load_runs(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
-    """Per-run JSON files -> one row per run (identity, metrics, ``iou_<class>``, provenance,
-    ``version_<pkg>``, ``json_path``), in paper order. Raises RunFileError for a malformed file
-    and ValueError when two files describe the same run (same identity and seed)."""
-    rows = [_parse_run(Path(p)) for p in sorted({str(p) for p in paths})]
+    """Per-run JSON files -> one row per run (identity, metrics, ``iou_<class>``, provenance, ``version_<pkg>``,
+    ``json_path``), in paper order. Raises RunFileError for a malformed file and ValueError when two files describe
+    the same run (same identity and seed)."""
+    df = pd.DataFrame([_parse_run(Path(p)) for p in sorted({str(p) for p in paths})])
     base = [*RUN_KEYS, *METRICS]
-    if not rows:
+    if df.empty:
         return pd.DataFrame(columns=[*base, *PROVENANCE, "json_path"])
-    df = pd.DataFrame(rows)
-    dup = df[df.duplicated(RUN_KEYS, keep=False)]
-    if not dup.empty:
-        groups = dup.groupby(RUN_KEYS, sort=False)["json_path"].apply(list).tolist()
+    groups = df[df.duplicated(RUN_KEYS, keep=False)].groupby(RUN_KEYS, sort=False)["json_path"].apply(list).tolist()
+    if groups:
         raise ValueError("duplicate runs (same identity and seed) in: "
                          + "; ".join(" and ".join(g) for g in groups[:5]))
-    iou = sorted(c for c in df.columns if c.startswith("iou_"))
-    ver = sorted(c for c in df.columns if c.startswith("version_"))
+    iou, ver = (sorted(c for c in df.columns if c.startswith(prefix)) for prefix in ("iou_", "version_"))
     extra = [c for c in df.columns if c not in {*base, *iou, *ver, *PROVENANCE, "json_path"}]
     return in_paper_order(df[[*base, *iou, *PROVENANCE, *extra, *ver, "json_path"]]).reset_index(drop=True)
 
 
 def read_csv(path: str | os.PathLike) -> pd.DataFrame:
     """Read a CSV written by this package, keeping label columns as strings ("-", "1/30")."""
-    return pd.read_csv(path, dtype=dict.fromkeys(STRING_COLUMNS, str), keep_default_na=False,
-                       na_values=[""])
+    return pd.read_csv(path, dtype=dict.fromkeys(STRING_COLUMNS, str), keep_default_na=False, na_values=[""])
 
 
 def summarise(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per cell (CELL_KEYS): n seeds, mIoU mean, std, t CI half-width and bounds (NaN for one
-    seed), aAcc and mAcc means, the seeds. In paper order."""
-    cols = [*CELL_KEYS, "n", "mIoU_mean", "mIoU_std", "mIoU_ci95", "mIoU_ci_low",
-            "mIoU_ci_high", "aAcc_mean", "mAcc_mean", "seeds"]
+    """Per cell (CELL_KEYS): n seeds, mIoU mean, std, t CI half-width and bounds (NaN for one seed), aAcc and mAcc
+    means, the seeds. In paper order."""
+    cols = [*CELL_KEYS, "n", "mIoU_mean", "mIoU_std", "mIoU_ci95", "mIoU_ci_low", "mIoU_ci_high", "aAcc_mean",
+            "mAcc_mean", "seeds"]
     if runs.empty:
         return pd.DataFrame(columns=cols)
     out = runs.groupby(CELL_KEYS, sort=False, dropna=False).agg(
         n=("mIoU", "count"), mIoU_mean=("mIoU", "mean"), mIoU_std=("mIoU", "std"),
         aAcc_mean=("aAcc", "mean"), mAcc_mean=("mAcc", "mean"), seeds=("seed", seeds_text)).reset_index()
     out["mIoU_ci95"] = [ci_halfwidth(sd, n, CONFIDENCE) for sd, n in zip(out["mIoU_std"], out["n"])]
-    out["mIoU_ci_low"] = out["mIoU_mean"] - out["mIoU_ci95"]
-    out["mIoU_ci_high"] = out["mIoU_mean"] + out["mIoU_ci95"]
+    out = out.assign(mIoU_ci_low=out["mIoU_mean"] - out["mIoU_ci95"], mIoU_ci_high=out["mIoU_mean"] + out["mIoU_ci95"])
     return in_paper_order(out[cols]).reset_index(drop=True)
 
 
 def paired_differences(runs: pd.DataFrame, default: NoiseSetting | None = None) -> pd.DataFrame:
-    """Paired mIoU differences over seeds (matched on PAIR_KEYS + seed): DDeP - 21K and DeP -
-    none at every noise setting, and each other DeP/DDeP setting minus the same arm at
-    `default`. Settings without a matching baseline seed are omitted."""
-    cols = [*PAIR_KEYS, "comparison", "arm", "baseline", *NOISE_AXES, "n_pairs", "mean_diff",
-            "std_diff", "ci95", "ci_low", "ci_high", "n_positive", "seeds"]
+    """Paired mIoU differences over seeds (matched on PAIR_KEYS + seed): DDeP - 21K and DeP - none at every noise
+    setting, and each other DeP/DDeP setting minus the same arm at `default`. Settings without a matching baseline
+    seed are omitted."""
+    cols = [*PAIR_KEYS, "comparison", "arm", "baseline", *NOISE_AXES, "n_pairs", "mean_diff", "std_diff", "ci95",
+            "ci_low", "ci_high", "n_positive", "seeds"]
     # (label, baseline, treated runs, control runs)
     pairs = [(label, base, runs[runs["arm"] == arm], runs[runs["arm"] == base])
              for (arm, base), label in COMPARISONS.items()]
@@ -150,8 +130,8 @@ def paired_differences(runs: pd.DataFrame, default: NoiseSetting | None = None) 
         at = setting_mask(runs, default)
         for arm in DENOISING_ARMS:
             base, ctrl = run_name(arm, default), runs[(runs["arm"] == arm) & at]
-            for _, treat in runs[(runs["arm"] == arm) & ~at].groupby(list(NOISE_AXES), sort=False):
-                pairs.append((f"{run_name(arm, setting_of(treat.iloc[0]))} - {base}", base, treat, ctrl))
+            pairs += [(f"{run_name(arm, setting_of(treat.iloc[0]))} - {base}", base, treat, ctrl)
+                      for _, treat in runs[(runs["arm"] == arm) & ~at].groupby(list(NOISE_AXES), sort=False)]
     setting, out = [*PAIR_KEYS, "arm", *NOISE_AXES], []
     for label, base, treat, ctrl in pairs:
         if treat.empty or ctrl.empty:
@@ -164,14 +144,13 @@ def paired_differences(runs: pd.DataFrame, default: NoiseSetting | None = None) 
 
 
 # The pretraining JSONs' columns (``ddep pretrain-supervised`` / ``pretrain-denoise``), in order.
-PRETRAINING_COLUMNS: list[str] = [
-    "dataset", "model", "stage", "arm", "sigma", "images", "iterations", "wall_time_s", "final_loss",
-    "accuracy", "chance", "source_classes"]
+PRETRAINING_COLUMNS: list[str] = ["dataset", "model", "stage", "arm", "sigma", "images", "iterations", "wall_time_s",
+                                  "final_loss", "accuracy", "chance", "source_classes"]
 
 
 def pretraining_table(json_paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
-    """One row per pretraining job from its JSON: what it learnt from, how long it took, how
-    well (the supervised stand-in's held-out top-1 beside chance; the denoiser's final loss)."""
+    """One row per pretraining job from its JSON: what it learnt from, how long it took, how well (the supervised
+    stand-in's held-out top-1 beside chance; the denoiser's final loss)."""
     rows = []
     for path in json_paths:
         try:
@@ -182,22 +161,18 @@ def pretraining_table(json_paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
         rows.append({**{k: data.get(k) for k in PRETRAINING_COLUMNS},
                      # resources/weights/{dataset}/{model}/x.json (before models: {dataset}/x.json)
                      "dataset": data.get("dataset") or Path(path).parents["model" in data].name,
-                     "model": model_of_run(data),
-                     "arm": "21k" if supervised else data.get("arm"),
+                     "model": model_of_run(data), "arm": "21k" if supervised else data.get("arm"),
                      "images": data.get("source") if supervised else data.get("unlabelled")})
     return pd.DataFrame(rows, columns=PRETRAINING_COLUMNS)
 
 
 def pretraining_markdown(table: pd.DataFrame) -> str:
-    lines = ["**Pretraining jobs**", "",
-             "| dataset | model | arm | stage | images | iterations | wall time (s) | result |",
-             "|:---|:---|:---|:---|:---|---:|---:|:---|"]
+    lines = ["**Pretraining jobs**", "", "| dataset | model | arm | stage | images | iterations | wall time (s) | "
+             "result |", "|:---|:---|:---|:---|:---|---:|---:|:---|"]
     for r in table.itertuples():
-        result = (f"held-out top-1 {r.accuracy:.3f} on {int(r.source_classes)} classes "
-                  f"(chance {r.chance:.3f})" if r.stage == "supervised"
-                  else f"final loss {r.final_loss:.3f} (sigma {r.sigma})")
+        result = (f"held-out top-1 {r.accuracy:.3f} on {int(r.source_classes)} classes (chance {r.chance:.3f})"
+                  if r.stage == "supervised" else f"final loss {r.final_loss:.3f} (sigma {r.sigma})")
         lines.append(f"| {r.dataset} | {r.model} | {r.arm} | {r.stage} | `{r.images}` | {r.iterations} | "
                      f"{r.wall_time_s:.0f} | {result} |")
-    lines += ["", "Wall time: the job's training and evaluation, one thread, as the workflow ran "
-                  "it (two jobs side by side); start-up not included."]
-    return "\n".join(lines) + "\n"
+    return "\n".join([*lines, "", "Wall time: the job's training and evaluation, one thread, as the workflow ran it "
+                                  "(two jobs side by side); start-up not included."]) + "\n"

@@ -1,12 +1,6 @@
-"""The paper's claims, tested on the runs: one row per claim x dataset (x model) x fraction.
-
-Each claim is a paired mIoU difference over seeds with its 95% t interval: ``holds`` (CI above
-0), ``contradicted`` (below), ``not shown`` (touches 0) or ``not shown (n < 2)``. A verdict is
-*fragile* when the CI bound nearest 0 lies within FRAGILE_MARGIN of the half-width of 0: a rerun
-of the same seeds on another CPU redraws the training noise and moves the mean by about
-sqrt(2)·sd/sqrt(n), 0.51 half-widths t·sd/sqrt(n) at n = 5, so such a verdict may flip (one
-has, between AMD EPYC and Intel Xeon). ``compare_claims`` tells such a flip from a robust one.
-"""
+"""The paper's claims, tested on the runs: one row per claim x dataset (x model) x fraction, a paired mIoU
+difference over seeds, its verdict and whether a rerun on another CPU may flip it (claims_caption says how; one
+such verdict has flipped between AMD EPYC and Intel Xeon). ``compare_claims`` tells a flip from a robust one."""
 
 from __future__ import annotations
 
@@ -16,32 +10,27 @@ import os
 import pandas as pd
 
 from . import CSV_NAMES, claims_table_path, csv_paths
-from .common import (ARM_ORDER, CONFIDENCE, DENOISING_ARMS, PAIR_KEYS, NoiseSetting, arm_display,
-                     at_default, diff_stats,
-                     atomic_write_text, describe_setting, fraction_column_label,
+from .common import (ARM_ORDER, CONFIDENCE, DENOISING_ARMS, PAIR_KEYS, NoiseSetting, arm_display, at_default,
+                     atomic_write_text, describe_setting, diff_stats, fraction_column_label,
                      minimal_detectable_effect, parse_sigma)
 
-HOLDS, NOT_SHOWN, CONTRADICTED = "holds", "not shown", "contradicted"
-TOO_FEW = "not shown (n < 2)"
+HOLDS, NOT_SHOWN, CONTRADICTED, TOO_FEW = "holds", "not shown", "contradicted", "not shown (n < 2)"
 # A seed of one cell: the variant is part of it so DeP/DDeP of different formulations never mix.
 VARIANT_KEYS: list[str] = [*PAIR_KEYS, "formulation", "target"]
-CLAIM_COLUMNS: list[str] = [
-    "claim_id", "claim", "dataset", "model", "label_fraction", "n_labelled", "comparison",
-    "sigma", "formulation", "target", "n_pairs", "mean_diff", "ci_low", "ci_high", "mde",
-    "verdict", "seeds", "fragile",
-]
 # A claim is the same claim in two tables when these agree (the rest are its numbers).
-CLAIM_KEYS: list[str] = ["claim_id", "dataset", "model", "label_fraction", "n_labelled",
-                         "comparison", "sigma", "formulation", "target"]
+CLAIM_KEYS: list[str] = ["claim_id", "dataset", "model", "label_fraction", "n_labelled", "comparison", "sigma",
+                         "formulation", "target"]
+CLAIM_COLUMNS: list[str] = [*CLAIM_KEYS[:1], "claim", *CLAIM_KEYS[1:], "n_pairs", "mean_diff", "ci_low", "ci_high",
+                            "mde", "verdict", "seeds", "fragile"]
 FRAGILE_MARGIN = 0.5
-# The minimal detectable effect (``mde``): the paired difference a claim's test would detect with
-# this probability, at its spread and n (what "not shown" could have shown).
+# The minimal detectable effect (``mde``): the paired difference a claim's test would detect with this
+# probability, at its spread and n (what "not shown" could have shown).
 MDE_POWER = 0.8
-# The fractions a claim is about: "small"/"large" = fewest/most labelled images of the dataset
-# and model in the runs (a dataset run at a single fraction has neither).
+# The fractions a claim is about: "small"/"large" = fewest/most labelled images of the dataset and model in the
+# runs (a dataset run at a single fraction has neither).
 ALL, SMALL, LARGE = "all", "small", "large"
-# (claim_id, claim, arm, baselines, fractions); several baselines: the per-seed best of them,
-# so "best of the four" counts only seeds where all four arms ran.
+# (claim_id, claim, arm, baselines, fractions); several baselines: the per-seed best of them, so "best of the four"
+# counts only seeds where all four arms ran.
 ARM_CLAIMS: tuple[tuple[str, str, str, tuple[str, ...], str], ...] = (
     ("dep_gt_none", "DeP > random init", "dep", ("none",), ALL),
     ("dep_gt_21k_small", "DeP > 21K at small fractions", "dep", ("21k",), SMALL),
@@ -49,29 +38,27 @@ ARM_CLAIMS: tuple[tuple[str, str, str, tuple[str, ...], str], ...] = (
     ("ddep_gt_21k", "DDeP > 21K", "ddep", ("21k",), ALL),
     ("ddep_best", "DDeP best of the four", "ddep", ("none", "21k", "dep"), ALL),
 )
-SIGMA_CLAIM_ID = "fixed_sigma_gt_interval"
-SIGMA_CLAIM = "fixed sigma beats sigma drawn from an interval"
+SIGMA_CLAIM_ID, SIGMA_CLAIM = "fixed_sigma_gt_interval", "fixed sigma beats sigma drawn from an interval"
 
 
 def verdict(n_pairs: int, ci_low: float, ci_high: float) -> str:
-    """The verdict of a paired difference from its CI (see the module docstring)."""
+    """The verdict of a paired difference from its CI (claims_caption)."""
     if n_pairs < 2 or not (math.isfinite(ci_low) and math.isfinite(ci_high)):
         return TOO_FEW
     return HOLDS if ci_low > 0 else CONTRADICTED if ci_high < 0 else NOT_SHOWN
 
 
 def is_fragile(n_pairs: int, ci_low: float, ci_high: float) -> bool:
-    """Whether a verdict could flip on a rerun (the module docstring); never without a CI."""
-    if verdict(n_pairs, ci_low, ci_high) == TOO_FEW:
-        return False
-    return min(abs(ci_low), abs(ci_high)) <= FRAGILE_MARGIN * (ci_high - ci_low) / 2
+    """Whether a verdict could flip on a rerun (claims_caption); never without a CI."""
+    return (verdict(n_pairs, ci_low, ci_high) != TOO_FEW
+            and min(abs(ci_low), abs(ci_high)) <= FRAGILE_MARGIN * (ci_high - ci_low) / 2)
 
 
 def _rows(diff: pd.Series, keys: pd.DataFrame, fixed: dict) -> list[dict]:
     """One row per VARIANT_KEYS group of `keys` from the per-seed differences `diff`."""
     rows = [{**fixed, **dict(zip(VARIANT_KEYS, key)), **diff_stats(g["diff"], g["seed"])}
-            for key, g in keys.assign(diff=diff).dropna(subset=["diff"])
-            .groupby(VARIANT_KEYS, sort=False, dropna=False)]
+            for key, g in keys.assign(diff=diff).dropna(subset=["diff"]).groupby(VARIANT_KEYS, sort=False,
+                                                                                  dropna=False)]
     return [{**r, "mde": minimal_detectable_effect(r["std_diff"], r["n_pairs"], CONFIDENCE, MDE_POWER),
              "verdict": verdict(r["n_pairs"], r["ci_low"], r["ci_high"]),
              "fragile": is_fragile(r["n_pairs"], r["ci_low"], r["ci_high"])} for r in rows]
@@ -79,21 +66,21 @@ def _rows(diff: pd.Series, keys: pd.DataFrame, fixed: dict) -> list[dict]:
 
 def _arm_claims(runs: pd.DataFrame, sigma: str) -> list[dict]:
     """Rows of the arm claims: one per claim x cell x denoising variant."""
-    den = runs[runs["arm"].isin(DENOISING_ARMS) & (runs["sigma"] == sigma)]
-    base = runs[~runs["arm"].isin(DENOISING_ARMS)]
+    denoising = runs["arm"].isin(DENOISING_ARMS)
+    den, base = runs[denoising & (runs["sigma"] == sigma)], runs[~denoising]
     if den.empty:
         return []
-    # Per seed, one column per arm: DeP/DDeP (per variant) beside the baselines of the same seed.
+    # Per seed, one column per arm: DeP/DDeP (per variant) beside the baselines of the same seed (absent arms: NaN).
     wide = den.pivot_table(index=[*VARIANT_KEYS, "seed"], columns="arm", values="mIoU").reset_index()
     if not base.empty:
-        wide = wide.merge(base.pivot_table(index=[*PAIR_KEYS, "seed"], columns="arm", values="mIoU")
-                          .reset_index(), on=[*PAIR_KEYS, "seed"], how="left")
-    wide = wide.reindex(columns=[*VARIANT_KEYS, "seed", *ARM_ORDER])  # absent arms: NaN
+        wide = wide.merge(base.pivot_table(index=[*PAIR_KEYS, "seed"], columns="arm", values="mIoU").reset_index(),
+                          on=[*PAIR_KEYS, "seed"], how="left")
+    wide = wide.reindex(columns=[*VARIANT_KEYS, "seed", *ARM_ORDER])
     sizes = runs.groupby(["dataset", "model"])["n_labelled"].agg(["min", "max", "nunique"])
     sizes = sizes[sizes["nunique"] > 1]
     cell = pd.Series(list(zip(wide["dataset"], wide["model"], wide["n_labelled"])), index=wide.index)
-    masks = {ALL: pd.Series(True, index=wide.index), **{which: cell.isin({(*k, n) for k, n in sizes[col].items()})
-                           for which, col in ((SMALL, "min"), (LARGE, "max"))}}
+    masks = {ALL: pd.Series(True, index=wide.index), SMALL: cell.isin({(*k, n) for k, n in sizes["min"].items()}),
+             LARGE: cell.isin({(*k, n) for k, n in sizes["max"].items()})}
     out = []
     for claim_id, claim, arm, baselines, fractions in ARM_CLAIMS:
         # skipna=False: a seed missing one of the baselines has no "best other arm".
@@ -114,29 +101,25 @@ def _sigma_claims(runs: pd.DataFrame, sigma: str) -> list[dict]:
         sub = runs[runs["arm"] == arm]
         intervals = sorted({s for s in sub["sigma"] if parse_sigma(s)[0] == "interval"},
                            key=lambda s: parse_sigma(s)[1])
-        if sub.empty or not intervals or not (sub["sigma"] == sigma).any():
+        if not intervals or not (sub["sigma"] == sigma).any():
             continue
         wide = sub.pivot_table(index=[*VARIANT_KEYS, "seed"], columns="sigma", values="mIoU").reset_index()
-        for interval in intervals:
-            out += _rows(wide[sigma] - wide[interval], wide, {
-                "claim_id": SIGMA_CLAIM_ID, "claim": SIGMA_CLAIM, "sigma": f"{sigma} vs {interval}",
-                "comparison": f"{arm_display(arm)}: sigma {sigma} - {interval}"})
+        out += [row for interval in intervals for row in _rows(wide[sigma] - wide[interval], wide, {
+            "claim_id": SIGMA_CLAIM_ID, "claim": SIGMA_CLAIM, "sigma": f"{sigma} vs {interval}",
+            "comparison": f"{arm_display(arm)}: sigma {sigma} - {interval}"})]
     return out
 
 
 def claims_table(runs: pd.DataFrame, default: NoiseSetting | None) -> pd.DataFrame:
-    """The claims (CLAIM_COLUMNS) of a runs table, DeP/DDeP at `default` (None: no rows), per
-    dataset and model, claims in paper order, then fractions."""
+    """The claims (CLAIM_COLUMNS) of a runs table, DeP/DDeP at `default` (None: no rows), per dataset and model,
+    claims in paper order, then fractions."""
     if runs.empty or default is None:
         return pd.DataFrame(columns=CLAIM_COLUMNS)
     # The sigma claim: the default's formulation, target and conditioning, any sigma.
     same_axes = ~runs["arm"].isin(DENOISING_ARMS) | (
         (runs["formulation"] == default.formulation) & (runs["target"] == default.target)
         & (runs["noise_conditioning"] == default.noise_conditioning))
-    rows = _arm_claims(at_default(runs, default), default.sigma) + \
-        _sigma_claims(runs[same_axes], default.sigma)
-    if not rows:
-        return pd.DataFrame(columns=CLAIM_COLUMNS)
+    rows = _arm_claims(at_default(runs, default), default.sigma) + _sigma_claims(runs[same_axes], default.sigma)
     order = pd.CategoricalDtype([c[0] for c in ARM_CLAIMS] + [SIGMA_CLAIM_ID], ordered=True)
     return pd.DataFrame(rows, columns=CLAIM_COLUMNS).sort_values(
         ["dataset", "model", "claim_id", "n_labelled", "sigma", "formulation", "target"], kind="mergesort",
@@ -155,47 +138,38 @@ def _number(x: float, sign: str = "+") -> str:
 def claims_caption(default: NoiseSetting | None) -> str:
     """What the table shows and how the verdict is reached."""
     return (
-        f"Paired mIoU differences (percentage points) over seeds matched within dataset x "
-        f"fraction x model; {describe_setting(default)}. Verdict: *holds* when the 95% "
-        f"t CI of the mean difference is above 0, *contradicted* when below 0, *not shown* when "
-        f"it contains 0, and *not shown (n < 2)* with fewer than two pairs (no interval). "
-        f"*(fragile)* after a verdict: the CI bound nearest 0 lies within half the CI's "
-        f"half-width of 0, about as far as rerunning the same seeds and splits on another CPU "
-        f"moves the mean (the training noise is redrawn: sqrt(2)·sd/sqrt(n), 0.5x the "
-        f"half-width t·sd/sqrt(n) at n = 5), so the verdict may flip on such a rerun; "
-        f"*not shown (n < 2)* is never fragile. MDE: the minimal detectable effect, the true "
-        f"mean difference that this test (two-sided, 95%) would call non-zero with "
-        f"{MDE_POWER:.0%} power at the observed spread and n (noncentral t); a *not shown* "
-        f"claim rules out effects of about that size, not smaller ones. "
-        f"Small / large fraction: the fewest / most labelled images of the dataset in the runs "
-        f"(a dataset run at one fraction has neither). DDeP best of the four: DDeP minus the "
-        f"best of the other three arms of the same seed (seeds where all four ran). Fixed "
-        f"sigma vs interval: the default fixed sigma minus each interval setting of the same "
-        f"arm. Claims without paired runs have no row."
-    )
+        f"Paired mIoU differences (percentage points) over seeds matched within dataset x fraction x model; "
+        f"{describe_setting(default)}. Verdict: *holds* when the 95% t CI of the mean difference is above 0, "
+        f"*contradicted* when below 0, *not shown* when it contains 0, and *not shown (n < 2)* with fewer than "
+        f"two pairs (no interval). *(fragile)* after a verdict: the CI bound nearest 0 lies within half the CI's "
+        f"half-width of 0, about as far as rerunning the same seeds and splits on another CPU moves the mean "
+        f"(the training noise is redrawn: sqrt(2)·sd/sqrt(n), 0.5x the half-width t·sd/sqrt(n) at n = 5), so "
+        f"the verdict may flip on such a rerun; *not shown (n < 2)* is never fragile. MDE: the minimal "
+        f"detectable effect, the true mean difference that this test (two-sided, 95%) would call non-zero with "
+        f"{MDE_POWER:.0%} power at the observed spread and n (noncentral t); a *not shown* claim rules out "
+        f"effects of about that size, not smaller ones. Small / large fraction: the fewest / most labelled "
+        f"images of the dataset in the runs (a dataset run at one fraction has neither). DDeP best of the four: "
+        f"DDeP minus the best of the other three arms of the same seed (seeds where all four ran). Fixed sigma "
+        f"vs interval: the default fixed sigma minus each interval setting of the same arm. Claims without "
+        f"paired runs have no row.")
 
 
 def render_claims_markdown(claims: pd.DataFrame, default: NoiseSetting | None) -> str:
     """The claims as Markdown: one table per dataset (and model), then the caption."""
-    lines: list[str] = []
-    if claims.empty:
-        lines += ["**Claims of the paper**", "", "No claim has paired runs.", ""]
+    lines = [] if len(claims) else ["**Claims of the paper**", "", "No claim has paired runs.", ""]
     several_models = claims.groupby("dataset")["model"].nunique().gt(1)
     for (ds, model), g in claims.groupby(["dataset", "model"], sort=False):
-        where = f"{ds}, model {model}" if several_models[ds] else ds
-        lines += [f"**{where}: claims of the paper**", "",
+        lines += [f"**{f'{ds}, model {model}' if several_models[ds] else ds}: claims of the paper**", "",
                   "| claim | fraction (images) | comparison | n | mean diff | 95% CI | MDE | verdict |",
                   "|:---|:---:|:---|:---:|:---:|:---:|:---:|:---|"]
-        lines += [f"| {r.claim} | {fraction_column_label(r.label_fraction, r.n_labelled)} "
-                  f"| {r.comparison} | {r.n_pairs} | {_number(r.mean_diff)} | "
+        lines += [f"| {r.claim} | {fraction_column_label(r.label_fraction, r.n_labelled)} | {r.comparison} | "
+                  f"{r.n_pairs} | {_number(r.mean_diff)} | "
                   + (f"[{_number(r.ci_low)}, {_number(r.ci_high)}]" if math.isfinite(r.ci_low) else "–")
-                  + f" | {_number(r.mde, '')} | {verdict_text(r.verdict, r.fragile)} |" for r in g.itertuples()]
-        lines.append("")
+                  + f" | {_number(r.mde, '')} | {verdict_text(r.verdict, r.fragile)} |" for r in g.itertuples()] + [""]
     return "\n".join([*lines, claims_caption(default), ""])
 
 
-def write_claims(runs: pd.DataFrame, out_dir: str | os.PathLike,
-                 default: NoiseSetting | None) -> pd.DataFrame:
+def write_claims(runs: pd.DataFrame, out_dir: str | os.PathLike, default: NoiseSetting | None) -> pd.DataFrame:
     """Write ``claims.csv`` and ``tables/claims.md`` under `out_dir` and return the claims."""
     claims = claims_table(runs, default)
     atomic_write_text(csv_paths(str(out_dir))[CSV_NAMES.index("claims")], claims.to_csv(index=False))
@@ -204,28 +178,26 @@ def write_claims(runs: pd.DataFrame, out_dir: str | os.PathLike,
 
 
 def compare_claims(committed: pd.DataFrame, fresh: pd.DataFrame) -> pd.DataFrame:
-    """Two claims tables side by side, one row per claim (CLAIM_KEYS) in either: the numbers
-    and verdicts suffixed ``_committed`` / ``_fresh`` (a missing claim: "absent", not fragile),
-    ``differs`` and ``robust_flip`` (differs, neither side fragile: a rerun should not do that)."""
-    numbers = ["n_pairs", "mean_diff", "ci_low", "ci_high", "verdict", "fragile"]
-    missing = {name: sorted({*CLAIM_KEYS, "claim", *numbers} - set(t.columns))
-               for name, t in (("committed", committed), ("fresh", fresh))}
+    """Two claims tables side by side, one row per claim (CLAIM_KEYS) in either: the numbers and verdicts suffixed
+    ``_committed`` / ``_fresh`` (a missing claim: "absent", not fragile), ``differs`` and ``robust_flip`` (differs,
+    neither side fragile: a rerun should not do that)."""
+    numbers, sides = ["n_pairs", "mean_diff", "ci_low", "ci_high", "verdict", "fragile"], ("committed", "fresh")
+    missing = {side: sorted({*CLAIM_KEYS, "claim", *numbers} - set(t.columns))
+               for side, t in zip(sides, (committed, fresh))}
     if any(missing.values()):
-        raise ValueError("claims tables without the columns compared (written by an older ddep? "
-                         "rerun `ddep aggregate`): "
-                         + "; ".join(f"{k}: {v}" for k, v in missing.items() if v))
-    # Labels as text on both sides ("10" and 10 are the same fraction once read back).
-    sides = [t[[*CLAIM_KEYS, "claim", *numbers]].astype({k: str for k in CLAIM_KEYS})
-             .assign(_order=range(len(t))) for t in (committed, fresh)]
-    # one_to_one: a claim appears once per table (MergeError, a ValueError, otherwise)
-    both = sides[0].merge(sides[1], on=CLAIM_KEYS, how="outer", suffixes=("_committed", "_fresh"),
-                          validate="one_to_one")
+        raise ValueError("claims tables without the columns compared (written by an older ddep? rerun `ddep "
+                         "aggregate`): " + "; ".join(f"{k}: {v}" for k, v in missing.items() if v))
+    # Labels as text on both sides ("10" and 10 are the same fraction once read back); a claim appears once per
+    # table (validate: a MergeError, a ValueError, otherwise).
+    both = pd.merge(*(t[[*CLAIM_KEYS, "claim", *numbers]].astype(dict.fromkeys(CLAIM_KEYS, str))
+                      .assign(_order=range(len(t))) for t in (committed, fresh)), on=CLAIM_KEYS, how="outer",
+                    suffixes=("_committed", "_fresh"), validate="one_to_one")
     both = both.sort_values(["_order_committed", "_order_fresh"], kind="mergesort")
     both["claim"] = both["claim_committed"].fillna(both["claim_fresh"])
-    for side in ("committed", "fresh"):
+    for side in sides:
         both[f"verdict_{side}"] = both[f"verdict_{side}"].fillna("absent")
         both[f"fragile_{side}"] = both[f"fragile_{side}"].eq(True)  # absent: not fragile
     both["differs"] = both["verdict_committed"] != both["verdict_fresh"]
     both["robust_flip"] = both["differs"] & ~both["fragile_committed"] & ~both["fragile_fresh"]
-    return both[[*CLAIM_KEYS, "claim", *(f"{c}_{side}" for side in ("committed", "fresh") for c in numbers),
-                 "differs", "robust_flip"]].reset_index(drop=True)
+    return both[[*CLAIM_KEYS, "claim", *(f"{c}_{side}" for side in sides for c in numbers), "differs",
+                 "robust_flip"]].reset_index(drop=True)

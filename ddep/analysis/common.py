@@ -27,22 +27,25 @@ _ORDER = {"label_fraction": fraction_value, "sigma": sigma_sort_key, "seed": int
 # With variants: DeP/DDeP's formulation, target and conditioning, the paper's setting first.
 _VARIANT_ORDER = {"formulation": FORMULATIONS.index, "target": TARGETS.index,
                   "noise_conditioning": CONDITIONING.index}
-
-
 # The rows of runs, summary and paired, in this order.
 ROW_ORDER: list[str] = ["dataset", "model", "label_fraction", "arm", *NOISE_AXES, "seed"]
 
 
 def in_paper_order(df: pd.DataFrame, by: list[str] = ROW_ORDER, variants: bool = False) -> pd.DataFrame:
-    """`df` stably sorted on `by` (those present), each column an ordered categorical in paper
-    order; `variants` orders the noise variants as the paper lists them instead of as text."""
+    """`df` stably sorted on `by` (those present), each an ordered categorical in paper order (`variants`: the noise
+    variants as the paper lists them, else as text)."""
     order = {**_ORDER, **(_VARIANT_ORDER if variants else {})}
     return df.sort_values([c for c in by if c in df], kind="mergesort", key=lambda col: col.astype(
         pd.CategoricalDtype(sorted(set(col), key=order.get(col.name, str)), ordered=True)))
 
 
+def rows_of(df: pd.DataFrame, dataset: str, model: str | None = None) -> pd.DataFrame:
+    """The rows of `dataset` (and of `model`, unless None)."""
+    return df[(df["dataset"] == dataset) & ((df["model"] == model) if model is not None else True)]
+
+
 def arm_display(arm: str) -> str:
-    """Display name of an arm ("ddep" -> "DDeP"); unknown arms are shown as they are."""
+    """Display name of an arm ("ddep" -> "DDeP"); unknown arms as they are."""
     return ARM_DISPLAY.get(arm, arm)
 
 
@@ -67,10 +70,9 @@ def at_default(df: pd.DataFrame, setting: NoiseSetting | None) -> pd.DataFrame:
 
 def choose_default_setting(df: pd.DataFrame) -> NoiseSetting | None:
     """The noise setting with the most DeP/DDeP rows (ties: first in sigma order); None without any."""
-    den = df[df["arm"].isin(DENOISING_ARMS)]
-    if den.empty:
+    counts = df[df["arm"].isin(DENOISING_ARMS)].groupby(list(NOISE_AXES)).size()
+    if counts.empty:
         return None
-    counts = den.groupby(list(NOISE_AXES)).size()
     best = counts[counts == counts.max()].index
     return NoiseSetting(*min(best, key=lambda k: (sigma_sort_key(k[0]), k[1:])))
 
@@ -84,9 +86,7 @@ def setting_differences(formulation: str, target: str, conditioning: str) -> str
 
 def describe_setting(setting: NoiseSetting | None) -> str:
     """"DeP/DDeP at sigma = 0.2" (plus the axes that differ from the paper's)."""
-    if setting is None:
-        return "no DeP/DDeP results"
-    return f"DeP/DDeP at sigma = {setting.sigma}" + setting_differences(
+    return "no DeP/DDeP results" if setting is None else f"DeP/DDeP at sigma = {setting.sigma}" + setting_differences(
         setting.formulation, setting.target, setting.noise_conditioning)
 
 
@@ -107,31 +107,27 @@ def fraction_column_label(label_fraction: str, n_labelled: object) -> str:
 
 def t_critical(df: int, confidence: float = 0.95) -> float:
     """Two-sided Student-t critical value, e.g. t_critical(2) = 4.303; NaN for df < 1."""
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     return float(scipy.stats.t.ppf(0.5 + confidence / 2.0, df)) if df >= 1 else math.nan
+
+
+def _no_spread(std: float, n: int) -> bool:  # too few pairs, or an unknown std: no interval
+    return n is None or n < 2 or std is None or not math.isfinite(std)
 
 
 def ci_halfwidth(std: float, n: int, confidence: float = 0.95) -> float:
     """Half-width of the t interval of a mean, t_{n-1} * std / sqrt(n); NaN for n < 2."""
-    if n is None or n < 2 or std is None or not math.isfinite(std):
-        return math.nan
-    return t_critical(int(n) - 1, confidence) * std / math.sqrt(n)
+    return math.nan if _no_spread(std, n) else t_critical(int(n) - 1, confidence) * std / math.sqrt(n)
 
 
-def minimal_detectable_effect(std: float, n: int, confidence: float = 0.95,
-                              power: float = 0.8) -> float:
-    """The true mean difference that a two-sided paired t test at level 1 - confidence rejects
-    with probability `power` at `n` pairs of sample std `std` (solved on the noncentral t,
-    noncentrality delta * sqrt(n) / std). NaN for n < 2 or an unknown std; 0 for std 0."""
-    if n is None or n < 2 or std is None or not math.isfinite(std):
-        return math.nan
-    if std == 0:
-        return 0.0
+def minimal_detectable_effect(std: float, n: int, confidence: float = 0.95, power: float = 0.8) -> float:
+    """The true mean difference a two-sided paired t test at level 1 - confidence rejects with probability `power`
+    at `n` pairs of sample std `std` (noncentral t, noncentrality delta * sqrt(n) / std); NaN without a spread."""
+    if _no_spread(std, n) or std == 0:
+        return math.nan if _no_spread(std, n) else 0.0
     df, crit = int(n) - 1, t_critical(int(n) - 1, confidence)
 
-    def shortfall(nc: float) -> float:  # rejection probability at noncentrality nc, minus power
-        # the lower tail as the upper tail at -nc: scipy's nct.cdf far left can be NaN
+    def shortfall(nc: float) -> float:  # rejection probability minus power; the lower tail as
+        # the upper tail at -nc (scipy's nct.cdf far left can be NaN)
         return float(scipy.stats.nct.sf(crit, df, nc) + scipy.stats.nct.sf(crit, df, -nc)) - power
 
     high = crit + 1.0  # nct loses precision far out: widen the bracket only as needed
@@ -147,7 +143,6 @@ def seeds_text(seeds: pd.Series) -> str:
 def diff_stats(diff: pd.Series, seeds: pd.Series) -> dict:
     """Mean, sample std, n, t CI (half-width and bounds) and n > 0 of paired differences."""
     v = diff.dropna()
-    mean, std = v.mean(), v.std(ddof=1)
-    ci = ci_halfwidth(std, len(v), CONFIDENCE)
+    mean, std, ci = v.mean(), v.std(ddof=1), ci_halfwidth(v.std(ddof=1), len(v), CONFIDENCE)
     return {"n_pairs": len(v), "mean_diff": mean, "std_diff": std, "ci95": ci, "ci_low": mean - ci,
             "ci_high": mean + ci, "n_positive": int((diff > 0).sum()), "seeds": seeds_text(seeds)}

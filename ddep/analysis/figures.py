@@ -1,10 +1,7 @@
-"""Figures from the CSVs alone (so they always match the tables), per dataset (and model):
-``{stem}_label_efficiency``, grouped bars of mIoU per fraction and arm with 95% CI error bars;
-``{stem}_noise`` where a noise ablation has runs, mIoU vs sigma (log x), one panel per ablated
-fraction, colour = arm, line style = formulation, marker = target/conditioning, sigma ~ U(a, b)
-hollow with a bar over [a, b], random init and 21K as dash-dotted lines with CI bands;
-``{stem}_claims``, a forest plot of the claims (mean and 95% CI against 0, coloured by verdict,
-hollow when fragile). Where two or more datasets are ablated, ``noise``: one panel per dataset.
+"""Figures from the CSVs alone (so they match the tables), per dataset (and model): ``{stem}_label_efficiency``
+(grouped bars, 95% CI); ``{stem}_noise`` where ablated (mIoU vs sigma per ablated fraction; colour = arm, line =
+formulation, marker = target/conditioning, U(a, b) hollow with a bar over [a, b], random init and 21K as lines
+with CI bands); ``{stem}_claims`` (forest plot by verdict, hollow when fragile); ``noise``: every ablated dataset.
 """
 
 from __future__ import annotations
@@ -31,23 +28,21 @@ from . import CSV_NAMES, csv_paths, figure_paths, noise_overview_paths
 from .aggregate import read_csv
 from .claims import CONTRADICTED, HOLDS, NOT_SHOWN, SIGMA_CLAIM_ID, TOO_FEW, verdict_text
 from .common import (ARM_COLOURS, DENOISING_ARMS, NoiseSetting, arm_display, atomic_write_bytes,
-                     describe_setting, fraction_column_label, in_paper_order, parse_sigma,
+                     describe_setting, fraction_column_label, in_paper_order, parse_sigma, rows_of,
                      seed_count_text, setting_differences)
 from .tables import ablated_rows, fraction_columns, label_efficiency, table_groups
 
 DPI = 150
-# Fixed fonts and sizes (DejaVu Sans ships with matplotlib) on seaborn's whitegrid style, so
-# figures look the same everywhere; TrueType in the PDF keeps its text searchable.
-STYLE: dict = {**sns.axes_style("whitegrid"), "font.family": "DejaVu Sans", "font.size": 10,
-               "axes.titlesize": 11, "axes.labelsize": 10, "xtick.labelsize": 9,
-               "ytick.labelsize": 9, "legend.fontsize": 9, "figure.titlesize": 12,
-               "pdf.fonttype": 42}
+# Fixed fonts and sizes (DejaVu Sans ships with matplotlib) on seaborn's whitegrid style, so figures look the same
+# everywhere; TrueType in the PDF keeps its text searchable.
+STYLE: dict = {**sns.axes_style("whitegrid"), "font.family": "DejaVu Sans", "font.size": 10, "axes.titlesize": 11,
+               "axes.labelsize": 10, "xtick.labelsize": 9, "ytick.labelsize": 9, "legend.fontsize": 9,
+               "figure.titlesize": 12, "pdf.fonttype": 42}
 FALLBACK_COLOURS = sns.color_palette("colorblind", 10).as_hex()
 FORMULATION_STYLES = {"unscaled": "-", "scaled": "--"}
 # Marker per (target, conditioning): the paper's setting is a circle.
 VARIANT_MARKERS = {("eps", "off"): "o", ("x", "off"): "s", ("eps", "on"): "^", ("x", "on"): "D"}
-# Verdict colours of the claims figure (Okabe-Ito): green holds, vermillion contradicted, greys
-# for not shown (light: no interval).
+# Verdict colours (Okabe-Ito): green holds, vermillion contradicted, greys not shown (light: no interval).
 VERDICT_COLOURS = {HOLDS: "#009E73", CONTRADICTED: "#D55E00", NOT_SHOWN: "#666666", TOO_FEW: "#AAAAAA"}
 HOLLOW = {"marker": "o", "markerfacecolor": "white", "linestyle": "none"}
 
@@ -77,10 +72,9 @@ def save_figure(fig: Figure, paths: list[str]) -> list[Path]:
     written = []
     for path in map(Path, paths):
         buf = io.BytesIO()
-        # No timestamps in the metadata so re-running gives the same bytes.
-        meta = {"CreationDate": None} if path.suffix == ".pdf" else {}
-        with matplotlib.rc_context(STYLE):
-            fig.savefig(buf, format=path.suffix[1:], dpi=DPI, metadata=meta)
+        with matplotlib.rc_context(STYLE):  # no timestamp in a PDF: a rerun gives the same bytes
+            fig.savefig(buf, format=path.suffix[1:], dpi=DPI,
+                        metadata={"CreationDate": None} if path.suffix == ".pdf" else {})
         written.append(atomic_write_bytes(path, buf.getvalue()))
     return written
 
@@ -93,18 +87,16 @@ def label_efficiency_figure(summary: pd.DataFrame, dataset: str, model: str | No
         return None
     means, cis = wide["mIoU_mean"].astype(float), wide["mIoU_ci95"].astype(float)
     arm_of = {arm_display(a): a for a in summary["arm"].unique()}
-    with matplotlib.rc_context(STYLE):
-        # Width grows with the number of bars so labels never collide.
+    with matplotlib.rc_context(STYLE):  # width grows with the number of bars so labels never collide
         fig = _new_figure(max(6.0, 1.2 + means.shape[1] * (0.35 * len(means) + 0.5)), 4.2)
         ax = fig.add_subplot()
         # pandas groups the bars; a single seed's NaN CI draws no error bar
-        means.T.plot.bar(ax=ax, yerr=cis.T, width=0.8, rot=0, edgecolor="black", linewidth=0.5,
-                         color=[_colour(arm_of.get(row, row)) for row in wide.index], capsize=3,
+        means.T.plot.bar(ax=ax, yerr=cis.T, width=0.8, rot=0, edgecolor="black", linewidth=0.5, capsize=3,
+                         color=[_colour(arm_of.get(row, row)) for row in wide.index],
                          error_kw={"ecolor": "black", "elinewidth": 1.0})
         top = np.nan_to_num((means + cis.fillna(0)).max().max())
-        ax.set_xlabel("labelled fraction (images)")
-        ax.set_ylabel("mIoU (%)")
-        ax.set_ylim(0, min(100.0, top * 1.12) if top > 0 else 1.0)
+        ax.set(xlabel="labelled fraction (images)", ylabel="mIoU (%)",
+               ylim=(0, min(100.0, top * 1.12) if top > 0 else 1.0))
         ax.grid(axis="x", visible=False)
         default = wide.attrs["default"]
         sig = f", {describe_setting(default)}" if default is not None else ""
@@ -116,14 +108,11 @@ def label_efficiency_figure(summary: pd.DataFrame, dataset: str, model: str | No
 
 def _noise_panels(summary: pd.DataFrame, dataset: str, model: str | None, prefix: str = "") -> list:
     """(title, ablated DeP/DDeP cells, no-denoising reference cells) per ablated fraction."""
-    mine = summary[summary["dataset"] == dataset]
-    if model is not None:
-        mine = mine[mine["model"] == model]
-    df = ablated_rows(mine)
-    df = df[df["mIoU_mean"].notna()]
-    references = mine[~mine["arm"].isin(DENOISING_ARMS) & mine["mIoU_mean"].notna()]
-    return [(f"{prefix}label fraction {label}", df[df["label_fraction"] == lf],
-             references[references["label_fraction"] == lf]) for lf, label in fraction_columns(df)]
+    mine = rows_of(summary, dataset, model)
+    df = ablated_rows(mine).dropna(subset=["mIoU_mean"])
+    refs = mine[~mine["arm"].isin(DENOISING_ARMS) & mine["mIoU_mean"].notna()]
+    return [(f"{prefix}label fraction {label}", df[df["label_fraction"] == lf], refs[refs["label_fraction"] == lf])
+            for lf, label in fraction_columns(df)]
 
 
 def noise_figure(summary: pd.DataFrame, dataset: str, model: str | None = None) -> Figure | None:
@@ -133,23 +122,21 @@ def noise_figure(summary: pd.DataFrame, dataset: str, model: str | None = None) 
 
 
 def noise_overview_figure(summary: pd.DataFrame) -> Figure | None:
-    """The paper's noise figure: one panel per ablated dataset (and fraction, and model where a
-    dataset has several), side by side; None unless at least two datasets are ablated."""
-    panels = {ds: _noise_panels(summary, ds, model, f"{stem}, ")
-              for ds, model, stem in (table_groups(summary) if not summary.empty else [])}
-    panels = [p for ps in panels.values() for p in ps]
+    """The paper's noise figure: one panel per ablated dataset (and fraction, and model where a dataset has
+    several), side by side; None unless at least two datasets are ablated."""
+    panels = [p for ds, model, stem in (table_groups(summary) if not summary.empty else [])
+              for p in _noise_panels(summary, ds, model, f"{stem}, ")]
     if len({cells["dataset"].iloc[0] for _, cells, _ in panels}) < 2:
         return None
     return _sigma_panels(panels, "noise ablations", sharey=False)  # datasets differ in mIoU range
 
 
-def _sigma_panels(panels: list[tuple[str, pd.DataFrame, pd.DataFrame]], where: str,
-                  sharey: bool = True) -> Figure:
+def _sigma_panels(panels: list[tuple[str, pd.DataFrame, pd.DataFrame]], where: str, sharey: bool = True) -> Figure:
     """One axis of mIoU vs sigma per (title, ablated cells, reference cells)."""
     df = pd.concat([cells for _, cells, _ in panels])
     bounds = df["sigma"].map(lambda s: parse_sigma(s)[1])
-    # x: a fixed sigma, or the middle of an interval (its bounds drawn as a horizontal bar;
-    # a lower bound of 0 is clipped to the axis on the log scale)
+    # x: a fixed sigma, or the middle of an interval (its bounds drawn as a horizontal bar; a lower bound of 0 is
+    # clipped to the axis on the log scale)
     df = df.assign(interval=df["sigma"].map(lambda s: parse_sigma(s)[0] == "interval"),
                    x=bounds.map(lambda v: sum(v) / len(v)), lo=bounds.map(min), hi=bounds.map(max))
     variants = ["arm", "formulation", "target", "noise_conditioning"]
@@ -181,12 +168,11 @@ def _sigma_panels(panels: list[tuple[str, pd.DataFrame, pd.DataFrame]], where: s
                 ax.axhspan(r.mIoU_mean - ci, r.mIoU_mean + ci, color=colour, alpha=0.12, linewidth=0)
                 handles.setdefault(f"{arm_display(r.arm)} (no denoising)",
                                    Line2D([], [], color=colour, linewidth=1.2, linestyle="-."))
-            ax.set_xscale("log")
             ticks = sorted(set(sub["x"]))
+            ax.set(xscale="log", title=title, xlabel="pretraining noise σ")
             ax.set_xticks(ticks, [f"{v:g}" for v in ticks])
             ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
             ax.set_xlim(min(ticks) / 1.6, max(sub["hi"].max(), max(ticks)) * 1.3)
-            ax.set(title=title, xlabel="pretraining noise σ")
         for ax in axes[len(panels):]:
             ax.set_visible(False)
         for ax in axes if not sharey else axes[::ncols]:
@@ -200,25 +186,21 @@ def _sigma_panels(panels: list[tuple[str, pd.DataFrame, pd.DataFrame]], where: s
 
 
 def claims_figure_rows(claims: pd.DataFrame, dataset: str, model: str | None = None) -> pd.DataFrame:
-    """The rows of one dataset's (and model's) claims figure, top to bottom in the claims
-    table's order: label ("DDeP > 21K · 10 (10)", plus the comparison on a second line where
-    the claim does not name it), mean_diff, ci_low, ci_high, n_pairs, verdict, fragile."""
-    df = claims[claims["dataset"] == dataset]
-    if model is not None:
-        df = df[df["model"] == model]
+    """The rows of one dataset's (and model's) claims figure in the claims table's order: label ("DDeP > 21K · 10
+    (10)", plus the comparison where the claim does not name it), mean_diff, CI, n_pairs, verdict, fragile."""
+    df = rows_of(claims, dataset, model)
     # the comparison where the claim does not name it: the sigma claim's arm and interval
     named = ~df.duplicated(["claim_id", "label_fraction"], keep=False) & (df["claim_id"] != SIGMA_CLAIM_ID)
     label = [(f"{c} · {fraction_column_label(lf, n)}" + ("" if ok else f"\n{comp}")).replace("sigma", "σ")
-             for c, lf, n, comp, ok in zip(df["claim"], df["label_fraction"], df["n_labelled"],
-                                           df["comparison"], named)]
-    return df.assign(label=label).astype({"mean_diff": float, "ci_low": float, "ci_high": float,
-                                          "n_pairs": int, "fragile": bool})[
+             for c, lf, n, comp, ok in zip(df["claim"], df["label_fraction"], df["n_labelled"], df["comparison"],
+                                           named)]
+    return df.assign(label=label).astype({"mean_diff": float, "ci_low": float, "ci_high": float, "n_pairs": int,
+                                          "fragile": bool})[
         ["label", "mean_diff", "ci_low", "ci_high", "n_pairs", "verdict", "fragile"]].reset_index(drop=True)
 
 
 def claims_figure(claims: pd.DataFrame, dataset: str, model: str | None = None) -> Figure:
-    """Forest plot of one dataset's claims (claims_figure_rows), the verdict on the right;
-    without claims, a figure that says so."""
+    """Forest plot of one dataset's claims, the verdict on the right; without claims, a figure that says so."""
     rows = claims_figure_rows(claims, dataset, model)
     with matplotlib.rc_context(STYLE):
         fig = _new_figure(9.0, 1.9 + 0.42 * max(len(rows), 2))
@@ -228,21 +210,20 @@ def claims_figure(claims: pd.DataFrame, dataset: str, model: str | None = None) 
             ax.text(0.5, 0.5, "No claim has paired runs.", ha="center", va="center", transform=ax.transAxes)
             fig.suptitle(_title(fig, f"{_where(dataset, model)}: claims of the paper"))
             return fig
-        y = np.arange(len(rows))
         ax.axvline(0.0, color="black", linewidth=1.0, zorder=1)
-        for yi, r in zip(y, rows.itertuples()):
-            colour = VERDICT_COLOURS.get(r.verdict, "black")
-            has_ci = math.isfinite(r.ci_low) and math.isfinite(r.ci_high)  # n < 2: the mean alone
-            ax.errorbar([r.mean_diff], [yi], xerr=[[r.mean_diff - r.ci_low], [r.ci_high - r.mean_diff]]
-                        if has_ci else None, fmt="o", color=colour, markersize=8, markeredgewidth=1.6,
-                        markerfacecolor="white" if r.fragile else colour, elinewidth=1.8, capsize=4, zorder=3)
-        ax.set_yticks(y, rows["label"])
+        colours = rows["verdict"].map(lambda v: VERDICT_COLOURS.get(v, "black"))
+        for y, (r, colour) in enumerate(zip(rows.itertuples(), colours)):  # n < 2: the mean alone, no CI
+            ax.errorbar([r.mean_diff], [y], xerr=[[r.mean_diff - r.ci_low], [r.ci_high - r.mean_diff]]
+                        if math.isfinite(r.ci_low) and math.isfinite(r.ci_high) else None, fmt="o", color=colour,
+                        markersize=8, markeredgewidth=1.6, markerfacecolor="white" if r.fragile else colour,
+                        elinewidth=1.8, capsize=4, zorder=3)
+        ax.set_yticks(range(len(rows)), rows["label"])
         ax.set_ylim(len(rows) - 0.5, -0.5)  # first claim on top
         right = ax.secondary_yaxis("right")  # the verdicts, in their colour
-        right.set_yticks(y, [verdict_text(v, f) for v, f in zip(rows["verdict"], rows["fragile"])])
+        right.set_yticks(range(len(rows)), [verdict_text(v, f) for v, f in zip(rows["verdict"], rows["fragile"])])
         right.tick_params(length=0)
-        for tick, v in zip(right.get_yticklabels(), rows["verdict"]):
-            tick.set_color(VERDICT_COLOURS.get(v, "black"))
+        for tick, colour in zip(right.get_yticklabels(), colours):
+            tick.set_color(colour)
         ends = np.concatenate([[0.0], rows["mean_diff"], rows["ci_low"], rows["ci_high"]])
         lo, hi = np.nanmin(ends), np.nanmax(ends)
         pad = 0.08 * (hi - lo) if hi > lo else 1.0
@@ -261,34 +242,31 @@ def claims_figure(claims: pd.DataFrame, dataset: str, model: str | None = None) 
     return fig
 
 
-def write_figures(results_dir: str | os.PathLike, out_dir: str | os.PathLike,
-                  default: NoiseSetting | None = None, quiet: bool = False) -> tuple[list[Path], list[str]]:
-    """Draw every figure of ``summary.csv`` and ``claims.csv`` under `results_dir` into
-    `out_dir`. Returns (written files, notes on skipped figures), printed unless `quiet`."""
-    paths = csv_paths(str(results_dir))
-    summary_path, claims_path = (Path(paths[CSV_NAMES.index(name)]) for name in ("summary", "claims"))
+def write_figures(results_dir: str | os.PathLike, out_dir: str | os.PathLike, default: NoiseSetting | None = None,
+                  quiet: bool = False) -> tuple[list[Path], list[str]]:
+    """Draw every figure of ``summary.csv`` and ``claims.csv`` under `results_dir` into `out_dir`. Returns
+    (written files, notes on skipped figures), printed unless `quiet`."""
+    summary_path, claims_path = (Path(csv_paths(str(results_dir))[CSV_NAMES.index(n)]) for n in ("summary", "claims"))
     for path in (summary_path, claims_path):
         if not path.is_file():
             raise FileNotFoundError(f"{path}: not found (run the aggregate step first)")
     summary, claims = read_csv(summary_path), read_csv(claims_path)
     if "fragile" not in claims.columns:
-        raise ValueError(f"{claims_path} has no 'fragile' column: it was written by an older "
-                         f"ddep; run the aggregate step again")
+        raise ValueError(f"{claims_path} has no 'fragile' column: it was written by an older ddep; run the "
+                         f"aggregate step again")
     files: list[Path] = []
     notes = [f"{summary_path} has no rows: no figures written"] if summary.empty else []
     for ds, model, stem in (table_groups(summary) if not summary.empty else []):
-        p = model if stem != ds else None
-        sub = summary[(summary["dataset"] == ds) & (summary["model"] == model)]
+        p, sub = model if stem != ds else None, rows_of(summary, ds, model)
         figures = {"label_efficiency": label_efficiency_figure(sub, ds, p, default),
                    "noise": noise_figure(sub, ds, p),  # None: no noise ablations, no figure
-                   "claims": claims_figure(claims[(claims["dataset"] == ds) & (claims["model"] == model)], ds, p)}
+                   "claims": claims_figure(rows_of(claims, ds, model), ds, p)}
         if figures["label_efficiency"] is None:
             notes.append(f"{stem}: no data for the label_efficiency figure, skipped")
         files += [f for kind, fig in figures.items() if fig is not None
                   for f in save_figure(fig, figure_paths(str(out_dir), stem, kind))]
     fig = noise_overview_figure(summary)  # None unless several datasets are ablated
-    if fig is not None:
-        files += save_figure(fig, noise_overview_paths(str(out_dir)))
+    files += save_figure(fig, noise_overview_paths(str(out_dir))) if fig is not None else []
     for line in [] if quiet else [*(f"wrote {f}" for f in files), *(f"note: {n}" for n in notes)]:
         print(line)
     return files, notes

@@ -1,6 +1,5 @@
-"""The aggregate step: per-run JSONs -> runs/summary/paired/claims CSVs, the tables, the claims
-and the pretraining jobs' table. Chains :mod:`.aggregate`, :mod:`.tables` and :mod:`.claims`,
-which know nothing of each other's outputs."""
+"""The aggregate step: per-run JSONs -> runs/summary/paired/claims CSVs, the tables, the claims and the pretraining
+jobs' table. Chains :mod:`.aggregate`, :mod:`.tables` and :mod:`.claims`, which know nothing of each other."""
 
 from __future__ import annotations
 
@@ -18,11 +17,9 @@ from .tables import write_tables
 def write_results(json_paths: Iterable[str | os.PathLike], out_dir: str | os.PathLike,
                   default_noise: NoiseSetting | None = None, quiet: bool = False,
                   pretraining_paths: Iterable[str | os.PathLike] = ()) -> str:
-    """Load runs and write runs/summary/paired/claims CSVs and ``tables/`` under `out_dir`
-    (atomically), and the pretraining jobs' table when their JSONs are given. Prints (unless
-    `quiet`) and returns a short summary."""
-    out = Path(out_dir)
-    runs = load_runs(json_paths)
+    """Write runs/summary/paired/claims CSVs and ``tables/`` under `out_dir` (atomically), and the pretraining jobs'
+    table when their JSONs are given. Prints (unless `quiet`) and returns a short summary."""
+    out, runs = Path(out_dir), load_runs(json_paths)
     summary = summarise(runs)
     # DeP/DDeP's setting in the label-efficiency table and the claims, the ablations' baseline
     default = default_noise or choose_default_setting(summary)
@@ -31,20 +28,17 @@ def write_results(json_paths: Iterable[str | os.PathLike], out_dir: str | os.Pat
         atomic_write_text(path, table.to_csv(index=False))
     table_files, notes = write_tables(summary, paired, out, default)
     claims = write_claims(runs, out, default)
-    pretraining_paths = list(pretraining_paths)
-    if pretraining_paths:
-        pretrainings = pretraining_table(pretraining_paths)
-        csv, md = pretrainings_paths(str(out))
+    if pretraining_paths := list(pretraining_paths):
+        pretrainings, (csv, md) = pretraining_table(pretraining_paths), pretrainings_paths(str(out))
         atomic_write_text(csv, pretrainings.to_csv(index=False))
         atomic_write_text(md, pretraining_markdown(pretrainings))
     verdicts = "".join(f", {n} {v}" for v, n in claims["verdict"].value_counts().items())
-    text = "\n".join([
-        (f"aggregated {len(runs)} run(s) into {len(summary)} cell(s) over "
-         f"{runs['dataset'].nunique() if len(runs) else 0} dataset(s) -> {out}"),
-        f"paired comparisons: {len(paired)} setting(s)",
-        f"tables: {len(table_files) + 1} file(s) in {out / 'tables'}",
-        f"claims: {len(claims)} row(s){verdicts}; {int(claims['fragile'].sum())} fragile",
-        *(f"  note: {n}" for n in notes)])
+    datasets = runs["dataset"].nunique() if len(runs) else 0
+    text = "\n".join([f"aggregated {len(runs)} run(s) into {len(summary)} cell(s) over {datasets} dataset(s) -> {out}",
+                      f"paired comparisons: {len(paired)} setting(s)",
+                      f"tables: {len(table_files) + 1} file(s) in {out / 'tables'}",
+                      f"claims: {len(claims)} row(s){verdicts}; {int(claims['fragile'].sum())} fragile",
+                      *(f"  note: {n}" for n in notes)])
     if not quiet:
         print(text)
     return text

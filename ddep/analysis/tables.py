@@ -1,7 +1,6 @@
-"""Result tables (Markdown via tabulate, LaTeX via pandas' Styler/booktabs) from summary.csv
-and paired.csv: label efficiency (arms x label fractions, ``mean ± 95% CI`` of mIoU, best per
-column in bold) and, where run, noise ablations (each DeP/DDeP setting's mIoU and its paired
-difference from the default)."""
+"""Result tables (Markdown via tabulate, LaTeX via pandas' Styler/booktabs) from summary.csv and paired.csv: label
+efficiency (arms x label fractions, ``mean ± 95% CI`` of mIoU, best per column in bold) and, where run, noise
+ablations (each DeP/DDeP setting's mIoU and its paired difference from the default)."""
 
 from __future__ import annotations
 
@@ -13,25 +12,22 @@ import pandas as pd
 
 from . import table_paths
 from .common import (DENOISING_ARMS, NOISE_AXES, NoiseSetting, arm_display, at_default, atomic_write_text,
-                     choose_default_setting, describe_setting, fraction_column_label, in_paper_order,
+                     choose_default_setting, describe_setting, fraction_column_label, in_paper_order, rows_of,
                      seed_count_text, setting_mask, setting_of)
 from ddep.sweep import ABLATION_CELL, ablated_keys, result_stem, run_name
 
 DASH = "–"
 # Styler escapes cells and headers; the caption is passed through as is, so it is escaped here.
-_CAPTION_ESCAPES = str.maketrans({"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$",
-                                  "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
-                                  "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"})
+_CAPTION_ESCAPES = str.maketrans({"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
+                                  "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
+                                  "^": r"\textasciicircum{}"})
 
 
 def table_groups(summary: pd.DataFrame) -> list[tuple[str, str, str]]:
-    """(dataset, model, file stem) per table/figure; the stem gets ``_<model>`` only when a
-    dataset has results for several models."""
-    out = []
-    for ds in sorted(summary["dataset"].astype(str).unique()):
-        models = sorted(summary.loc[summary["dataset"] == ds, "model"].astype(str).unique())
-        out += [(ds, m, result_stem(ds, m, len(models) > 1)) for m in models]
-    return out
+    """(dataset, model, file stem) per table/figure; the stem gets ``_<model>`` only when a dataset has results for
+    several models."""
+    models = summary.astype({"model": str}).groupby(summary["dataset"].astype(str))["model"].unique()
+    return [(ds, m, result_stem(ds, m, len(ms) > 1)) for ds, ms in models.sort_index().items() for m in sorted(ms)]
 
 
 def fraction_columns(df: pd.DataFrame) -> list[tuple[str, str]]:
@@ -42,44 +38,37 @@ def fraction_columns(df: pd.DataFrame) -> list[tuple[str, str]]:
 
 def label_efficiency(summary: pd.DataFrame, dataset: str, model: str | None = None,
                      default: NoiseSetting | None = None) -> pd.DataFrame:
-    """Rows = arms (display names, paper order), columns = (mIoU_mean | mIoU_ci95 | n, fraction
-    label); DeP/DDeP at `default` (None: the setting with the most results), in ``.attrs``."""
-    df = summary[summary["dataset"] == dataset]
-    if model is not None:
-        df = df[df["model"] == model]
+    """Rows = arms (display names, paper order), columns = (mIoU_mean | mIoU_ci95 | n, fraction label); DeP/DDeP at
+    `default` (None: the setting with the most results), in ``.attrs``."""
+    df = rows_of(summary, dataset, model)
     default = default or choose_default_setting(df)
     df = in_paper_order(at_default(df, default), ["arm"])
     cols = fraction_columns(df)
     wide = (df.assign(_row=df["arm"].map(arm_display), _col=df["label_fraction"].map(dict(cols)))
             .set_index(["_row", "_col"])[["mIoU_mean", "mIoU_ci95", "n"]].unstack("_col"))
-    wide = wide.reindex(index=df["arm"].map(arm_display).unique()).reindex(
-        columns=[label for _, label in cols], level="_col")
+    wide = wide.reindex(index=df["arm"].map(arm_display).unique()).reindex(columns=[c for _, c in cols], level="_col")
     wide.index.name, wide.columns.names = None, [None, None]
     wide.attrs["default"] = default
     return wide
 
 
 def _cell_text(mean: float, ci: float, pm: str = " ± ") -> str:
-    if not math.isfinite(mean):
-        return DASH
-    return f"{mean:.1f}" if not math.isfinite(ci) else f"{mean:.1f}{pm}{ci:.1f}"
+    return DASH if not math.isfinite(mean) else f"{mean:.1f}" + (f"{pm}{ci:.1f}" if math.isfinite(ci) else "")
 
 
 def _cells(wide: pd.DataFrame, pm: str, bold: str) -> pd.DataFrame:
     """Cell texts; the best mean of each column (compared as displayed) in `bold` ("**{}**")."""
     mean, ci = wide["mIoU_mean"], wide["mIoU_ci95"]
     best = mean.round(1).eq(mean.round(1).max())
-    return pd.DataFrame({c: [(bold if b else "{}").format(_cell_text(m, e, pm))
-                             for m, e, b in zip(mean[c], ci[c], best[c])] for c in mean.columns},
-                        index=mean.index)
+    return pd.DataFrame({c: [(bold if b else "{}").format(_cell_text(m, e, pm)) for m, e, b in
+                             zip(mean[c], ci[c], best[c])] for c in mean.columns}, index=mean.index)
 
 
 def _latex(styler, caption: str, label: str, column_format: str) -> str:
     """A booktabs table with escaped headers and `caption`."""
-    caption = caption.translate(_CAPTION_ESCAPES).replace("±", r"$\pm$").replace(
-        "sigma", r"$\sigma$").replace("–", "--")
+    caption = caption.translate(_CAPTION_ESCAPES).replace("±", r"$\pm$").replace("sigma", r"$\sigma$")
     return styler.format_index(escape="latex", axis=0).format_index(escape="latex", axis=1).to_latex(
-        hrules=True, position="t", position_float="centering", label=label, caption=caption,
+        hrules=True, position="t", position_float="centering", label=label, caption=caption.replace("–", "--"),
         column_format=column_format)
 
 
@@ -88,12 +77,10 @@ def render_label_efficiency(wide: pd.DataFrame, where: str, label: str) -> tuple
     caption = (f"{where}. mIoU (%) as mean ± 95% CI half-width (t distribution) over seeds "
                f"({seed_count_text(wide['n'].stack())}); columns: labelled fraction (images); "
                f"{describe_setting(wide.attrs['default'])}. Best per column in bold.")
-    md_cells = _cells(wide, " ± ", "**{}**")
-    md = "\n".join([f"**{where}: label efficiency (mIoU %)**", "",
-                    md_cells.to_markdown(colalign=["left"] + ["center"] * md_cells.shape[1]), "",
-                    caption, ""])
+    md = _cells(wide, " ± ", "**{}**").to_markdown(colalign=["left"] + ["center"] * wide["n"].shape[1])
     tex = _cells(wide, r" $\pm$ ", r"\textbf{{{}}}")
-    return md, _latex(tex.style, caption, label, "l" + "c" * tex.shape[1])
+    return ("\n".join([f"**{where}: label efficiency (mIoU %)**", "", md, "", caption, ""]),
+            _latex(tex.style, caption, label, "l" + "c" * tex.shape[1]))
 
 
 def ablated_rows(summary: pd.DataFrame) -> pd.DataFrame:
@@ -107,15 +94,12 @@ def ablated_rows(summary: pd.DataFrame) -> pd.DataFrame:
 def _diff_text(r) -> str:
     if r.matched != "both" or not math.isfinite(r.mean_diff):
         return DASH
-    if not math.isfinite(r.ci95):
-        return f"{r.mean_diff:+.2f} (n=1)"
-    return f"{r.mean_diff:+.2f} [{r.ci_low:+.2f}, {r.ci_high:+.2f}]"
+    return f"{r.mean_diff:+.2f} " + (f"[{r.ci_low:+.2f}, {r.ci_high:+.2f}]" if math.isfinite(r.ci95) else "(n=1)")
 
 
-def noise_table(summary: pd.DataFrame, paired: pd.DataFrame,
-                default: NoiseSetting | None) -> pd.DataFrame:
-    """One dataset's (and model's) noise ablations: one row per DeP/DDeP setting of each
-    ablated fraction, its mIoU and its paired difference from the default setting."""
+def noise_table(summary: pd.DataFrame, paired: pd.DataFrame, default: NoiseSetting | None) -> pd.DataFrame:
+    """One dataset's (and model's) noise ablations: one row per DeP/DDeP setting of each ablated fraction, its mIoU
+    and its paired difference from the default setting."""
     df = in_paper_order(ablated_rows(summary), ["arm", "label_fraction", "formulation", "target",
                                                 "noise_conditioning", "sigma"], variants=True)
     if df.empty:
@@ -124,49 +108,44 @@ def noise_table(summary: pd.DataFrame, paired: pd.DataFrame,
     keys = ["arm", "label_fraction", "model", *NOISE_AXES]
     base = paired.iloc[:0] if default is None else \
         paired[paired["baseline"] == paired["arm"].map(lambda a: run_name(a, default))]
-    df = df.merge(base[[*keys, "mean_diff", "ci95", "ci_low", "ci_high"]].drop_duplicates(keys),
-                  on=keys, how="left", indicator="matched")
+    df = df.merge(base[[*keys, "mean_diff", "ci95", "ci_low", "ci_high"]].drop_duplicates(keys), on=keys,
+                  how="left", indicator="matched")
     return pd.DataFrame([{
         "arm": arm_display(r.arm), "images": fraction_column_label(r.label_fraction, r.n_labelled),
-        "sigma": r.sigma, "formulation": r.formulation, "target": r.target,
-        "conditioning": r.noise_conditioning, "mIoU": _cell_text(r.mIoU_mean, r.mIoU_ci95), "n": int(r.n),
+        "sigma": r.sigma, "formulation": r.formulation, "target": r.target, "conditioning": r.noise_conditioning,
+        "mIoU": _cell_text(r.mIoU_mean, r.mIoU_ci95), "n": int(r.n),
         "vs default [95% CI]": "default" if setting_of(r._asdict()) == default else _diff_text(r)}
         for r in df.itertuples(index=False)])
 
 
-def render_noise_table(table: pd.DataFrame, where: str, default: NoiseSetting | None,
-                       label: str) -> tuple[str, str]:
+def render_noise_table(table: pd.DataFrame, where: str, default: NoiseSetting | None, label: str) -> tuple[str, str]:
     """(Markdown, LaTeX) of a noise-ablation table."""
-    caption = (f"{where}. DeP/DDeP pretrained at each noise setting, then fine-tuned: mIoU (%) as "
-               f"mean ± 95% CI half-width over seeds, and the paired difference from the same arm "
-               f"at the default setting ({describe_setting(default)}) over matched seeds, with its 95% t CI. Sigma U(a,b): "
-               f"drawn uniformly per image; scaled: sqrt(g)x + sqrt(1-g)eps, g = 1/(1+sigma^2).")
-    md = "\n".join([f"**{where}: noise ablations (mIoU %)**", "",
-                    table.to_markdown(index=False, colalign=["left"] * 6 + ["center"] * 3), "",
-                    caption, ""])
+    caption = (f"{where}. DeP/DDeP pretrained at each noise setting, then fine-tuned: mIoU (%) as mean ± 95% CI "
+               f"half-width over seeds, and the paired difference from the same arm at the default setting "
+               f"({describe_setting(default)}) over matched seeds, with its 95% t CI. Sigma U(a,b): drawn uniformly "
+               f"per image; scaled: sqrt(g)x + sqrt(1-g)eps, g = 1/(1+sigma^2).")
+    md = table.to_markdown(index=False, colalign=["left"] * 6 + ["center"] * 3)
     styler = table.style.hide(axis="index").format(lambda v: str(v).replace("±", r"$\pm$"), escape="latex")
-    return md, _latex(styler, caption, label, "l" * 6 + "c" * (table.shape[1] - 6))
+    return ("\n".join([f"**{where}: noise ablations (mIoU %)**", "", md, "", caption, ""]),
+            _latex(styler, caption, label, "l" * 6 + "c" * (table.shape[1] - 6)))
 
 
 def write_tables(summary: pd.DataFrame, paired: pd.DataFrame, results_dir: str | os.PathLike,
                  default: NoiseSetting | None = None) -> tuple[list[Path], list[str]]:
-    """Write ``tables/{stem}_label_efficiency.{md,tex}`` per dataset (and model) and
-    ``tables/{stem}_noise.{md,tex}`` where a noise ablation has runs. Returns (files, notes)."""
+    """Write ``tables/{stem}_label_efficiency.{md,tex}`` per dataset (and model) and ``tables/{stem}_noise.{md,tex}``
+    where a noise ablation has runs. Returns (files, notes)."""
     if summary.empty:
         return [], ["no results: no tables written"]
     files: list[Path] = []
     notes: list[str] = []
     for ds, model, stem in table_groups(summary):
-        sub = summary[(summary["dataset"] == ds) & (summary["model"] == model)]
-        multi = stem != ds
-        den = sub[sub["arm"].isin(DENOISING_ARMS)]
+        sub = rows_of(summary, ds, model)
+        den, where = sub[sub["arm"].isin(DENOISING_ARMS)], ds + (f", model {model}" if stem != ds else "")
         if default is not None and not den.empty and not setting_mask(den, default).any():
             notes.append(f"{stem}: no DeP/DDeP results at the default setting {default.slug}")
-        where = ds + (f", model {model}" if multi else "")
-        texts = {"label_efficiency": render_label_efficiency(
-            label_efficiency(sub, ds, model if multi else None, default), where,
-            f"tab:{stem}_label_efficiency")}
-        table = noise_table(sub, paired[(paired["dataset"] == ds) & (paired["model"] == model)], default)
+        texts = {"label_efficiency": render_label_efficiency(label_efficiency(
+            sub, ds, model if stem != ds else None, default), where, f"tab:{stem}_label_efficiency")}
+        table = noise_table(sub, rows_of(paired, ds, model), default)
         if not table.empty:
             texts["noise"] = render_noise_table(table, where, default, f"tab:{stem}_noise")
         files += [atomic_write_text(path, text) for kind, pair in texts.items()

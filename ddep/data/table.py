@@ -2,15 +2,16 @@
 the checks built from it. Their configs (pipelines, crop size, classes) are the files
 ``ddep/configs/_base_/datasets/{name}.py``.
 
-Pure Python (no torch, no mmseg): the workflow's preflight imports it while Snakemake parses the
-Snakefile. The MMSeg dataset classes live in :mod:`ddep.data.datasets`.
+No torch, no mmseg: the workflow's preflight imports it while Snakemake parses the Snakefile (and
+reads the configs through mmengine's Config, which imports neither). The MMSeg dataset classes live
+in :mod:`ddep.data.datasets`.
 """
 
 from __future__ import annotations
 
-import ast
-import importlib.util
+import functools
 import os
+import warnings
 import os.path as osp
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -108,31 +109,22 @@ DATASET_CONFIGS = Path(__file__).resolve().parent.parent / "configs" / "_base_" 
 
 
 def config_literal(name: str, key: str) -> Any:
-    """The literal value of ``key`` (e.g. ``crop_size``, ``num_classes``) in the dataset's config
-    file ``ddep/configs/_base_/datasets/{name}.py`` or, if it leaves it to them, its
-    ``mmseg::`` bases; read without importing mmseg, for the preflight."""
+    """The value of ``key`` (e.g. ``crop_size``, ``num_classes``) in the dataset's config file
+    ``ddep/configs/_base_/datasets/{name}.py``, or in its ``mmseg::`` bases where it leaves it
+    to them, as mmengine resolves them."""
     get_dataset_def(name)
-    return _literal(DATASET_CONFIGS / f"{name}.py", key)
+    config = _dataset_config(name)
+    if key not in config:
+        raise KeyError(f"{config.filename} sets no {key!r} (nor do its _base_ files): add `{key} = ...`")
+    return config[key]
 
 
-def _literal(path: Path, key: str) -> Any:
-    tree = ast.parse(path.read_text(), filename=str(path))
-    values = {t.id: node.value for node in tree.body if isinstance(node, ast.Assign)
-              for t in node.targets if isinstance(t, ast.Name)}
-    if key in values:
-        return ast.literal_eval(values[key])
-    for base in ast.literal_eval(values["_base_"]) if "_base_" in values else ():
-        scope, _, rel = base.rpartition("::")
-        if scope:  # an installed package's configs, e.g. mmseg::_base_/datasets/cityscapes.py
-            spec = importlib.util.find_spec(scope)
-            root = Path(next(iter(spec.submodule_search_locations))) / ".mim" / "configs"
-        else:
-            root = path.parent
-        try:
-            return _literal(root / rel, key)
-        except KeyError:
-            continue
-    raise KeyError(f"{path} sets no {key!r} (nor do its _base_ files): add `{key} = ...` to it")
+@functools.cache
+def _dataset_config(name: str):  # -> mmengine.Config, imported here: importing this module stays light
+    with warnings.catch_warnings():  # else every Snakemake start shows mmengine's use of pkg_resources
+        warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
+        from mmengine.config import Config
+        return Config.fromfile(DATASET_CONFIGS / f"{name}.py", import_custom_modules=False)
 
 
 def find_images(folder: str | os.PathLike) -> Iterator[str]:
