@@ -76,9 +76,10 @@ def test_every_schedule_the_workflow_uses_is_consistent_and_rescales():
     warm-up to at most a tenth; the
     cost estimate prices the same iterations and batch size."""
     from ddep.configs import schedule_config, schedule_file
-    from ddep.estimate import STAGES, estimate
+    from ddep.estimate import estimate
+    from ddep.sweep_config import RULE_STAGES
 
-    rule = {stage: r for r, stage in STAGES.items()}
+    rule = {stage: r for r, stage in RULE_STAGES.items()}
     for dataset, stage in _workflow_schedules():
         path = schedule_file(dataset, stage)
         assert path.stem in (f"{dataset}_{stage}", stage)
