@@ -5,8 +5,8 @@ pretrains its decoder on its images, as the paper does on ImageNet.
 Each image shows one large object on a cluttered background. Its class is the object's shape
 crossed with its surface pattern (8 shapes x 3 patterns = 24 classes), so the classifier must
 learn both outlines and textures, and nothing about streets. Colours come from a broad palette
-shared with the street scenes, and the images get the same photometric nuisances (shading,
-blur, noise, channel shuffles, greyscale), so they share low-level statistics with the target,
+shared with the street scenes, and the images get the same photometric nuisances
+(``ddep.data.procedural``'s finish), so they share low-level statistics with the target,
 as ImageNet shares them with Cityscapes. No label is computed from the target's classes or
 label maps: an image's class is ``index % len(SOURCE_CLASSES)``, a function of its index alone.
 
