@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-import ddep.data.procedural as procedural  # its DIFFICULTY is read at render time (a probe may set it)
+import ddep.data.procedural as procedural  # DIFFICULTY read at render time (a probe may set it)
 from ddep.data.procedural import (  # noqa: F401  (the shared material, re-exported)
     BUILDING, CAR, PERSON, POLE, ROAD, SIDEWALK, SKY, SPLIT_CODES, TERRAIN, VEGETATION,
     _MATERIALS, _OWN_MATERIALS, Difficulty, _finish, _value_noise)
@@ -132,7 +132,8 @@ def _render(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, np.nd
     road_hw = rng.uniform(1.3, 3.5)
     sw = rng.uniform(0.6, 2.0)
     lat = np.abs(Xw - road_c)
-    side_kind = rng.choice([SIDEWALK, TERRAIN], 2, p=[1 - dif.terrain_p, dif.terrain_p])  # beyond sidewalk, per side
+    # beyond the sidewalk, per side
+    side_kind = rng.choice([SIDEWALK, TERRAIN], 2, p=[1 - dif.terrain_p, dif.terrain_p])
     beyond_kind = np.where(Xw < road_c, side_kind[0], side_kind[1])
     grain = _value_noise(rng, X, Y, rng.uniform(30, 70))
     tcol = _color(rng, TERRAIN)
