@@ -4,86 +4,71 @@
 "aAcc": 80.1, "mAcc": 50.2, "per_class_iou": {"sky": 90.1}, "iterations": 300, "wall_time_s": 41.2,
 "config_hash": "ab12cd34", "git_commit": "abc123", "versions": {"torch": "2.14.1"}}."""
 
-from __future__ import annotations
-
 import json
 import math
 import os
 from collections.abc import Iterable
 from pathlib import Path
 
+import jsonschema
 import pandas as pd
 
 from .common import (CELL_KEYS, CONFIDENCE, DENOISING_ARMS, NO_SETTING, NOISE_AXES, PAIR_KEYS, RUN_KEYS, STRING_COLUMNS,
-                     NoiseSetting, ci_halfwidth, diff_stats, in_paper_order, seeds_text, setting_mask, setting_of,
-                     sigma_label)
+                     NoiseSetting, ci_halfwidth, diff_stats, in_paper_order, seeds_text, setting_mask, sigma_label)
 from ddep.sweep import conditioning_label, model_of_run, run_name
 
 METRICS: tuple[str, ...] = ("mIoU", "aAcc", "mAcc")
 PROVENANCE: tuple[str, ...] = ("iterations", "wall_time_s", "config_hash", "git_commit")
 # (denoising arm, baseline arm) -> label: the paper's two headline comparisons.
 COMPARISONS: dict[tuple[str, str], str] = {("ddep", "21k"): "DDeP - 21K", ("dep", "none"): "DeP - none"}
+# Text (or a number: sigma 0.2), not blank. noise_conditioning may be absent (written before it was an axis): off.
+LABELS: list[str] = [k for k in STRING_COLUMNS if k != "noise_conditioning"]
+# The run file's contract. mmseg reports percentages: a metric in [0, 1] is legal, > 100 is a bug (NaN passes).
+RUN_SCHEMA: dict = {"type": "object", "required": [*LABELS, "n_labelled", "seed", *METRICS], "properties": {
+    **dict.fromkeys(LABELS, {"type": ["string", "number"], "pattern": r"\S"}),
+    "n_labelled": {"type": "integer"}, "seed": {"type": "integer"},
+    **dict.fromkeys(METRICS, {"type": "number", "minimum": 0, "maximum": 100}),
+    "per_class_iou": {"type": ["object", "null"], "additionalProperties": {"type": ["number", "null"]}},
+    "versions": {"type": ["object", "null"]}}}
+_RUN_VALIDATOR = jsonschema.Draft202012Validator(RUN_SCHEMA)
 
 
 class RunFileError(ValueError):
     """A per-run JSON file is unreadable or violates the contract; the message names the file."""
 
 
-def _is_number(x: object) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool)
+def _read_json(path: str | os.PathLike, what: str) -> object:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise RunFileError(f"{path}: not a readable {what} ({exc})") from exc
 
 
 def _parse_run(path: Path) -> dict:
     """Read and validate one per-run JSON, returning a flat row dict."""
-    def check(ok: bool, what: str) -> None:
-        if not ok:
-            raise RunFileError(f"{path}: {what}")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise RunFileError(f"{path}: not a readable JSON file ({exc})") from exc
-    check(isinstance(data, dict), f"expected a JSON object, got {type(data).__name__}")
-    if "model" not in data and "preset" in data:  # written before the models axis: a TransUNet preset
-        data["model"] = model_of_run(data)
-    # noise_conditioning may be absent (written before it was an axis): off
-    missing = [k for k in (*RUN_KEYS, *METRICS) if k not in data and k != "noise_conditioning"]
-    check(not missing, f"missing required field(s) {missing}")
-    row = {k: str(data[k]).strip() for k in ("dataset", "label_fraction", "arm", "sigma", "formulation",
-                                              "target", "model")}
-    for k, v in row.items():
-        check(v and not isinstance(data[k], (dict, list, bool, type(None))),
-              f"field {k!r} must be a non-empty string, got {data[k]!r}")
+    data = _read_json(path, "JSON file")
+    if isinstance(data, dict) and "preset" in data:  # written before the models axis: a TransUNet preset
+        data.setdefault("model", model_of_run(data))
+    if errors := list(_RUN_VALIDATOR.iter_errors(data)):  # "$.mIoU: 140.0 is greater than the maximum of 100"
+        raise RunFileError(f"{path}: " + "; ".join(f"{e.json_path}: {e.message}" for e in errors))
+    row = {k: str(data[k]).strip() for k in LABELS}
     row["arm"] = row["arm"].lower()  # "21K" and "21k" are the same arm
     row["sigma"] = sigma_label(row["sigma"])
     row["noise_conditioning"] = (conditioning_label(data.get("noise_conditioning", False))
                                  if row["arm"] in DENOISING_ARMS else NO_SETTING)
-    for k in ("n_labelled", "seed"):
-        check(_is_number(data[k]) and float(data[k]).is_integer(),
-              f"field {k!r} must be an integer, got {data[k]!r}")
-        row[k] = int(data[k])
-    for k in METRICS:  # mmseg reports percentages: a value in [0, 1] is legal, > 100 is a bug
-        v = data[k]
-        check(_is_number(v) and not (math.isfinite(v) and not 0.0 <= v <= 100.0),
-              f"metric {k!r} must be a percentage in [0, 100], got {v!r}")
-        row[k] = float(v)
-    per_class, versions = data.get("per_class_iou") or {}, data.get("versions") or {}
-    check(isinstance(per_class, dict), "'per_class_iou' must be an object of class -> IoU")
-    check(isinstance(versions, dict), "'versions' must be an object of package -> version")
-    for cls, v in per_class.items():
-        check(v is None or _is_number(v), f"per_class_iou[{cls!r}] must be a number, got {v!r}")
-        row[f"iou_{cls}"] = math.nan if v is None else float(v)
-    row.update({k: data.get(k) for k in PROVENANCE})
+    row |= {"n_labelled": int(data["n_labelled"]), "seed": int(data["seed"]), **{k: float(data[k]) for k in METRICS}}
+    row |= {f"iou_{cls}": math.nan if v is None else float(v) for cls, v in (data.get("per_class_iou") or {}).items()}
+    row |= {k: data.get(k) for k in PROVENANCE}
     # Other scalar fields (e.g. split_file) are kept as provenance columns.
     known = {*RUN_KEYS, *METRICS, *PROVENANCE, "per_class_iou", "versions", "json_path"}
-    row.update({k: v for k, v in data.items()
-                if k not in known and (v is None or isinstance(v, (str, int, float, bool)))})
-    return {**row, **{f"version_{pkg}": str(ver) for pkg, ver in versions.items()}, "json_path": str(path)}
+    row |= {k: v for k, v in data.items() if k not in known and (v is None or isinstance(v, (str, int, float, bool)))}
+    return {**row, **{f"version_{pkg}": str(ver) for pkg, ver in (data.get("versions") or {}).items()},
+            "json_path": str(path)}
 
 
 def load_runs(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
-    """Per-run JSON files -> one row per run (identity, metrics, ``iou_<class>``, provenance, ``version_<pkg>``,
-    ``json_path``), in paper order. Raises RunFileError for a malformed file and ValueError when two files describe
-    the same run (same identity and seed)."""
+    """Per-run JSON files -> one row per run, in paper order. Raises RunFileError for a malformed file and
+    ValueError when two files describe the same run (same identity and seed)."""
     df = pd.DataFrame([_parse_run(Path(p)) for p in sorted({str(p) for p in paths})])
     base = [*RUN_KEYS, *METRICS]
     if df.empty:
@@ -103,8 +88,7 @@ def read_csv(path: str | os.PathLike) -> pd.DataFrame:
 
 
 def summarise(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per cell (CELL_KEYS): n seeds, mIoU mean, std, t CI half-width and bounds (NaN for one seed), aAcc and mAcc
-    means, the seeds. In paper order."""
+    """Per cell (CELL_KEYS): n seeds, mIoU mean, std, t CI (NaN for one seed), aAcc and mAcc means, the seeds."""
     cols = [*CELL_KEYS, "n", "mIoU_mean", "mIoU_std", "mIoU_ci95", "mIoU_ci_low", "mIoU_ci_high", "aAcc_mean",
             "mAcc_mean", "seeds"]
     if runs.empty:
@@ -119,8 +103,7 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
 
 def paired_differences(runs: pd.DataFrame, default: NoiseSetting | None = None) -> pd.DataFrame:
     """Paired mIoU differences over seeds (matched on PAIR_KEYS + seed): DDeP - 21K and DeP - none at every noise
-    setting, and each other DeP/DDeP setting minus the same arm at `default`. Settings without a matching baseline
-    seed are omitted."""
+    setting, and each other DeP/DDeP setting minus the same arm at `default`, where seeds match."""
     cols = [*PAIR_KEYS, "comparison", "arm", "baseline", *NOISE_AXES, "n_pairs", "mean_diff", "std_diff", "ci95",
             "ci_low", "ci_high", "n_positive", "seeds"]
     # (label, baseline, treated runs, control runs)
@@ -130,16 +113,14 @@ def paired_differences(runs: pd.DataFrame, default: NoiseSetting | None = None) 
         at = setting_mask(runs, default)
         for arm in DENOISING_ARMS:
             base, ctrl = run_name(arm, default), runs[(runs["arm"] == arm) & at]
-            pairs += [(f"{run_name(arm, setting_of(treat.iloc[0]))} - {base}", base, treat, ctrl)
-                      for _, treat in runs[(runs["arm"] == arm) & ~at].groupby(list(NOISE_AXES), sort=False)]
-    setting, out = [*PAIR_KEYS, "arm", *NOISE_AXES], []
+            pairs += [(f"{run_name(arm, NoiseSetting(*setting))} - {base}", base, treat, ctrl)
+                      for setting, treat in runs[(runs["arm"] == arm) & ~at].groupby(list(NOISE_AXES), sort=False)]
+    keys, out = [*PAIR_KEYS, "arm", *NOISE_AXES], []
     for label, base, treat, ctrl in pairs:
-        if treat.empty or ctrl.empty:
-            continue
         merged = treat.merge(ctrl[[*PAIR_KEYS, "seed", "mIoU"]], on=[*PAIR_KEYS, "seed"], suffixes=("", "_base"))
-        out += [{**dict(zip(setting, key)), "comparison": label, "baseline": base,
+        out += [{**dict(zip(keys, key)), "comparison": label, "baseline": base,
                  **diff_stats(g["mIoU"] - g["mIoU_base"], g["seed"])}
-                for key, g in merged.groupby(setting, sort=False, dropna=False)]
+                for key, g in merged.groupby(keys, sort=False, dropna=False)]
     return in_paper_order(pd.DataFrame(out, columns=cols)).reset_index(drop=True)
 
 
@@ -149,14 +130,10 @@ PRETRAINING_COLUMNS: list[str] = ["dataset", "model", "stage", "arm", "sigma", "
 
 
 def pretraining_table(json_paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
-    """One row per pretraining job from its JSON: what it learnt from, how long it took, how well (the supervised
-    stand-in's held-out top-1 beside chance; the denoiser's final loss)."""
+    """One row per pretraining job: what it learnt from, how long it took, how well."""
     rows = []
     for path in json_paths:
-        try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise RunFileError(f"{path}: not a readable pretraining JSON ({exc})") from exc
+        data = _read_json(path, "pretraining JSON")
         supervised = data.get("stage") == "supervised"
         rows.append({**{k: data.get(k) for k in PRETRAINING_COLUMNS},
                      # resources/weights/{dataset}/{model}/x.json (before models: {dataset}/x.json)
@@ -167,6 +144,7 @@ def pretraining_table(json_paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
 
 
 def pretraining_markdown(table: pd.DataFrame) -> str:
+    """The supervised stand-in's held-out top-1 beside chance; the denoisers' final loss."""
     lines = ["**Pretraining jobs**", "", "| dataset | model | arm | stage | images | iterations | wall time (s) | "
              "result |", "|:---|:---|:---|:---|:---|---:|---:|:---|"]
     for r in table.itertuples():

@@ -1,18 +1,13 @@
 """The paper's claims, tested on the runs: one row per claim x dataset (x model) x fraction, a paired mIoU
-difference over seeds, its verdict and whether a rerun on another CPU may flip it (claims_caption says how; one
+difference over seeds, its verdict and whether a rerun on another CPU may flip it (CLAIMS_CAPTION says how; one
 such verdict has flipped between AMD EPYC and Intel Xeon). ``compare_claims`` tells a flip from a robust one."""
 
-from __future__ import annotations
-
 import math
-import os
 
 import pandas as pd
 
-from . import CSV_NAMES, claims_table_path, csv_paths
 from .common import (ARM_ORDER, CONFIDENCE, DENOISING_ARMS, PAIR_KEYS, NoiseSetting, arm_display, at_default,
-                     atomic_write_text, describe_setting, diff_stats, fraction_column_label,
-                     minimal_detectable_effect, parse_sigma)
+                     describe_setting, diff_stats, fraction_column_label, minimal_detectable_effect, parse_sigma)
 
 HOLDS, NOT_SHOWN, CONTRADICTED, TOO_FEW = "holds", "not shown", "contradicted", "not shown (n < 2)"
 # A seed of one cell: the variant is part of it so DeP/DDeP of different formulations never mix.
@@ -23,9 +18,7 @@ CLAIM_KEYS: list[str] = ["claim_id", "dataset", "model", "label_fraction", "n_la
 CLAIM_COLUMNS: list[str] = [*CLAIM_KEYS[:1], "claim", *CLAIM_KEYS[1:], "n_pairs", "mean_diff", "ci_low", "ci_high",
                             "mde", "verdict", "seeds", "fragile"]
 FRAGILE_MARGIN = 0.5
-# The minimal detectable effect (``mde``): the paired difference a claim's test would detect with this
-# probability, at its spread and n (what "not shown" could have shown).
-MDE_POWER = 0.8
+MDE_POWER = 0.8  # of the minimal detectable effect (``mde``): what "not shown" could have shown
 # The fractions a claim is about: "small"/"large" = fewest/most labelled images of the dataset and model in the
 # runs (a dataset run at a single fraction has neither).
 ALL, SMALL, LARGE = "all", "small", "large"
@@ -39,29 +32,44 @@ ARM_CLAIMS: tuple[tuple[str, str, str, tuple[str, ...], str], ...] = (
     ("ddep_best", "DDeP best of the four", "ddep", ("none", "21k", "dep"), ALL),
 )
 SIGMA_CLAIM_ID, SIGMA_CLAIM = "fixed_sigma_gt_interval", "fixed sigma beats sigma drawn from an interval"
+# What the claims table shows and how a verdict is reached: its caption.
+CLAIMS_CAPTION = (
+    "Paired mIoU differences (percentage points) over seeds matched within dataset x fraction x model; {setting}. "
+    "Verdict: *holds* when the 95% t CI of the mean difference is above 0, *contradicted* when below 0, *not shown* "
+    "when it contains 0, and *not shown (n < 2)* with fewer than two pairs (no interval). *(fragile)* after a verdict: "
+    "the CI bound nearest 0 lies within half the CI's half-width of 0, about as far as rerunning the same seeds and "
+    "splits on another CPU moves the mean (the training noise is redrawn: sqrt(2)·sd/sqrt(n), 0.5x the half-width "
+    "t·sd/sqrt(n) at n = 5), so the verdict may flip on such a rerun; *not shown (n < 2)* is never fragile. MDE: the "
+    "minimal detectable effect, the true mean difference that this test (two-sided, 95%) would call non-zero with "
+    "{power:.0%} power at the observed spread and n (noncentral t); a *not shown* claim rules out effects of about "
+    "that size, not smaller ones. Small / large fraction: the fewest / most labelled images of the dataset in the runs "
+    "(a dataset run at one fraction has neither). DDeP best of the four: DDeP minus the best of the other three arms "
+    "of the same seed (seeds where all four ran). Fixed sigma vs interval: the default fixed sigma minus each interval "
+    "setting of the same arm. Claims without paired runs have no row.")
 
 
 def verdict(n_pairs: int, ci_low: float, ci_high: float) -> str:
-    """The verdict of a paired difference from its CI (claims_caption)."""
+    """The verdict of a paired difference from its CI (CLAIMS_CAPTION)."""
     if n_pairs < 2 or not (math.isfinite(ci_low) and math.isfinite(ci_high)):
         return TOO_FEW
     return HOLDS if ci_low > 0 else CONTRADICTED if ci_high < 0 else NOT_SHOWN
 
 
 def is_fragile(n_pairs: int, ci_low: float, ci_high: float) -> bool:
-    """Whether a verdict could flip on a rerun (claims_caption); never without a CI."""
+    """Whether a verdict could flip on a rerun (CLAIMS_CAPTION); never without a CI."""
     return (verdict(n_pairs, ci_low, ci_high) != TOO_FEW
             and min(abs(ci_low), abs(ci_high)) <= FRAGILE_MARGIN * (ci_high - ci_low) / 2)
 
 
 def _rows(diff: pd.Series, keys: pd.DataFrame, fixed: dict) -> list[dict]:
     """One row per VARIANT_KEYS group of `keys` from the per-seed differences `diff`."""
-    rows = [{**fixed, **dict(zip(VARIANT_KEYS, key)), **diff_stats(g["diff"], g["seed"])}
-            for key, g in keys.assign(diff=diff).dropna(subset=["diff"]).groupby(VARIANT_KEYS, sort=False,
-                                                                                  dropna=False)]
-    return [{**r, "mde": minimal_detectable_effect(r["std_diff"], r["n_pairs"], CONFIDENCE, MDE_POWER),
-             "verdict": verdict(r["n_pairs"], r["ci_low"], r["ci_high"]),
-             "fragile": is_fragile(r["n_pairs"], r["ci_low"], r["ci_high"])} for r in rows]
+    rows = []
+    for key, g in keys.assign(diff=diff).dropna(subset=["diff"]).groupby(VARIANT_KEYS, sort=False, dropna=False):
+        r = diff_stats(g["diff"], g["seed"])
+        ci = r["n_pairs"], r["ci_low"], r["ci_high"]
+        rows.append({**fixed, **dict(zip(VARIANT_KEYS, key)), **r, "verdict": verdict(*ci), "fragile": is_fragile(*ci),
+                     "mde": minimal_detectable_effect(r["std_diff"], r["n_pairs"], CONFIDENCE, MDE_POWER)})
+    return rows
 
 
 def _arm_claims(runs: pd.DataFrame, sigma: str) -> list[dict]:
@@ -76,11 +84,11 @@ def _arm_claims(runs: pd.DataFrame, sigma: str) -> list[dict]:
         wide = wide.merge(base.pivot_table(index=[*PAIR_KEYS, "seed"], columns="arm", values="mIoU").reset_index(),
                           on=[*PAIR_KEYS, "seed"], how="left")
     wide = wide.reindex(columns=[*VARIANT_KEYS, "seed", *ARM_ORDER])
-    sizes = runs.groupby(["dataset", "model"])["n_labelled"].agg(["min", "max", "nunique"])
-    sizes = sizes[sizes["nunique"] > 1]
-    cell = pd.Series(list(zip(wide["dataset"], wide["model"], wide["n_labelled"])), index=wide.index)
-    masks = {ALL: pd.Series(True, index=wide.index), SMALL: cell.isin({(*k, n) for k, n in sizes["min"].items()}),
-             LARGE: cell.isin({(*k, n) for k, n in sizes["max"].items()})}
+    sizes = wide.join(runs.groupby(["dataset", "model"])["n_labelled"].agg(["min", "max", "nunique"]),
+                      on=["dataset", "model"])
+    several, n = sizes["nunique"] > 1, wide["n_labelled"]
+    masks = {ALL: pd.Series(True, index=wide.index), SMALL: several & (n == sizes["min"]),
+             LARGE: several & (n == sizes["max"])}
     out = []
     for claim_id, claim, arm, baselines, fractions in ARM_CLAIMS:
         # skipna=False: a seed missing one of the baselines has no "best other arm".
@@ -111,8 +119,7 @@ def _sigma_claims(runs: pd.DataFrame, sigma: str) -> list[dict]:
 
 
 def claims_table(runs: pd.DataFrame, default: NoiseSetting | None) -> pd.DataFrame:
-    """The claims (CLAIM_COLUMNS) of a runs table, DeP/DDeP at `default` (None: no rows), per dataset and model,
-    claims in paper order, then fractions."""
+    """The claims of a runs table, DeP/DDeP at `default` (None: no rows): per dataset and model, claim, fraction."""
     if runs.empty or default is None:
         return pd.DataFrame(columns=CLAIM_COLUMNS)
     # The sigma claim: the default's formulation, target and conditioning, any sigma.
@@ -135,25 +142,6 @@ def _number(x: float, sign: str = "+") -> str:
     return f"{x:{sign}.2f}" if math.isfinite(x) else "–"
 
 
-def claims_caption(default: NoiseSetting | None) -> str:
-    """What the table shows and how the verdict is reached."""
-    return (
-        f"Paired mIoU differences (percentage points) over seeds matched within dataset x fraction x model; "
-        f"{describe_setting(default)}. Verdict: *holds* when the 95% t CI of the mean difference is above 0, "
-        f"*contradicted* when below 0, *not shown* when it contains 0, and *not shown (n < 2)* with fewer than "
-        f"two pairs (no interval). *(fragile)* after a verdict: the CI bound nearest 0 lies within half the CI's "
-        f"half-width of 0, about as far as rerunning the same seeds and splits on another CPU moves the mean "
-        f"(the training noise is redrawn: sqrt(2)·sd/sqrt(n), 0.5x the half-width t·sd/sqrt(n) at n = 5), so "
-        f"the verdict may flip on such a rerun; *not shown (n < 2)* is never fragile. MDE: the minimal "
-        f"detectable effect, the true mean difference that this test (two-sided, 95%) would call non-zero with "
-        f"{MDE_POWER:.0%} power at the observed spread and n (noncentral t); a *not shown* claim rules out "
-        f"effects of about that size, not smaller ones. Small / large fraction: the fewest / most labelled "
-        f"images of the dataset in the runs (a dataset run at one fraction has neither). DDeP best of the four: "
-        f"DDeP minus the best of the other three arms of the same seed (seeds where all four ran). Fixed sigma "
-        f"vs interval: the default fixed sigma minus each interval setting of the same arm. Claims without "
-        f"paired runs have no row.")
-
-
 def render_claims_markdown(claims: pd.DataFrame, default: NoiseSetting | None) -> str:
     """The claims as Markdown: one table per dataset (and model), then the caption."""
     lines = [] if len(claims) else ["**Claims of the paper**", "", "No claim has paired runs.", ""]
@@ -166,33 +154,24 @@ def render_claims_markdown(claims: pd.DataFrame, default: NoiseSetting | None) -
                   f"{r.n_pairs} | {_number(r.mean_diff)} | "
                   + (f"[{_number(r.ci_low)}, {_number(r.ci_high)}]" if math.isfinite(r.ci_low) else "–")
                   + f" | {_number(r.mde, '')} | {verdict_text(r.verdict, r.fragile)} |" for r in g.itertuples()] + [""]
-    return "\n".join([*lines, claims_caption(default), ""])
-
-
-def write_claims(runs: pd.DataFrame, out_dir: str | os.PathLike, default: NoiseSetting | None) -> pd.DataFrame:
-    """Write ``claims.csv`` and ``tables/claims.md`` under `out_dir` and return the claims."""
-    claims = claims_table(runs, default)
-    atomic_write_text(csv_paths(str(out_dir))[CSV_NAMES.index("claims")], claims.to_csv(index=False))
-    atomic_write_text(claims_table_path(str(out_dir)), render_claims_markdown(claims, default))
-    return claims
+    return "\n".join([*lines, CLAIMS_CAPTION.format(setting=describe_setting(default), power=MDE_POWER), ""])
 
 
 def compare_claims(committed: pd.DataFrame, fresh: pd.DataFrame) -> pd.DataFrame:
-    """Two claims tables side by side, one row per claim (CLAIM_KEYS) in either: the numbers and verdicts suffixed
-    ``_committed`` / ``_fresh`` (a missing claim: "absent", not fragile), ``differs`` and ``robust_flip`` (differs,
-    neither side fragile: a rerun should not do that)."""
+    """Two claims tables side by side, a row per claim in either: the numbers suffixed ``_committed`` / ``_fresh`` (a
+    missing claim: "absent", not fragile), ``differs``, ``robust_flip`` (differs, neither side fragile)."""
     numbers, sides = ["n_pairs", "mean_diff", "ci_low", "ci_high", "verdict", "fragile"], ("committed", "fresh")
-    missing = {side: sorted({*CLAIM_KEYS, "claim", *numbers} - set(t.columns))
-               for side, t in zip(sides, (committed, fresh))}
+    tables = dict(zip(sides, (committed, fresh)))
+    missing = {side: sorted({*CLAIM_KEYS, "claim", *numbers} - set(t.columns)) for side, t in tables.items()}
     if any(missing.values()):
         raise ValueError("claims tables without the columns compared (written by an older ddep? rerun `ddep "
                          "aggregate`): " + "; ".join(f"{k}: {v}" for k, v in missing.items() if v))
     # Labels as text on both sides ("10" and 10 are the same fraction once read back); a claim appears once per
     # table (validate: a MergeError, a ValueError, otherwise).
     both = pd.merge(*(t[[*CLAIM_KEYS, "claim", *numbers]].astype(dict.fromkeys(CLAIM_KEYS, str))
-                      .assign(_order=range(len(t))) for t in (committed, fresh)), on=CLAIM_KEYS, how="outer",
-                    suffixes=("_committed", "_fresh"), validate="one_to_one")
-    both = both.sort_values(["_order_committed", "_order_fresh"], kind="mergesort")
+                      .assign(_order=range(len(t))) for t in tables.values()), on=CLAIM_KEYS, how="outer",
+                    suffixes=[f"_{side}" for side in sides], validate="one_to_one")
+    both = both.sort_values([f"_order_{side}" for side in sides], kind="mergesort")
     both["claim"] = both["claim_committed"].fillna(both["claim_fresh"])
     for side in sides:
         both[f"verdict_{side}"] = both[f"verdict_{side}"].fillna("absent")

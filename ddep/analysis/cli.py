@@ -1,8 +1,6 @@
 """The ``ddep aggregate|figures|readme`` subcommands, mounted by ``ddep.cli``. Bad input raises ValueError
 (RunFileError is one) or FileNotFoundError, which ``ddep.cli.main`` turns into its usage exit code."""
 
-from __future__ import annotations
-
 import argparse
 import glob
 import re
@@ -16,7 +14,7 @@ DEFAULT_RUNS_GLOB = "resources/runs/**/*.json"
 BLOCK = re.compile(r"(<!-- generated from (?P<path>\S+) -->\n).*?(<!-- end generated -->)", re.S)
 
 
-def _noise_setting(name: str) -> NoiseSetting:
+def _noise_setting(name: str) -> NoiseSetting:  # argparse shows an ArgumentTypeError's own message
     try:
         return NoiseSetting.from_slug(name)
     except ValueError as e:
@@ -24,19 +22,14 @@ def _noise_setting(name: str) -> NoiseSetting:
 
 
 def fill_readme(readme: str | Path, root: str | Path = ".") -> list[str]:
-    """Rewrite the generated blocks of `readme` from the files they name (relative to `root`), so their numbers are
-    never typed; returns the files used. A named file that is missing is an error."""
-    readme, used = Path(readme), []
-
-    def block(m: re.Match) -> str:
-        source = Path(root) / m.group("path")
-        if not source.is_file():
-            raise FileNotFoundError(f"{readme} names {source}, which does not exist: run the workflow "
-                                    f"(snakemake --cores all) first")
-        used.append(m.group("path"))
-        return m.group(1) + source.read_text().rstrip("\n") + "\n" + m.group(3)
-
-    atomic_write_text(readme, BLOCK.sub(block, readme.read_text()))
+    """Fill the generated blocks of `readme` from the files they name (relative to `root`); returns those files."""
+    text, root = Path(readme).read_text(), Path(root)
+    used = [m.group("path") for m in BLOCK.finditer(text)]
+    if missing := [root / path for path in used if not (root / path).is_file()]:
+        raise FileNotFoundError(f"{readme} names {missing[0]}, which does not exist: run the workflow "
+                                f"(snakemake --cores all) first")
+    sources = {path: (root / path).read_text().rstrip("\n") for path in used}
+    atomic_write_text(readme, BLOCK.sub(lambda m: f"{m.group(1)}{sources[m.group('path')]}\n{m.group(3)}", text))
     return used
 
 
@@ -46,9 +39,7 @@ def documents(root: str | Path = ".") -> list[Path]:
 
 
 def aggregate_main(args: argparse.Namespace) -> int:
-    """Per-run JSONs -> CSVs and tables; raises ValueError when no run file matches."""
     from .results import write_results
-
     paths = list(args.runs) if args.runs else sorted(glob.glob(args.runs_glob, recursive=True))
     if not paths:  # almost always a wrong glob or working directory
         raise ValueError(f"no run files match {args.runs_glob!r}")
@@ -58,7 +49,6 @@ def aggregate_main(args: argparse.Namespace) -> int:
 
 def figures_main(args: argparse.Namespace) -> int:
     from .figures import write_figures  # matplotlib only when figures are wanted
-
     write_figures(args.results, args.out, default=args.default_noise)
     return 0
 

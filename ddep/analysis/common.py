@@ -1,7 +1,5 @@
-"""Shared by the analysis modules: arm names and colours, paper order, the default-setting view,
-the t interval; re-exports the run identity and its labels (ddep.sweep) and atomic writes."""
-
-from __future__ import annotations
+"""Shared by the analysis modules: arm names and colours, paper order, the default-setting view, the t interval;
+re-exports the run identity and its labels (ddep.sweep) and atomic writes."""
 
 import math
 
@@ -12,8 +10,8 @@ import scipy.stats
 from ddep.io import atomic_write_bytes, atomic_write_text  # noqa: F401  (re-exported)
 from ddep.sweep import ARMS as ARM_ORDER  # noqa: F401  (paper order: table rows, bar order)
 from ddep.sweep import (  # noqa: F401  (re-exported: the run identity and its labels)
-    CELL_KEYS, CONDITIONING, DENOISING_ARMS, FORMULATIONS, NO_SETTING, NOISE_AXES, RUN_KEYS,
-    STRING_COLUMNS, TARGETS, NoiseSetting, fraction_value, parse_sigma, sigma_label, sigma_sort_key)
+    CELL_KEYS, CONDITIONING, DENOISING_ARMS, FORMULATIONS, NO_SETTING, NOISE_AXES, RUN_KEYS, STRING_COLUMNS, TARGETS,
+    NoiseSetting, fraction_value, parse_sigma, sigma_label, sigma_sort_key)
 
 CONFIDENCE = 0.95  # of every interval written (the *_ci95 columns)
 # Seeds are matched on these keys (plus "seed"): differences are within one model.
@@ -21,19 +19,17 @@ PAIR_KEYS: list[str] = ["dataset", "model", "label_fraction", "n_labelled"]
 ARM_DISPLAY: dict[str, str] = {"none": "Random init", "21k": "Supervised (21K)", "dep": "DeP", "ddep": "DDeP"}
 # One colour per arm in every figure (colour-blind safe Okabe-Ito subset).
 ARM_COLOURS: dict[str, str] = {"none": "#7f7f7f", "21k": "#0072B2", "dep": "#E69F00", "ddep": "#009E73"}
-# Sort keys of the columns with a paper order (unknown arms after the known ones); others as text.
+# Sort keys of the columns with a paper order (unknown arms after the known ones); others as text. With variants:
+# DeP/DDeP's formulation, target and conditioning too, the paper's setting first.
 _ORDER = {"label_fraction": fraction_value, "sigma": sigma_sort_key, "seed": int,
           "arm": lambda a: (ARM_ORDER.index(a) if a in ARM_ORDER else len(ARM_ORDER), a)}
-# With variants: DeP/DDeP's formulation, target and conditioning, the paper's setting first.
-_VARIANT_ORDER = {"formulation": FORMULATIONS.index, "target": TARGETS.index,
-                  "noise_conditioning": CONDITIONING.index}
-# The rows of runs, summary and paired, in this order.
-ROW_ORDER: list[str] = ["dataset", "model", "label_fraction", "arm", *NOISE_AXES, "seed"]
+_VARIANT_ORDER = {"formulation": FORMULATIONS.index, "target": TARGETS.index, "noise_conditioning": CONDITIONING.index}
+ROW_ORDER: list[str] = ["dataset", "model", "label_fraction", "arm", *NOISE_AXES, "seed"]  # of runs, summary, paired
+setting_of = NoiseSetting.from_config  # the noise setting of a DeP/DDeP row (its four NOISE_AXES)
 
 
 def in_paper_order(df: pd.DataFrame, by: list[str] = ROW_ORDER, variants: bool = False) -> pd.DataFrame:
-    """`df` stably sorted on `by` (those present), each an ordered categorical in paper order (`variants`: the noise
-    variants as the paper lists them, else as text)."""
+    """`df` stably sorted on the columns `by` that it has, in paper order."""
     order = {**_ORDER, **(_VARIANT_ORDER if variants else {})}
     return df.sort_values([c for c in by if c in df], kind="mergesort", key=lambda col: col.astype(
         pd.CategoricalDtype(sorted(set(col), key=order.get(col.name, str)), ordered=True)))
@@ -49,17 +45,10 @@ def arm_display(arm: str) -> str:
     return ARM_DISPLAY.get(arm, arm)
 
 
-def setting_of(row) -> NoiseSetting:
-    """The noise setting of a DeP/DDeP row of runs/summary/paired."""
-    return NoiseSetting(*(row[axis] for axis in NOISE_AXES))
-
-
 def setting_mask(df: pd.DataFrame, setting: NoiseSetting) -> pd.Series:
     """Rows of DeP/DDeP at `setting` (all four noise axes equal)."""
-    mask = df["arm"].isin(DENOISING_ARMS)
-    for axis, value in setting.columns().items():
-        mask &= df[axis].astype(str) == value
-    return mask
+    same = (df[list(NOISE_AXES)].astype(str) == pd.Series(setting.columns())).all(axis=1)
+    return df["arm"].isin(DENOISING_ARMS) & same
 
 
 def at_default(df: pd.DataFrame, setting: NoiseSetting | None) -> pd.DataFrame:
@@ -73,8 +62,7 @@ def choose_default_setting(df: pd.DataFrame) -> NoiseSetting | None:
     counts = df[df["arm"].isin(DENOISING_ARMS)].groupby(list(NOISE_AXES)).size()
     if counts.empty:
         return None
-    best = counts[counts == counts.max()].index
-    return NoiseSetting(*min(best, key=lambda k: (sigma_sort_key(k[0]), k[1:])))
+    return NoiseSetting(*min(counts[counts == counts.max()].index, key=lambda k: (sigma_sort_key(k[0]), k[1:])))
 
 
 def setting_differences(formulation: str, target: str, conditioning: str) -> str:

@@ -1,10 +1,6 @@
 """Figures from the CSVs alone (so they match the tables), per dataset (and model): ``{stem}_label_efficiency``
-(grouped bars, 95% CI); ``{stem}_noise`` where ablated (mIoU vs sigma per ablated fraction; colour = arm, line =
-formulation, marker = target/conditioning, U(a, b) hollow with a bar over [a, b], random init and 21K as lines
-with CI bands); ``{stem}_claims`` (forest plot by verdict, hollow when fragile); ``noise``: every ablated dataset.
-"""
-
-from __future__ import annotations
+(grouped bars, 95% CI), ``{stem}_noise`` where ablated (mIoU vs sigma), ``{stem}_claims`` (forest plot by verdict,
+hollow when fragile); ``noise``: every ablated dataset."""
 
 import io
 import math
@@ -14,22 +10,17 @@ from pathlib import Path
 
 import matplotlib
 import matplotlib.ticker
-
-matplotlib.use("Agg")  # headless: figures are only ever written to files
-
 import numpy as np
 import pandas as pd
 import seaborn as sns
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+from matplotlib.figure import Figure  # no pyplot: no global state, no GUI, no figure leaks
 from matplotlib.lines import Line2D
 
 from . import CSV_NAMES, csv_paths, figure_paths, noise_overview_paths
 from .aggregate import read_csv
 from .claims import CONTRADICTED, HOLDS, NOT_SHOWN, SIGMA_CLAIM_ID, TOO_FEW, verdict_text
-from .common import (ARM_COLOURS, DENOISING_ARMS, NoiseSetting, arm_display, atomic_write_bytes,
-                     describe_setting, fraction_column_label, in_paper_order, parse_sigma, rows_of,
-                     seed_count_text, setting_differences)
+from .common import (ARM_COLOURS, DENOISING_ARMS, NoiseSetting, arm_display, atomic_write_bytes, describe_setting,
+                     fraction_column_label, in_paper_order, parse_sigma, rows_of, seed_count_text, setting_differences)
 from .tables import ablated_rows, fraction_columns, label_efficiency, table_groups
 
 DPI = 150
@@ -60,13 +51,6 @@ def _title(fig: Figure, title: str) -> str:
     return textwrap.fill(title.replace("sigma", "σ"), width=max(30, int(fig.get_figwidth() * 11)))
 
 
-def _new_figure(width: float, height: float) -> Figure:
-    """A bare Figure with an Agg canvas: no pyplot global state, no figure leaks."""
-    fig = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
 def save_figure(fig: Figure, paths: list[str]) -> list[Path]:
     """Save `fig` to each path in the format of its suffix (PNG at dpi 150, PDF), atomically."""
     written = []
@@ -88,7 +72,7 @@ def label_efficiency_figure(summary: pd.DataFrame, dataset: str, model: str | No
     means, cis = wide["mIoU_mean"].astype(float), wide["mIoU_ci95"].astype(float)
     arm_of = {arm_display(a): a for a in summary["arm"].unique()}
     with matplotlib.rc_context(STYLE):  # width grows with the number of bars so labels never collide
-        fig = _new_figure(max(6.0, 1.2 + means.shape[1] * (0.35 * len(means) + 0.5)), 4.2)
+        fig = Figure(figsize=(max(6.0, 1.2 + means.shape[1] * (0.35 * len(means) + 0.5)), 4.2), layout="constrained")
         ax = fig.add_subplot()
         # pandas groups the bars; a single seed's NaN CI draws no error bar
         means.T.plot.bar(ax=ax, yerr=cis.T, width=0.8, rot=0, edgecolor="black", linewidth=0.5, capsize=3,
@@ -98,8 +82,7 @@ def label_efficiency_figure(summary: pd.DataFrame, dataset: str, model: str | No
         ax.set(xlabel="labelled fraction (images)", ylabel="mIoU (%)",
                ylim=(0, min(100.0, top * 1.12) if top > 0 else 1.0))
         ax.grid(axis="x", visible=False)
-        default = wide.attrs["default"]
-        sig = f", {describe_setting(default)}" if default is not None else ""
+        sig = "" if wide.attrs["default"] is None else f", {describe_setting(wide.attrs['default'])}"
         ax.set_title(_title(fig, f"{_where(dataset, model)}: label efficiency "
                                  f"({seed_count_text(wide['n'].stack(), noun=True)}{sig})"))
         ax.legend(loc="upper left", frameon=True, ncols=min(len(means), 4))
@@ -107,7 +90,7 @@ def label_efficiency_figure(summary: pd.DataFrame, dataset: str, model: str | No
 
 
 def _noise_panels(summary: pd.DataFrame, dataset: str, model: str | None, prefix: str = "") -> list:
-    """(title, ablated DeP/DDeP cells, no-denoising reference cells) per ablated fraction."""
+    """(title, ablated DeP/DDeP cells, random init and 21K cells) per ablated fraction."""
     mine = rows_of(summary, dataset, model)
     df = ablated_rows(mine).dropna(subset=["mIoU_mean"])
     refs = mine[~mine["arm"].isin(DENOISING_ARMS) & mine["mIoU_mean"].notna()]
@@ -122,30 +105,27 @@ def noise_figure(summary: pd.DataFrame, dataset: str, model: str | None = None) 
 
 
 def noise_overview_figure(summary: pd.DataFrame) -> Figure | None:
-    """The paper's noise figure: one panel per ablated dataset (and fraction, and model where a dataset has
-    several), side by side; None unless at least two datasets are ablated."""
-    panels = [p for ds, model, stem in (table_groups(summary) if not summary.empty else [])
-              for p in _noise_panels(summary, ds, model, f"{stem}, ")]
+    """The paper's noise figure: a panel per ablated dataset, fraction (and model); None for fewer than two datasets."""
+    panels = [p for ds, model, stem in table_groups(summary) for p in _noise_panels(summary, ds, model, f"{stem}, ")]
     if len({cells["dataset"].iloc[0] for _, cells, _ in panels}) < 2:
         return None
     return _sigma_panels(panels, "noise ablations", sharey=False)  # datasets differ in mIoU range
 
 
 def _sigma_panels(panels: list[tuple[str, pd.DataFrame, pd.DataFrame]], where: str, sharey: bool = True) -> Figure:
-    """One axis of mIoU vs sigma per (title, ablated cells, reference cells)."""
+    """One axis of mIoU vs sigma (log) per (title, ablated cells, reference cells): colour = arm, line = formulation,
+    marker = target/conditioning, U(a, b) hollow with a bar over [a, b], random init and 21K as lines with CI bands."""
     df = pd.concat([cells for _, cells, _ in panels])
-    bounds = df["sigma"].map(lambda s: parse_sigma(s)[1])
     # x: a fixed sigma, or the middle of an interval (its bounds drawn as a horizontal bar; a lower bound of 0 is
     # clipped to the axis on the log scale)
+    bounds = df["sigma"].map(lambda s: parse_sigma(s)[1])
     df = df.assign(interval=df["sigma"].map(lambda s: parse_sigma(s)[0] == "interval"),
                    x=bounds.map(lambda v: sum(v) / len(v)), lo=bounds.map(min), hi=bounds.map(max))
-    variants = ["arm", "formulation", "target", "noise_conditioning"]
+    variants, ncols = ["arm", "formulation", "target", "noise_conditioning"], min(len(panels), 3)
+    nrows, handles = math.ceil(len(panels) / ncols), {}
     with matplotlib.rc_context(STYLE):
-        ncols = min(len(panels), 3)
-        nrows = math.ceil(len(panels) / ncols)
-        fig = _new_figure(max(7.5, 4.2 * ncols + 2.8), 3.4 * nrows + 0.8)
+        fig = Figure(figsize=(max(7.5, 4.2 * ncols + 2.8), 3.4 * nrows + 0.8), layout="constrained")
         axes = fig.subplots(nrows, ncols, sharey=sharey, squeeze=False).ravel()
-        handles: dict[str, Line2D] = {}
         for ax, (title, cells, refs) in zip(axes, panels):
             sub = in_paper_order(df.loc[cells.index], variants, variants=True)
             groups = list(sub.groupby(variants, sort=False))
@@ -162,7 +142,7 @@ def _sigma_panels(panels: list[tuple[str, pd.DataFrame, pd.DataFrame]], where: s
                     ax.errorbar([r.x * dodge], [r.mIoU_mean], xerr=[[r.x * dodge - r.lo], [r.hi - r.x * dodge]],
                                 yerr=[np.nan_to_num(r.mIoU_ci95)], color=style["color"], markersize=7,
                                 elinewidth=1.0, capsize=3, **{**HOLLOW, "marker": style["marker"]})
-            for r in refs.itertuples():
+            for r in refs.itertuples():  # random init and 21K: a line and its CI band
                 colour, ci = _colour(r.arm), np.nan_to_num(r.mIoU_ci95)
                 ax.axhline(r.mIoU_mean, color=colour, linewidth=1.2, linestyle="-.")
                 ax.axhspan(r.mIoU_mean - ci, r.mIoU_mean + ci, color=colour, alpha=0.12, linewidth=0)
@@ -186,10 +166,9 @@ def _sigma_panels(panels: list[tuple[str, pd.DataFrame, pd.DataFrame]], where: s
 
 
 def claims_figure_rows(claims: pd.DataFrame, dataset: str, model: str | None = None) -> pd.DataFrame:
-    """The rows of one dataset's (and model's) claims figure in the claims table's order: label ("DDeP > 21K · 10
-    (10)", plus the comparison where the claim does not name it), mean_diff, CI, n_pairs, verdict, fragile."""
+    """One dataset's (and model's) claims as drawn, in the table's order: label ("DDeP > 21K · 10 (10)", plus the
+    comparison where the claim does not name it: the sigma claim's arm and interval), CI, verdict, fragile."""
     df = rows_of(claims, dataset, model)
-    # the comparison where the claim does not name it: the sigma claim's arm and interval
     named = ~df.duplicated(["claim_id", "label_fraction"], keep=False) & (df["claim_id"] != SIGMA_CLAIM_ID)
     label = [(f"{c} · {fraction_column_label(lf, n)}" + ("" if ok else f"\n{comp}")).replace("sigma", "σ")
              for c, lf, n, comp, ok in zip(df["claim"], df["label_fraction"], df["n_labelled"], df["comparison"],
@@ -202,13 +181,14 @@ def claims_figure_rows(claims: pd.DataFrame, dataset: str, model: str | None = N
 def claims_figure(claims: pd.DataFrame, dataset: str, model: str | None = None) -> Figure:
     """Forest plot of one dataset's claims, the verdict on the right; without claims, a figure that says so."""
     rows = claims_figure_rows(claims, dataset, model)
+    title = f"{_where(dataset, model)}: claims of the paper"
     with matplotlib.rc_context(STYLE):
-        fig = _new_figure(9.0, 1.9 + 0.42 * max(len(rows), 2))
+        fig = Figure(figsize=(9.0, 1.9 + 0.42 * max(len(rows), 2)), layout="constrained")
         ax = fig.add_subplot()
         if rows.empty:
             ax.set_axis_off()
             ax.text(0.5, 0.5, "No claim has paired runs.", ha="center", va="center", transform=ax.transAxes)
-            fig.suptitle(_title(fig, f"{_where(dataset, model)}: claims of the paper"))
+            fig.suptitle(_title(fig, title))
             return fig
         ax.axvline(0.0, color="black", linewidth=1.0, zorder=1)
         colours = rows["verdict"].map(lambda v: VERDICT_COLOURS.get(v, "black"))
@@ -218,7 +198,6 @@ def claims_figure(claims: pd.DataFrame, dataset: str, model: str | None = None) 
                         markersize=8, markeredgewidth=1.6, markerfacecolor="white" if r.fragile else colour,
                         elinewidth=1.8, capsize=4, zorder=3)
         ax.set_yticks(range(len(rows)), rows["label"])
-        ax.set_ylim(len(rows) - 0.5, -0.5)  # first claim on top
         right = ax.secondary_yaxis("right")  # the verdicts, in their colour
         right.set_yticks(range(len(rows)), [verdict_text(v, f) for v, f in zip(rows["verdict"], rows["fragile"])])
         right.tick_params(length=0)
@@ -227,9 +206,9 @@ def claims_figure(claims: pd.DataFrame, dataset: str, model: str | None = None) 
         ends = np.concatenate([[0.0], rows["mean_diff"], rows["ci_low"], rows["ci_high"]])
         lo, hi = np.nanmin(ends), np.nanmax(ends)
         pad = 0.08 * (hi - lo) if hi > lo else 1.0
-        ax.set_xlim(lo - pad, hi + pad)  # 0 always in view
+        ax.set(ylim=(len(rows) - 0.5, -0.5), xlim=(lo - pad, hi + pad),  # first claim on top, 0 always in view
+               xlabel="paired mIoU difference (percentage points): mean and 95% CI")
         ax.grid(axis="y", visible=False)
-        ax.set_xlabel("paired mIoU difference (percentage points): mean and 95% CI")
         handles = [Line2D([], [], color=colour, marker="o", linestyle="none", markersize=7,
                           label=v + (": no CI" if v == TOO_FEW else ""))
                    for v, colour in VERDICT_COLOURS.items() if v in set(rows["verdict"])]
@@ -237,26 +216,24 @@ def claims_figure(claims: pd.DataFrame, dataset: str, model: str | None = None) 
             handles.append(Line2D([], [], color="black", markersize=7, markeredgewidth=1.6, **HOLLOW,
                                   label="fragile: a CI bound within half the half-width of 0"))
         fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 4), frameon=True)
-        fig.suptitle(_title(fig, f"{_where(dataset, model)}: claims of the paper, paired mIoU "
-                                 f"differences over {seed_count_text(rows['n_pairs'], noun=True)}"))
+        fig.suptitle(_title(fig, f"{title}, paired mIoU differences over "
+                                 f"{seed_count_text(rows['n_pairs'], noun=True)}"))
     return fig
 
 
 def write_figures(results_dir: str | os.PathLike, out_dir: str | os.PathLike, default: NoiseSetting | None = None,
                   quiet: bool = False) -> tuple[list[Path], list[str]]:
-    """Draw every figure of ``summary.csv`` and ``claims.csv`` under `results_dir` into `out_dir`. Returns
-    (written files, notes on skipped figures), printed unless `quiet`."""
-    summary_path, claims_path = (Path(csv_paths(str(results_dir))[CSV_NAMES.index(n)]) for n in ("summary", "claims"))
-    for path in (summary_path, claims_path):
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: not found (run the aggregate step first)")
-    summary, claims = read_csv(summary_path), read_csv(claims_path)
+    """Draw every figure of `results_dir`'s summary and claims in `out_dir`: (files, notes), printed unless `quiet`."""
+    paths = [Path(csv_paths(str(results_dir))[CSV_NAMES.index(name)]) for name in ("summary", "claims")]
+    if missing := [p for p in paths if not p.is_file()]:
+        raise FileNotFoundError(f"{missing[0]}: not found (run the aggregate step first)")
+    summary, claims = map(read_csv, paths)
     if "fragile" not in claims.columns:
-        raise ValueError(f"{claims_path} has no 'fragile' column: it was written by an older ddep; run the "
+        raise ValueError(f"{paths[1]} has no 'fragile' column: it was written by an older ddep; run the "
                          f"aggregate step again")
     files: list[Path] = []
-    notes = [f"{summary_path} has no rows: no figures written"] if summary.empty else []
-    for ds, model, stem in (table_groups(summary) if not summary.empty else []):
+    notes = [f"{paths[0]} has no rows: no figures written"] if summary.empty else []
+    for ds, model, stem in table_groups(summary):
         p, sub = model if stem != ds else None, rows_of(summary, ds, model)
         figures = {"label_efficiency": label_efficiency_figure(sub, ds, p, default),
                    "noise": noise_figure(sub, ds, p),  # None: no noise ablations, no figure

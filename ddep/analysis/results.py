@@ -1,15 +1,13 @@
 """The aggregate step: per-run JSONs -> runs/summary/paired/claims CSVs, the tables, the claims and the pretraining
 jobs' table. Chains :mod:`.aggregate`, :mod:`.tables` and :mod:`.claims`, which know nothing of each other."""
 
-from __future__ import annotations
-
 import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from . import csv_paths, pretrainings_paths
+from . import claims_table_path, csv_paths, pretrainings_paths
 from .aggregate import load_runs, paired_differences, pretraining_markdown, pretraining_table, summarise
-from .claims import write_claims
+from .claims import claims_table, render_claims_markdown
 from .common import NoiseSetting, atomic_write_text, choose_default_setting
 from .tables import write_tables
 
@@ -17,23 +15,23 @@ from .tables import write_tables
 def write_results(json_paths: Iterable[str | os.PathLike], out_dir: str | os.PathLike,
                   default_noise: NoiseSetting | None = None, quiet: bool = False,
                   pretraining_paths: Iterable[str | os.PathLike] = ()) -> str:
-    """Write runs/summary/paired/claims CSVs and ``tables/`` under `out_dir` (atomically), and the pretraining jobs'
-    table when their JSONs are given. Prints (unless `quiet`) and returns a short summary."""
+    """Write the CSVs, ``tables/`` and the pretraining jobs' table under `out_dir`; print (unless `quiet`) and return
+    a short summary."""
     out, runs = Path(out_dir), load_runs(json_paths)
     summary = summarise(runs)
     # DeP/DDeP's setting in the label-efficiency table and the claims, the ablations' baseline
     default = default_noise or choose_default_setting(summary)
-    paired = paired_differences(runs, default)
-    for table, path in zip((runs, summary, paired), csv_paths(str(out))):
+    paired, claims = paired_differences(runs, default), claims_table(runs, default)
+    for table, path in zip((runs, summary, paired, claims), csv_paths(str(out))):
         atomic_write_text(path, table.to_csv(index=False))
+    atomic_write_text(claims_table_path(str(out)), render_claims_markdown(claims, default))
     table_files, notes = write_tables(summary, paired, out, default)
-    claims = write_claims(runs, out, default)
     if pretraining_paths := list(pretraining_paths):
         pretrainings, (csv, md) = pretraining_table(pretraining_paths), pretrainings_paths(str(out))
         atomic_write_text(csv, pretrainings.to_csv(index=False))
         atomic_write_text(md, pretraining_markdown(pretrainings))
     verdicts = "".join(f", {n} {v}" for v, n in claims["verdict"].value_counts().items())
-    datasets = runs["dataset"].nunique() if len(runs) else 0
+    datasets = runs["dataset"].nunique()
     text = "\n".join([f"aggregated {len(runs)} run(s) into {len(summary)} cell(s) over {datasets} dataset(s) -> {out}",
                       f"paired comparisons: {len(paired)} setting(s)",
                       f"tables: {len(table_files) + 1} file(s) in {out / 'tables'}",

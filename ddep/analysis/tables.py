@@ -2,8 +2,6 @@
 efficiency (arms x label fractions, ``mean ± 95% CI`` of mIoU, best per column in bold) and, where run, noise
 ablations (each DeP/DDeP setting's mIoU and its paired difference from the default)."""
 
-from __future__ import annotations
-
 import math
 import os
 from pathlib import Path
@@ -24,8 +22,7 @@ _CAPTION_ESCAPES = str.maketrans({"\\": r"\textbackslash{}", "&": r"\&", "%": r"
 
 
 def table_groups(summary: pd.DataFrame) -> list[tuple[str, str, str]]:
-    """(dataset, model, file stem) per table/figure; the stem gets ``_<model>`` only when a dataset has results for
-    several models."""
+    """(dataset, model, file stem) per table/figure; ``{dataset}_{model}`` where a dataset has several models."""
     models = summary.astype({"model": str}).groupby(summary["dataset"].astype(str))["model"].unique()
     return [(ds, m, result_stem(ds, m, len(ms) > 1)) for ds, ms in models.sort_index().items() for m in sorted(ms)]
 
@@ -38,8 +35,7 @@ def fraction_columns(df: pd.DataFrame) -> list[tuple[str, str]]:
 
 def label_efficiency(summary: pd.DataFrame, dataset: str, model: str | None = None,
                      default: NoiseSetting | None = None) -> pd.DataFrame:
-    """Rows = arms (display names, paper order), columns = (mIoU_mean | mIoU_ci95 | n, fraction label); DeP/DDeP at
-    `default` (None: the setting with the most results), in ``.attrs``."""
+    """Arms x (mIoU_mean | mIoU_ci95 | n, fraction label); DeP/DDeP at `default` (None: the commonest), in .attrs."""
     df = rows_of(summary, dataset, model)
     default = default or choose_default_setting(df)
     df = in_paper_order(at_default(df, default), ["arm"])
@@ -64,12 +60,13 @@ def _cells(wide: pd.DataFrame, pm: str, bold: str) -> pd.DataFrame:
                              zip(mean[c], ci[c], best[c])] for c in mean.columns}, index=mean.index)
 
 
-def _latex(styler, caption: str, label: str, column_format: str) -> str:
-    """A booktabs table with escaped headers and `caption`."""
-    caption = caption.translate(_CAPTION_ESCAPES).replace("±", r"$\pm$").replace("sigma", r"$\sigma$")
-    return styler.format_index(escape="latex", axis=0).format_index(escape="latex", axis=1).to_latex(
-        hrules=True, position="t", position_float="centering", label=label, caption=caption.replace("–", "--"),
+def _render(title: str, md: str, caption: str, styler, label: str, column_format: str) -> tuple[str, str]:
+    """(Markdown, LaTeX): the Markdown table under its bold title, the caption below; a booktabs table."""
+    tex_caption = caption.translate(_CAPTION_ESCAPES).replace("±", r"$\pm$").replace("sigma", r"$\sigma$")
+    tex = styler.format_index(escape="latex", axis=0).format_index(escape="latex", axis=1).to_latex(
+        hrules=True, position="t", position_float="centering", label=label, caption=tex_caption.replace("–", "--"),
         column_format=column_format)
+    return "\n".join([f"**{title}**", "", md, "", caption, ""]), tex
 
 
 def render_label_efficiency(wide: pd.DataFrame, where: str, label: str) -> tuple[str, str]:
@@ -79,27 +76,24 @@ def render_label_efficiency(wide: pd.DataFrame, where: str, label: str) -> tuple
                f"{describe_setting(wide.attrs['default'])}. Best per column in bold.")
     md = _cells(wide, " ± ", "**{}**").to_markdown(colalign=["left"] + ["center"] * wide["n"].shape[1])
     tex = _cells(wide, r" $\pm$ ", r"\textbf{{{}}}")
-    return ("\n".join([f"**{where}: label efficiency (mIoU %)**", "", md, "", caption, ""]),
-            _latex(tex.style, caption, label, "l" + "c" * tex.shape[1]))
+    return _render(f"{where}: label efficiency (mIoU %)", md, caption, tex.style, label, "l" + "c" * tex.shape[1])
 
 
 def ablated_rows(summary: pd.DataFrame) -> pd.DataFrame:
-    """DeP/DDeP rows of the (arm, fraction) cells run at more than one noise setting
-    (:func:`ddep.sweep.ablated_keys`, as the workflow plans them)."""
+    """DeP/DDeP rows of the (arm, fraction) cells run at more than one noise setting (as the workflow plans them)."""
     den = summary[summary["arm"].isin(DENOISING_ARMS)]
     ablated = ablated_keys({**r, "setting": setting_of(r)} for r in den.to_dict("records"))
     return den.loc[[tuple(k) in ablated for k in den[list(ABLATION_CELL)].itertuples(index=False)]]
 
 
-def _diff_text(r) -> str:
-    if r.matched != "both" or not math.isfinite(r.mean_diff):
+def _diff_text(r) -> str:  # a setting's paired difference from the default (none: no matched seeds)
+    if not math.isfinite(r.mean_diff):
         return DASH
     return f"{r.mean_diff:+.2f} " + (f"[{r.ci_low:+.2f}, {r.ci_high:+.2f}]" if math.isfinite(r.ci95) else "(n=1)")
 
 
 def noise_table(summary: pd.DataFrame, paired: pd.DataFrame, default: NoiseSetting | None) -> pd.DataFrame:
-    """One dataset's (and model's) noise ablations: one row per DeP/DDeP setting of each ablated fraction, its mIoU
-    and its paired difference from the default setting."""
+    """A row per DeP/DDeP setting of each ablated fraction: its mIoU and paired difference from the default."""
     df = in_paper_order(ablated_rows(summary), ["arm", "label_fraction", "formulation", "target",
                                                 "noise_conditioning", "sigma"], variants=True)
     if df.empty:
@@ -108,8 +102,7 @@ def noise_table(summary: pd.DataFrame, paired: pd.DataFrame, default: NoiseSetti
     keys = ["arm", "label_fraction", "model", *NOISE_AXES]
     base = paired.iloc[:0] if default is None else \
         paired[paired["baseline"] == paired["arm"].map(lambda a: run_name(a, default))]
-    df = df.merge(base[[*keys, "mean_diff", "ci95", "ci_low", "ci_high"]].drop_duplicates(keys), on=keys,
-                  how="left", indicator="matched")
+    df = df.merge(base[[*keys, "mean_diff", "ci95", "ci_low", "ci_high"]].drop_duplicates(keys), on=keys, how="left")
     return pd.DataFrame([{
         "arm": arm_display(r.arm), "images": fraction_column_label(r.label_fraction, r.n_labelled),
         "sigma": r.sigma, "formulation": r.formulation, "target": r.target, "conditioning": r.noise_conditioning,
@@ -126,27 +119,23 @@ def render_noise_table(table: pd.DataFrame, where: str, default: NoiseSetting | 
                f"per image; scaled: sqrt(g)x + sqrt(1-g)eps, g = 1/(1+sigma^2).")
     md = table.to_markdown(index=False, colalign=["left"] * 6 + ["center"] * 3)
     styler = table.style.hide(axis="index").format(lambda v: str(v).replace("±", r"$\pm$"), escape="latex")
-    return ("\n".join([f"**{where}: noise ablations (mIoU %)**", "", md, "", caption, ""]),
-            _latex(styler, caption, label, "l" * 6 + "c" * (table.shape[1] - 6)))
+    return _render(f"{where}: noise ablations (mIoU %)", md, caption, styler, label, "l" * 6 + "c" * 3)
 
 
 def write_tables(summary: pd.DataFrame, paired: pd.DataFrame, results_dir: str | os.PathLike,
                  default: NoiseSetting | None = None) -> tuple[list[Path], list[str]]:
-    """Write ``tables/{stem}_label_efficiency.{md,tex}`` per dataset (and model) and ``tables/{stem}_noise.{md,tex}``
-    where a noise ablation has runs. Returns (files, notes)."""
+    """Write ``tables/{stem}_label_efficiency.{md,tex}`` per dataset (and model), and ``{stem}_noise.{md,tex}`` where
+    a noise ablation has runs: (files, notes)."""
     if summary.empty:
         return [], ["no results: no tables written"]
-    files: list[Path] = []
-    notes: list[str] = []
+    files, notes = [], []
     for ds, model, stem in table_groups(summary):
-        sub = rows_of(summary, ds, model)
-        den, where = sub[sub["arm"].isin(DENOISING_ARMS)], ds + (f", model {model}" if stem != ds else "")
-        if default is not None and not den.empty and not setting_mask(den, default).any():
+        sub, where = rows_of(summary, ds, model), ds + (f", model {model}" if stem != ds else "")
+        if default is not None and sub["arm"].isin(DENOISING_ARMS).any() and not setting_mask(sub, default).any():
             notes.append(f"{stem}: no DeP/DDeP results at the default setting {default.slug}")
-        texts = {"label_efficiency": render_label_efficiency(label_efficiency(
-            sub, ds, model if stem != ds else None, default), where, f"tab:{stem}_label_efficiency")}
-        table = noise_table(sub, rows_of(paired, ds, model), default)
-        if not table.empty:
+        texts = {"label_efficiency": render_label_efficiency(label_efficiency(sub, ds, model, default), where,
+                                                             f"tab:{stem}_label_efficiency")}
+        if not (table := noise_table(sub, rows_of(paired, ds, model), default)).empty:
             texts["noise"] = render_noise_table(table, where, default, f"tab:{stem}_noise")
         files += [atomic_write_text(path, text) for kind, pair in texts.items()
                   for path, text in zip(table_paths(str(results_dir), stem, kind), pair)]
