@@ -4,7 +4,7 @@ agrees with results/summary.csv cell by cell.
 It retrains the cells the paper's headline claims rest on: every arm at the smallest label
 fraction, with all the pretrainings those need (the larger fractions share them and differ
 only in their split; retraining them too would add about 22 minutes of CPU to CI). It costs
-about 2,400 CPU-seconds (AMD EPYC: 20 fine-tunes of about 80 s and the pretrainings), so it
+about 2,000 CPU-seconds (AMD EPYC: 20 fine-tunes of about 66 s and the pretrainings), so it
 runs only where
 DDEP_TEST_REPRO=1 (CI sets it: CI is a second machine, the committed run came from another).
 On the same CPU type and library versions the numbers are bit-identical; on another CPU
@@ -31,7 +31,7 @@ from test_workflow import REPO, snakemake, workspace
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not os.environ.get("DDEP_TEST_REPRO"),
-                       reason="retrains the default grid's smallest fraction (~2,400 CPU-s, "
+                       reason="retrains the default grid's smallest fraction (~2,000 CPU-s, "
                               "AMD EPYC); set DDEP_TEST_REPRO=1 (CI does)"),
 ]
 
