@@ -2,17 +2,20 @@
 from __future__ import annotations
 
 import argparse
+import glob
 import os
 import sys
 from pathlib import Path
 
 from mmengine.config import DictAction
 
-from ddep.sweep import ARMS, DEFAULT_SIGMA, DENOISING_ARMS, FORMULATIONS, LOSSES, TARGETS, sweep_models
+from ddep.sweep import (ARMS, DEFAULT_SIGMA, DENOISING_ARMS, FORMULATIONS, LOSSES, TARGETS,
+                        NoiseSetting, sweep_models)
 from ddep.sweep_config import SCHEMA, load_config
 
 EXIT_USAGE, EXIT_FAILED = 2, 1
 EXIT_PREEMPTED = 75  # sysexits' EX_TEMPFAIL: stopped on a signal, checkpoint saved, rerun to resume
+DEFAULT_RUNS_GLOB = "resources/runs/**/*.json"
 
 
 def _job_args(p: argparse.ArgumentParser, stage: str) -> None:
@@ -178,6 +181,37 @@ def cmd_finetune(args: argparse.Namespace) -> None:
           f"mIoU {r['mIoU']:.2f} -> {args.out}")
 
 
+# --- results -------------------------------------------------------------------------------
+
+def cmd_aggregate(args: argparse.Namespace) -> None:
+    from ddep.analysis.results import write_results
+    paths = list(args.runs) if args.runs else sorted(glob.glob(args.runs_glob, recursive=True))
+    if not paths:  # almost always a wrong glob or working directory
+        raise ValueError(f"no run files match {args.runs_glob!r}")
+    write_results(paths, args.out, default_noise=args.default_noise,
+                  pretraining_paths=args.pretrainings or ())
+
+
+def cmd_figures(args: argparse.Namespace) -> None:
+    from ddep.analysis.figures import write_figures  # matplotlib only when figures are wanted
+    write_figures(args.results, args.out, default=args.default_noise)
+
+
+def cmd_readme(args: argparse.Namespace) -> None:
+    from ddep.readme import documents, fill_readme
+    for path in args.readme or documents(args.root):
+        used = fill_readme(path, args.root)
+        if used or args.readme:
+            print(f"{path}: {len(used)} generated block(s) from {', '.join(used) or 'nothing'}")
+
+
+def _noise_setting(name: str) -> NoiseSetting:  # argparse shows an ArgumentTypeError's message
+    try:
+        return NoiseSetting.from_slug(name)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     import inspect
 
@@ -274,8 +308,31 @@ def build_parser() -> argparse.ArgumentParser:
     _job_args(p, "finetune")
     p.set_defaults(func=cmd_finetune)
 
-    from ddep.analysis.cli import add_analysis_commands
-    add_analysis_commands(sub)  # aggregate, figures
+    agg = sub.add_parser("aggregate", help="per-run JSONs -> runs/summary/paired/claims CSVs, "
+                                           "tables")
+    agg.add_argument("--runs-glob", default=DEFAULT_RUNS_GLOB,
+                     help="glob of per-run JSONs (** is any depth)")
+    agg.add_argument("--runs", nargs="+", metavar="JSON",
+                     help="explicit per-run JSONs (instead of --runs-glob)")
+    agg.add_argument("--out", default="results", help="folder of the CSVs and tables/")
+    agg.add_argument("--pretrainings", nargs="+", metavar="JSON",
+                     help="the pretraining jobs' JSONs: pretrainings.csv and tables/pretrainings.md")
+    fig = sub.add_parser("figures", help="summary.csv, claims.csv -> PNG/PDF figures")
+    fig.add_argument("--results", default="results", help="folder of summary.csv and claims.csv")
+    fig.add_argument("--out", default="figures", help="output folder")
+    for p, func in ((agg, cmd_aggregate), (fig, cmd_figures)):
+        p.add_argument("--default-noise", type=_noise_setting, metavar="SETTING",
+                       help="DeP/DDeP's setting in the label-efficiency table and the claims, the "
+                            "ablations' baseline, as in the weights' names: s0.2, "
+                            "sU0.1-0.4_scaled_x_cond (default: the setting with the most results)")
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("readme", help="generated blocks of README.md and docs/*.md <- "
+                                      "results/tables/*.md")
+    p.add_argument("--readme", nargs="+", type=Path, metavar="FILE",
+                   help="default: README.md and docs/*.md")
+    p.add_argument("--root", default=".", help="folder the blocks' paths are relative to")
+    p.set_defaults(func=cmd_readme)
     return parser
 
 

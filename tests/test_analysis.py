@@ -11,7 +11,6 @@ import pandas as pd
 import pytest
 
 from ddep.analysis.aggregate import (
-    RunFileError,
     load_runs,
     paired_differences,
     read_csv,
@@ -20,6 +19,7 @@ from ddep.analysis.aggregate import (
 from ddep.analysis.common import minimal_detectable_effect, t_critical
 from ddep.analysis.results import write_results
 from ddep.cli import main
+from ddep.run_file import RunFileError
 from ddep.sweep import NoiseSetting
 
 DEFAULT = NoiseSetting("0.2")
@@ -355,16 +355,13 @@ def test_figures_need_claims_csv_with_its_fragile_column(tmp_path: Path, run_fil
 # --- command line -------------------------------------------------------------------------
 
 
-def test_mount_on_project_parser(tmp_path: Path, run_files: list[Path]) -> None:
-    import argparse
+def test_aggregate_command_writes_the_csvs_and_raises_for_bad_input(tmp_path: Path, run_files: list[Path]) -> None:
+    from ddep.cli import build_parser
 
-    from ddep.analysis.cli import add_analysis_commands
-
-    parser = argparse.ArgumentParser(prog="ddep")
-    add_analysis_commands(parser.add_subparsers(dest="command", required=True))
+    parser = build_parser()
     args = parser.parse_args(["aggregate", "--runs", *map(str, run_files[:3]),
                               "--out", str(tmp_path / "r")])
-    assert args.func(args) == 0 and (tmp_path / "r" / "summary.csv").is_file()
+    assert not args.func(args) and (tmp_path / "r" / "summary.csv").is_file()
     # Bad input raises ValueError, which the project CLI maps to its usage exit code.
     args = parser.parse_args(["aggregate", "--runs-glob", str(tmp_path / "none" / "*.json")])
     with pytest.raises(ValueError, match="no run files"):
@@ -658,7 +655,7 @@ def test_write_results_writes_claims_csv_and_markdown(tmp_path: Path) -> None:
 
 
 def test_readme_blocks_are_filled_from_the_files_they_name(tmp_path):
-    from ddep.analysis.cli import fill_readme
+    from ddep.readme import fill_readme
 
     (tmp_path / "results/tables").mkdir(parents=True)
     (tmp_path / "results/tables/a.md").write_text("| x |\n|---|\n| 1.5 |\n")
@@ -715,7 +712,7 @@ def test_ddep_readme_fills_the_blocks_of_readme_and_docs_pages(tmp_path):
 
 def test_the_repository_pages_name_existing_result_tables():
     """Wherever the README's generated blocks landed, each names a table that exists."""
-    from ddep.analysis.cli import BLOCK, documents
+    from ddep.readme import BLOCK, documents
 
     repo = Path(__file__).resolve().parents[1]
     named = [(page.name, m.group("path")) for page in documents(repo)

@@ -1,56 +1,29 @@
-"""Per-run JSON files -> tidy CSVs (runs, per-cell summary, paired differences). One JSON per fine-tuning run:
-{"dataset": "builtin", "model": "transunet_tiny", "label_fraction": "1/30", "n_labelled": 10, "arm": "ddep",
-"sigma": "0.2", "formulation": "unscaled", "target": "eps", "noise_conditioning": false, "seed": 0, "mIoU": 41.3,
-"aAcc": 80.1, "mAcc": 50.2, "per_class_iou": {"sky": 90.1}, "iterations": 300, "wall_time_s": 41.2,
-"config_hash": "ab12cd34", "git_commit": "abc123", "versions": {"torch": "2.14.1"}}."""
+"""Per-run JSON files (:mod:`ddep.run_file`) -> tidy CSVs (runs, per-cell summary, paired differences); the
+pretraining jobs' table."""
 
-import json
 import math
 import os
 from collections.abc import Iterable
 from pathlib import Path
 
-import jsonschema
 import pandas as pd
 
 from .common import (CELL_KEYS, CONFIDENCE, DENOISING_ARMS, NO_SETTING, NOISE_AXES, PAIR_KEYS, RUN_KEYS, STRING_COLUMNS,
                      NoiseSetting, ci_halfwidth, diff_stats, in_paper_order, seeds_text, setting_mask, sigma_label)
+from ddep.run_file import LABELS, METRICS, check_run, read_json
 from ddep.sweep import conditioning_label, model_of_run, run_name
 
-METRICS: tuple[str, ...] = ("mIoU", "aAcc", "mAcc")
 PROVENANCE: tuple[str, ...] = ("iterations", "wall_time_s", "config_hash", "git_commit")
 # (denoising arm, baseline arm) -> label: the paper's two headline comparisons.
 COMPARISONS: dict[tuple[str, str], str] = {("ddep", "21k"): "DDeP - 21K", ("dep", "none"): "DeP - none"}
-# Text (or a number: sigma 0.2), not blank. noise_conditioning may be absent (written before it was an axis): off.
-LABELS: list[str] = [k for k in STRING_COLUMNS if k != "noise_conditioning"]
-# The run file's contract. mmseg reports percentages: a metric in [0, 1] is legal, > 100 is a bug (NaN passes).
-RUN_SCHEMA: dict = {"type": "object", "required": [*LABELS, "n_labelled", "seed", *METRICS], "properties": {
-    **dict.fromkeys(LABELS, {"type": ["string", "number"], "pattern": r"\S"}),
-    "n_labelled": {"type": "integer"}, "seed": {"type": "integer"},
-    **dict.fromkeys(METRICS, {"type": "number", "minimum": 0, "maximum": 100}),
-    "per_class_iou": {"type": ["object", "null"], "additionalProperties": {"type": ["number", "null"]}},
-    "versions": {"type": ["object", "null"]}}}
-_RUN_VALIDATOR = jsonschema.Draft202012Validator(RUN_SCHEMA)
-
-
-class RunFileError(ValueError):
-    """A per-run JSON file is unreadable or violates the contract; the message names the file."""
-
-
-def _read_json(path: str | os.PathLike, what: str) -> object:
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise RunFileError(f"{path}: not a readable {what} ({exc})") from exc
 
 
 def _parse_run(path: Path) -> dict:
     """Read and validate one per-run JSON, returning a flat row dict."""
-    data = _read_json(path, "JSON file")
+    data = read_json(path)
     if isinstance(data, dict) and "preset" in data:  # written before the models axis: a TransUNet preset
         data.setdefault("model", model_of_run(data))
-    if errors := list(_RUN_VALIDATOR.iter_errors(data)):  # "$.mIoU: 140.0 is greater than the maximum of 100"
-        raise RunFileError(f"{path}: " + "; ".join(f"{e.json_path}: {e.message}" for e in errors))
+    check_run(data, path)
     row = {k: str(data[k]).strip() for k in LABELS}
     row["arm"] = row["arm"].lower()  # "21K" and "21k" are the same arm
     row["sigma"] = sigma_label(row["sigma"])
@@ -133,7 +106,7 @@ def pretraining_table(json_paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
     """One row per pretraining job: what it learnt from, how long it took, how well."""
     rows = []
     for path in json_paths:
-        data = _read_json(path, "pretraining JSON")
+        data = read_json(path, "pretraining JSON")
         supervised = data.get("stage") == "supervised"
         rows.append({**{k: data.get(k) for k in PRETRAINING_COLUMNS},
                      # resources/weights/{dataset}/{model}/x.json (before models: {dataset}/x.json)

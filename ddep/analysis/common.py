@@ -25,7 +25,6 @@ _ORDER = {"label_fraction": fraction_value, "sigma": sigma_sort_key, "seed": int
           "arm": lambda a: (ARM_ORDER.index(a) if a in ARM_ORDER else len(ARM_ORDER), a)}
 _VARIANT_ORDER = {"formulation": FORMULATIONS.index, "target": TARGETS.index, "noise_conditioning": CONDITIONING.index}
 ROW_ORDER: list[str] = ["dataset", "model", "label_fraction", "arm", *NOISE_AXES, "seed"]  # of runs, summary, paired
-setting_of = NoiseSetting.from_config  # the noise setting of a DeP/DDeP row (its four NOISE_AXES)
 
 
 def in_paper_order(df: pd.DataFrame, by: list[str] = ROW_ORDER, variants: bool = False) -> pd.DataFrame:

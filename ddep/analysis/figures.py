@@ -16,7 +16,7 @@ import seaborn as sns
 from matplotlib.figure import Figure  # no pyplot: no global state, no GUI, no figure leaks
 from matplotlib.lines import Line2D
 
-from . import CSV_NAMES, csv_paths, figure_paths, noise_overview_paths
+from . import csv_path, figure_paths
 from .aggregate import read_csv
 from .claims import CONTRADICTED, HOLDS, NOT_SHOWN, SIGMA_CLAIM_ID, TOO_FEW, verdict_text
 from .common import (ARM_COLOURS, DENOISING_ARMS, NoiseSetting, arm_display, atomic_write_bytes, describe_setting,
@@ -224,7 +224,7 @@ def claims_figure(claims: pd.DataFrame, dataset: str, model: str | None = None) 
 def write_figures(results_dir: str | os.PathLike, out_dir: str | os.PathLike, default: NoiseSetting | None = None,
                   quiet: bool = False) -> tuple[list[Path], list[str]]:
     """Draw every figure of `results_dir`'s summary and claims in `out_dir`: (files, notes), printed unless `quiet`."""
-    paths = [Path(csv_paths(str(results_dir))[CSV_NAMES.index(name)]) for name in ("summary", "claims")]
+    paths = [Path(csv_path(results_dir, name)) for name in ("summary", "claims")]
     if missing := [p for p in paths if not p.is_file()]:
         raise FileNotFoundError(f"{missing[0]}: not found (run the aggregate step first)")
     summary, claims = map(read_csv, paths)
@@ -241,9 +241,9 @@ def write_figures(results_dir: str | os.PathLike, out_dir: str | os.PathLike, de
         if figures["label_efficiency"] is None:
             notes.append(f"{stem}: no data for the label_efficiency figure, skipped")
         files += [f for kind, fig in figures.items() if fig is not None
-                  for f in save_figure(fig, figure_paths(str(out_dir), stem, kind))]
+                  for f in save_figure(fig, figure_paths(out_dir, f"{stem}_{kind}"))]
     fig = noise_overview_figure(summary)  # None unless several datasets are ablated
-    files += save_figure(fig, noise_overview_paths(str(out_dir))) if fig is not None else []
+    files += save_figure(fig, figure_paths(out_dir, "noise")) if fig is not None else []
     for line in [] if quiet else [*(f"wrote {f}" for f in files), *(f"note: {n}" for n in notes)]:
         print(line)
     return files, notes

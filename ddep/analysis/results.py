@@ -5,7 +5,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from . import claims_table_path, csv_paths, pretrainings_paths
+from . import CSV_NAMES, csv_path, table_paths
 from .aggregate import load_runs, paired_differences, pretraining_markdown, pretraining_table, summarise
 from .claims import claims_table, render_claims_markdown
 from .common import NoiseSetting, atomic_write_text, choose_default_setting
@@ -22,14 +22,14 @@ def write_results(json_paths: Iterable[str | os.PathLike], out_dir: str | os.Pat
     # DeP/DDeP's setting in the label-efficiency table and the claims, the ablations' baseline
     default = default_noise or choose_default_setting(summary)
     paired, claims = paired_differences(runs, default), claims_table(runs, default)
-    for table, path in zip((runs, summary, paired, claims), csv_paths(str(out))):
-        atomic_write_text(path, table.to_csv(index=False))
-    atomic_write_text(claims_table_path(str(out)), render_claims_markdown(claims, default))
+    for name, table in zip(CSV_NAMES, (runs, summary, paired, claims)):
+        atomic_write_text(csv_path(out, name), table.to_csv(index=False))
+    atomic_write_text(*table_paths(out, "claims", ("md",)), render_claims_markdown(claims, default))
     table_files, notes = write_tables(summary, paired, out, default)
     if pretraining_paths := list(pretraining_paths):
-        pretrainings, (csv, md) = pretraining_table(pretraining_paths), pretrainings_paths(str(out))
-        atomic_write_text(csv, pretrainings.to_csv(index=False))
-        atomic_write_text(md, pretraining_markdown(pretrainings))
+        pretrainings = pretraining_table(pretraining_paths)
+        atomic_write_text(csv_path(out, "pretrainings"), pretrainings.to_csv(index=False))
+        atomic_write_text(*table_paths(out, "pretrainings", ("md",)), pretraining_markdown(pretrainings))
     verdicts = "".join(f", {n} {v}" for v, n in claims["verdict"].value_counts().items())
     datasets = runs["dataset"].nunique()
     text = "\n".join([f"aggregated {len(runs)} run(s) into {len(summary)} cell(s) over {datasets} dataset(s) -> {out}",

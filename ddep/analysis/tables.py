@@ -11,7 +11,7 @@ import pandas as pd
 from . import table_paths
 from .common import (DENOISING_ARMS, NOISE_AXES, NoiseSetting, arm_display, at_default, atomic_write_text,
                      choose_default_setting, describe_setting, fraction_column_label, in_paper_order, rows_of,
-                     seed_count_text, setting_mask, setting_of)
+                     seed_count_text, setting_mask)
 from ddep.sweep import ABLATION_CELL, ablated_keys, result_stem, run_name
 
 DASH = "–"
@@ -82,7 +82,7 @@ def render_label_efficiency(wide: pd.DataFrame, where: str, label: str) -> tuple
 def ablated_rows(summary: pd.DataFrame) -> pd.DataFrame:
     """DeP/DDeP rows of the (arm, fraction) cells run at more than one noise setting (as the workflow plans them)."""
     den = summary[summary["arm"].isin(DENOISING_ARMS)]
-    ablated = ablated_keys({**r, "setting": setting_of(r)} for r in den.to_dict("records"))
+    ablated = ablated_keys({**r, "setting": NoiseSetting.from_config(r)} for r in den.to_dict("records"))
     return den.loc[[tuple(k) in ablated for k in den[list(ABLATION_CELL)].itertuples(index=False)]]
 
 
@@ -107,7 +107,7 @@ def noise_table(summary: pd.DataFrame, paired: pd.DataFrame, default: NoiseSetti
         "arm": arm_display(r.arm), "images": fraction_column_label(r.label_fraction, r.n_labelled),
         "sigma": r.sigma, "formulation": r.formulation, "target": r.target, "conditioning": r.noise_conditioning,
         "mIoU": _cell_text(r.mIoU_mean, r.mIoU_ci95), "n": int(r.n),
-        "vs default [95% CI]": "default" if setting_of(r._asdict()) == default else _diff_text(r)}
+        "vs default [95% CI]": "default" if NoiseSetting.from_config(r._asdict()) == default else _diff_text(r)}
         for r in df.itertuples(index=False)])
 
 
@@ -138,5 +138,5 @@ def write_tables(summary: pd.DataFrame, paired: pd.DataFrame, results_dir: str |
         if not (table := noise_table(sub, rows_of(paired, ds, model), default)).empty:
             texts["noise"] = render_noise_table(table, where, default, f"tab:{stem}_noise")
         files += [atomic_write_text(path, text) for kind, pair in texts.items()
-                  for path, text in zip(table_paths(str(results_dir), stem, kind), pair)]
+                  for path, text in zip(table_paths(results_dir, f"{stem}_{kind}"), pair)]
     return files, notes

@@ -23,6 +23,7 @@ from ddep.configs.compose import copy_val_to_test
 from ddep.data.checks import checked_pipeline, count_split
 from ddep.io import atomic_write_text, ensure_writable, write_json
 from ddep.noise import NoiseConfig
+from ddep.run_file import check_run
 from ddep.checkpoints import CheckpointError
 from ddep.sweep import ARMS, DENOISING_ARMS, Model, model_of_run
 
@@ -348,6 +349,7 @@ def finetune(cfg: Config, arm: str, split_file: Path, label_fraction: str, out: 
         per_class_iou=per_class, iterations=runner.iter, wall_time_s=round(time.time() - start, 2),
         config_hash=config_hash(cfg), split_file=str(split_file),
         pretrained=str(init_from or encoder_weights or ""), **provenance())
+    check_run(result, out)  # the contract `ddep aggregate` reads it by
     if is_main_process():
         write_json(out, result)
         save_config(cfg, out)

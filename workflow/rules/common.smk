@@ -1,8 +1,7 @@
 # The sweep, expanded once from the config into a table of jobs (ddep.sweep names them).
 import pandas as pd
 
-from ddep.analysis import (CSV_NAMES, claims_table_path, csv_paths, figure_paths,
-                           noise_overview_paths, pretrainings_paths, table_paths)
+from ddep.analysis import CSV_NAMES, csv_path, figure_paths, table_paths
 from ddep.preflight import unlabelled_source
 from ddep.sweep import (NoiseSetting, SUPERVISED_ARMS, ablated_cells, finetune_jobs,
                         parse_run_name, pretrainings, result_stem, sweep_models)
@@ -21,21 +20,21 @@ PRETRAINING_JSONS = [f"resources/weights/{ds}/{m}/{name}.json" for ds, m, name i
     and set(SUPERVISED_ARMS) & set(FINETUNES.arm[FINETUNES.dataset == ds])]
 DEFAULT_NOISE = NoiseSetting.from_config(config["denoising"])
 RESULTS, FIGURES_DIR = config.get("results_dir", "results"), config.get("figures_dir", "figures")
-RESULT_TABLES = csv_paths(RESULTS)
-CLAIMS_TABLE = claims_table_path(RESULTS)  # all datasets in one table, written with the CSVs
-PRETRAINING_TABLES = pretrainings_paths(RESULTS)
+RESULT_TABLES = [csv_path(RESULTS, name) for name in CSV_NAMES]
+CLAIMS_TABLE = table_paths(RESULTS, "claims", ("md",))[0]  # all datasets in one table, written with the CSVs
+PRETRAINING_TABLES = [csv_path(RESULTS, "pretrainings"), *table_paths(RESULTS, "pretrainings", ("md",))]
 # Every dataset has a label-efficiency table and figure; a noise-ablation one where it is ablated.
 # A dataset's file stem is `builtin`, or `builtin_<model>` per model when there are several.
 _STEMS = {ds: [result_stem(ds, m, len(MODELS) > 1) for m in MODELS] for ds in config["datasets"]}
 _KINDS = [(stem, "label_efficiency") for ds in config["datasets"] for stem in _STEMS[ds]] + \
     [(result_stem(ds, m, len(MODELS) > 1), "noise") for ds, m in ablated_cells(JOBS)]
-TABLES = [path for ds, kind in _KINDS for path in table_paths(RESULTS, ds, kind)]
-FIGURES = [path for ds, kind in _KINDS for path in figure_paths(FIGURES_DIR, ds, kind)]
+TABLES = [path for stem, kind in _KINDS for path in table_paths(RESULTS, f"{stem}_{kind}")]
+FIGURES = [path for stem, kind in _KINDS for path in figure_paths(FIGURES_DIR, f"{stem}_{kind}")]
 if len({ds for ds, _ in ablated_cells(JOBS)}) > 1:  # the paper's noise figure: one panel per ablated dataset
-    FIGURES += noise_overview_paths(FIGURES_DIR)
+    FIGURES += figure_paths(FIGURES_DIR, "noise")
 # and a claims figure (from claims.csv; a dataset without claims gets one that says so)
 CLAIMS_FIGURES = [path for ds in config["datasets"] for stem in _STEMS[ds]
-                  for path in figure_paths(FIGURES_DIR, stem, "claims")]
+                  for path in figure_paths(FIGURES_DIR, f"{stem}_claims")]
 
 
 def dataset(wc):

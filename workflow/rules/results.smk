@@ -22,8 +22,8 @@ rule aggregate:
 rule figures:
     input:
         # figures are drawn from these CSVs alone
-        RESULT_TABLES[CSV_NAMES.index("summary")],
-        RESULT_TABLES[CSV_NAMES.index("claims")],
+        csv_path(RESULTS, "summary"),
+        csv_path(RESULTS, "claims"),
     output:
         [report(f, category="Figures", caption="../report/figures.rst") for f in FIGURES if f.endswith(".png")],
         [report(f, category="Figures", caption="../report/claims_figure.rst")
