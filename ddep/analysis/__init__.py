@@ -5,15 +5,15 @@ here only; the workflow declares its outputs with these functions (nothing heavy
 from os import PathLike
 
 CSV_NAMES = ("runs", "summary", "paired", "claims")  # every aggregate's; pretrainings.csv where jobs pretrained
+MARKDOWN_ONLY = ("claims", "pretrainings")  # the whole run's tables; {stem}_label_efficiency, {stem}_noise: .tex too
 
 
 def csv_path(results_dir: str | PathLike, name: str) -> str:
     return f"{results_dir}/{name}.csv"
 
 
-def table_paths(results_dir: str | PathLike, name: str, formats: tuple[str, ...] = ("md", "tex")) -> list[str]:
-    """name: ``{stem}_label_efficiency`` or ``{stem}_noise`` (Markdown and LaTeX); claims, pretrainings (md)."""
-    return [f"{results_dir}/tables/{name}.{ext}" for ext in formats]
+def table_paths(results_dir: str | PathLike, name: str) -> list[str]:
+    return [f"{results_dir}/tables/{name}.{ext}" for ext in (("md",) if name in MARKDOWN_ONLY else ("md", "tex"))]
 
 
 def figure_paths(figures_dir: str | PathLike, name: str) -> list[str]:

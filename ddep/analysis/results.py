@@ -24,12 +24,12 @@ def write_results(json_paths: Iterable[str | os.PathLike], out_dir: str | os.Pat
     paired, claims = paired_differences(runs, default), claims_table(runs, default)
     for name, table in zip(CSV_NAMES, (runs, summary, paired, claims)):
         atomic_write_text(csv_path(out, name), table.to_csv(index=False))
-    atomic_write_text(*table_paths(out, "claims", ("md",)), render_claims_markdown(claims, default))
+    atomic_write_text(*table_paths(out, "claims"), render_claims_markdown(claims, default))
     table_files, notes = write_tables(summary, paired, out, default)
     if pretraining_paths := list(pretraining_paths):
         pretrainings = pretraining_table(pretraining_paths)
         atomic_write_text(csv_path(out, "pretrainings"), pretrainings.to_csv(index=False))
-        atomic_write_text(*table_paths(out, "pretrainings", ("md",)), pretraining_markdown(pretrainings))
+        atomic_write_text(*table_paths(out, "pretrainings"), pretraining_markdown(pretrainings))
     verdicts = "".join(f", {n} {v}" for v, n in claims["verdict"].value_counts().items())
     datasets = runs["dataset"].nunique()
     text = "\n".join([f"aggregated {len(runs)} run(s) into {len(summary)} cell(s) over {datasets} dataset(s) -> {out}",

@@ -21,8 +21,8 @@ PRETRAINING_JSONS = [f"resources/weights/{ds}/{m}/{name}.json" for ds, m, name i
 DEFAULT_NOISE = NoiseSetting.from_config(config["denoising"])
 RESULTS, FIGURES_DIR = config.get("results_dir", "results"), config.get("figures_dir", "figures")
 RESULT_TABLES = [csv_path(RESULTS, name) for name in CSV_NAMES]
-CLAIMS_TABLE = table_paths(RESULTS, "claims", ("md",))[0]  # all datasets in one table, written with the CSVs
-PRETRAINING_TABLES = [csv_path(RESULTS, "pretrainings"), *table_paths(RESULTS, "pretrainings", ("md",))]
+CLAIMS_TABLE = table_paths(RESULTS, "claims")[0]  # all datasets in one table, written with the CSVs
+PRETRAINING_TABLES = [csv_path(RESULTS, "pretrainings"), *table_paths(RESULTS, "pretrainings")]
 # Every dataset has a label-efficiency table and figure; a noise-ablation one where it is ablated.
 # A dataset's file stem is `builtin`, or `builtin_<model>` per model when there are several.
 _STEMS = {ds: [result_stem(ds, m, len(MODELS) > 1) for m in MODELS] for ds in config["datasets"]}
