@@ -381,6 +381,8 @@ def generate_builtin(root: Path, seed: int = 0, n_train: int = 500, n_val: int =
         method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
         with mp.get_context(method).Pool(workers) as pool:
             pool.map(_write_chunk, tasks, chunksize=1)
+            pool.close()  # workers exit on their own: the with block's terminate() can kill one holding
+            pool.join()   # the task queue's lock and then wait forever on another (seen in CI)
     else:
         for task in tasks:
             _write_chunk(task)
