@@ -12,6 +12,7 @@ from mmengine.config import DictAction
 from ddep.sweep import (ARMS, DEFAULT_SIGMA, DENOISING_ARMS, FORMULATIONS, LOSSES, TARGETS,
                         NoiseSetting, sweep_models)
 from ddep.sweep_config import SCHEMA, load_config
+from ddep.tuning import TUNABLE, file_sha256
 
 EXIT_USAGE, EXIT_FAILED = 2, 1
 EXIT_PREEMPTED = 75  # sysexits' EX_TEMPFAIL: stopped on a signal, checkpoint saved, rerun to resume
@@ -82,7 +83,7 @@ def cmd_generate_builtin(args: argparse.Namespace) -> None:
     generate_builtin(args.root, seed=args.seed, n_train=args.n_train, n_val=args.n_val,
                      n_unlabelled=args.n_unlabelled, n_source_train=args.n_source_train,
                      n_source_val=args.n_source_val, height=args.height, width=args.width,
-                     source_size=args.source_size)
+                     source_size=args.source_size, n_dev=args.n_dev, dev_seed=args.dev_seed)
     print(f"built-in dataset ready in {args.root}")
 
 
@@ -163,8 +164,9 @@ def cmd_pretrain_denoise(args: argparse.Namespace) -> None:
                          image_crop=args.image_crop)
     m = pretrain_denoise(cfg, args.arm, noise, args.out, opts, sched,
                          encoder_weights=args.encoder_weights,
-                         noise_conditioning=args.noise_conditioning)
-    print(f"{args.arm} sigma={noise.label} -> {args.out}: final loss {m['final_loss']:.4f}, "
+                         noise_conditioning=args.noise_conditioning, heldout=args.heldout)
+    heldout = f", held-out loss {m['heldout_loss']:.4f} (zero: {m['heldout_zero_loss']:.4f})" if args.heldout else ""
+    print(f"{args.arm} sigma={noise.label} -> {args.out}: final loss {m['final_loss']:.4f}{heldout}, "
           f"{m['iterations']} iterations in {m['wall_time_s']:.0f} s")
 
 
@@ -172,13 +174,36 @@ def cmd_finetune(args: argparse.Namespace) -> None:
     from ddep.configs import finetune_config
     from ddep.data import check_dataset
     from ddep.train.jobs import finetune
-    check_dataset(args.dataset, args.data_root)
+    point = dict(args.tuning_point or {})
+    if set(point) - set(TUNABLE):
+        raise ValueError(f"--tuning-point: {sorted(set(point) - set(TUNABLE))} cannot be tuned "
+                         f"(tunable: {', '.join(TUNABLE)})")
+    vars(args).update(point)  # a tuning run trains at its grid point
     opts, sched = _options_and_schedule(args, "finetune", args.dataset)
-    cfg = finetune_config(args.dataset, opts.model, args.data_root, crop_size=args.crop_size)
-    r = finetune(cfg, args.arm, args.split, args.label_fraction or args.split.stem, args.out,
-                 opts, sched, init_from=args.init_from, encoder_weights=args.encoder_weights)
+    cfg = finetune_config(args.dataset, opts.model, args.data_root, crop_size=args.crop_size,
+                          eval_split=args.eval_split)
+    check_dataset(args.dataset, args.data_root, splits=("train", args.eval_split))
+    label = args.label_fraction or args.split.stem
+    source = dict(setting_from=args.setting_from)
+    if args.setting_from and Path(args.setting_from).is_file():
+        source["setting_sha256"] = file_sha256(args.setting_from)
+    record = dict(tuning=dict(point=point, eval_split=args.eval_split, status="ok")) if point else None
+    try:
+        r = finetune(cfg, args.arm, args.split, label, args.out, opts, sched, init_from=args.init_from,
+                     encoder_weights=args.encoder_weights, setting_from=source, record=record)
+    except Exception as e:  # noqa: BLE001
+        if not point or not _crashed_in_training(e):
+            raise
+        # the tuning rule counts a crashed point as failed (ddep.tuning.RULE): record it, go on
+        from ddep.io import write_json
+        write_json(args.out, dict(dataset=args.dataset, model=opts.model.name, label_fraction=label,
+                                  arm=args.arm, seed=args.seed, tuning=dict(
+                                      point=point, eval_split=args.eval_split, status="failed",
+                                      reason=f"{type(e).__name__}: {_message(e)}")))
+        print(f"{args.arm} {label} seed {args.seed} at {point}: failed ({_message(e)}) -> {args.out}")
+        return
     print(f"{args.arm} {r['label_fraction']} ({r['n_labelled']} images) seed {args.seed}: "
-          f"mIoU {r['mIoU']:.2f} -> {args.out}")
+          f"mIoU {r['mIoU']:.2f} on {args.eval_split} -> {args.out}")
 
 
 # --- results -------------------------------------------------------------------------------
@@ -190,6 +215,19 @@ def cmd_aggregate(args: argparse.Namespace) -> None:
         raise ValueError(f"no run files match {args.runs_glob!r}")
     write_results(paths, args.out, default_noise=args.default_noise,
                   pretraining_paths=args.pretrainings or ())
+
+
+def cmd_tuning(args: argparse.Namespace) -> None:
+    import json
+
+    from ddep.analysis.tuning import tuning_figure, write_tuning
+    from ddep.data.table import split_sha256
+    roots = dict(args.data_root or {})
+    doc = write_tuning(args.runs, json.loads(args.grid), args.seeds, args.results, args.selection,
+                       {ds: split_sha256(ds, root, args.eval_split) for ds, root in roots.items()})
+    tuning_figure(args.results, args.figures)
+    print(f"tuning: {doc['provenance']['runs']} runs ({doc['provenance']['failed']} failed) -> "
+          f"{args.selection}, {args.results}/tuning.csv, {args.figures}/tuning.png")
 
 
 def cmd_figures(args: argparse.Namespace) -> None:
@@ -226,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", type=Path, required=True)
     defaults = inspect.signature(generate_builtin).parameters  # one place for the defaults
     for name in ("seed", "n_train", "n_val", "n_unlabelled", "n_source_train", "n_source_val",
-                 "height", "width", "source_size"):
+                 "height", "width", "source_size", "n_dev", "dev_seed"):
         p.add_argument(f"--{name.replace('_', '-')}", type=int, default=defaults[name].default)
     p.set_defaults(func=cmd_generate_builtin)
 
@@ -281,6 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", type=Path, help="dataset root (its train images are the default "
                                                   "unlabelled source)")
     p.add_argument("--unlabelled", type=Path, help="any folder of images instead (e.g. ImageNet train)")
+    p.add_argument("--heldout", type=Path,
+                   help="images it does not train on: its held-out loss is measured there (the JSON's "
+                        "heldout_loss, beside the zero prediction's)")
     p.add_argument("--image-crop", type=int, nargs=2, metavar=("H", "W"),
                    help="crop of the unlabelled images when they are not shaped like the "
                         "dataset's (e.g. 64 64 for the built-in source set, 224 224 for "
@@ -305,6 +346,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init-from", help="dep/ddep: denoising checkpoint")
     p.add_argument("--encoder-weights", help="21k: timm-format supervised encoder")
     p.add_argument("--out", type=Path, required=True, help="per-run JSON")
+    p.add_argument("--eval-split", default="val",
+                   help="the split evaluated on: val (reported results) or the development split "
+                        "(the tuning stage's)")
+    p.add_argument("--setting-from", default="",
+                   help="where the fine-tune setting came from (the tuning selection file), recorded")
+    p.add_argument("--tuning-point", nargs="+", action=DictAction, metavar="KEY=VALUE",
+                   help="a tuning run at this grid point (e.g. lr=0.003 encoder_lr_mult=0.1): its "
+                        "values override the schedule, and a failure is recorded, not raised")
     _job_args(p, "finetune")
     p.set_defaults(func=cmd_finetune)
 
@@ -326,6 +375,19 @@ def build_parser() -> argparse.ArgumentParser:
                             "ablations' baseline, as in the weights' names: s0.2, "
                             "sU0.1-0.4_scaled_x_cond (default: the setting with the most results)")
         p.set_defaults(func=func)
+
+    p = sub.add_parser("tuning", help="the tuning runs' JSONs -> tuning.csv, its table and figure, "
+                                      "and the selection file the held-out fine-tunes read")
+    p.add_argument("--runs", nargs="+", required=True, metavar="JSON", help="the tuning runs")
+    p.add_argument("--grid", required=True, help='the config\'s tuning.grid as JSON: {"lr": [0.001, 0.003]}')
+    p.add_argument("--seeds", nargs="+", type=int, required=True, help="the development seeds")
+    p.add_argument("--data-root", nargs="+", action=DictAction, metavar="DATASET=ROOT",
+                   help="each dataset's root: its development split's hash is recorded")
+    p.add_argument("--eval-split", default="dev", help="the development split's name")
+    p.add_argument("--selection", required=True, help="the selection file to write")
+    p.add_argument("--results", default="results", help="folder of tuning.csv and tables/")
+    p.add_argument("--figures", default="figures", help="folder of the tuning figure")
+    p.set_defaults(func=cmd_tuning)
 
     p = sub.add_parser("readme", help="generated blocks of README.md and docs/*.md <- "
                                       "results/tables/*.md")
@@ -364,6 +426,15 @@ def _failure(e: Exception) -> tuple[str, int] | None:
     if isinstance(e, (ValueError, FileNotFoundError, CheckpointError)):
         return f"error: {_message(e)}", EXIT_USAGE
     return None
+
+
+def _crashed_in_training(e: Exception) -> bool:
+    """A failure of the training itself (a NaN loss, an error inside the model), which the tuning
+    rule records as a failed point; not a preemption (the job resumes) nor bad input or a full
+    disk (the user fixes those)."""
+    from ddep.checkpoints import CheckpointError
+    from ddep.train.resume import Preempted
+    return not isinstance(e, (Preempted, ValueError, OSError, CheckpointError))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,6 +17,7 @@ from pathlib import Path
 from ddep.data.splits import list_train_stems, split_size
 from ddep.data.table import DatasetNotFoundError, check_dataset, find_images
 from ddep.checkpoints import CheckpointError, resolve_checkpoint
+from ddep.tuning import check_tuning
 from ddep.sweep import DENOISING_ARMS, SUPERVISED_ARMS, Model, finetune_jobs, sigma_values, sweep_models
 from ddep.sweep_config import crop_size, encoder_weights
 
@@ -150,6 +151,10 @@ def find_problems(config: dict, models: bool = False, data: bool = True) -> list
         arms = {j["arm"] for j in jobs if j["dataset"] == name}
         fractions = dict.fromkeys(j["label_fraction"] for j in jobs if j["dataset"] == name)
         problems += _dataset_problems(config, name, arms, fractions, data=data, models=models)
+    try:
+        check_tuning(config)
+    except ValueError as e:
+        problems.append(str(e))
     if models:
         problems += _model_problems(config)
     return problems

@@ -99,7 +99,8 @@ def paired_differences(runs: pd.DataFrame, default: NoiseSetting | None = None) 
 
 # The pretraining JSONs' columns (``ddep pretrain-supervised`` / ``pretrain-denoise``), in order.
 PRETRAINING_COLUMNS: list[str] = ["dataset", "model", "stage", "arm", "sigma", "images", "iterations", "wall_time_s",
-                                  "final_loss", "accuracy", "chance", "source_classes"]
+                                  "final_loss", "heldout_loss", "heldout_zero_loss", "heldout_images", "heldout",
+                                  "accuracy", "chance", "source_classes"]
 
 
 def pretraining_table(json_paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
@@ -122,7 +123,10 @@ def pretraining_markdown(table: pd.DataFrame) -> str:
              "result |", "|:---|:---|:---|:---|:---|---:|---:|:---|"]
     for r in table.itertuples():
         result = (f"held-out top-1 {r.accuracy:.3f} on {int(r.source_classes)} classes (chance {r.chance:.3f})"
-                  if r.stage == "supervised" else f"final loss {r.final_loss:.3f} (sigma {r.sigma})")
+                  if r.stage == "supervised" else f"final loss {r.final_loss:.3f} (sigma {r.sigma})"
+                  + ("" if pd.isna(r.heldout_loss) else
+                     f"; held-out {r.heldout_loss:.3f} on {int(r.heldout_images)} images (zero prediction "
+                     f"{r.heldout_zero_loss:.3f})"))
         lines.append(f"| {r.dataset} | {r.model} | {r.arm} | {r.stage} | `{r.images}` | {r.iterations} | "
                      f"{r.wall_time_s:.0f} | {result} |")
     return "\n".join([*lines, "", "Wall time: the job's training and evaluation, one thread, as the workflow ran it "

@@ -253,17 +253,26 @@ def _with_crop(pipeline: list, crop: tuple[int, int]) -> list:
 
 
 def finetune_config(dataset: str, model: str | Model, data_root: str | os.PathLike,
-                    crop_size: Sequence[int] | None = None) -> Config:
+                    crop_size: Sequence[int] | None = None, eval_split: str = "val") -> Config:
     """Runtime + dataset at ``data_root`` + the model's segmentor for its classes, trained on
-    ``crop_size`` (default: the dataset file's) and tested with sliding windows of it."""
+    ``crop_size`` (default: the dataset file's) and tested with sliding windows of it, on the
+    dataset's ``eval_split`` (``val``; the tuning stage's development split, ``dev``)."""
     cfg = Config.fromfile(str(RUNTIME))
     cfg.merge_from_dict(Config.fromfile(str(dataset_file(dataset))).to_dict())
     crop = _pair(crop_size or cfg.crop_size)
     train_pipeline = _with_crop(cfg.train_dataloader.dataset.pipeline, crop)
+    val = dict(data_root=str(data_root))
+    if eval_split != "val":
+        from ddep.data.table import get_dataset_def
+        splits = get_dataset_def(dataset).splits
+        if eval_split not in splits:
+            raise ValueError(f"dataset {dataset!r} has no {eval_split!r} split (it has: {', '.join(splits)})")
+        val["data_prefix"] = dict(img_path=splits[eval_split].img_path,
+                                  seg_map_path=splits[eval_split].seg_map_path)
     cfg.merge_from_dict(dict(
         data_root=str(data_root), crop_size=crop,
         train_dataloader=dict(dataset=dict(data_root=str(data_root), pipeline=train_pipeline)),
-        val_dataloader=dict(dataset=dict(data_root=str(data_root)))))
+        val_dataloader=dict(dataset=val)))
     cfg.model = segmentor_cfg(model, cfg.num_classes, crop, test_stride=slide_stride(crop))
     return cfg
 

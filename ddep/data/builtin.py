@@ -336,11 +336,12 @@ def _expected_files(split: str, n: int) -> set[str]:
 def generate_builtin(root: Path, seed: int = 0, n_train: int = 500, n_val: int = 100,
                      n_unlabelled: int = 0, n_source_train: int = 3600, n_source_val: int = 480,
                      height: int = 64, width: int = 128, source_size: int = SOURCE_SIZE,
-                     workers: int | None = None) -> Path:
+                     n_dev: int = 0, dev_seed: int = 1, workers: int | None = None) -> Path:
     """Write the built-in dataset under ``root`` (MMSeg layout); ``meta.json`` is written last.
 
-    Target (street scenes): ``img_dir/{train,val,unlabelled}/NAME.png`` and
-    ``ann_dir/{train,val}/NAME.png``. Source (object-centric classification, the miniature's
+    Target (street scenes): ``img_dir/{train,val,dev,unlabelled}/NAME.png`` and
+    ``ann_dir/{train,val,dev}/NAME.png``; ``dev`` is the tuning stage's development split,
+    ``n_dev`` scenes rendered from their own ``dev_seed`` (none of them is a train or val scene). Source (object-centric classification, the miniature's
     ImageNet, :mod:`ddep.data.source`): ``source/{train,val}/CLASS/CLASS_NNNNNN.png``, class
     folders as in an ImageNet tree. If ``meta.json`` already records the same parameters the
     call is a no-op. ``workers`` (default: up to 2 processes) never changes the output: every
@@ -349,7 +350,7 @@ def generate_builtin(root: Path, seed: int = 0, n_train: int = 500, n_val: int =
     root = Path(root)
     params = dict(seed=seed, n_train=n_train, n_val=n_val, n_unlabelled=n_unlabelled,
                   n_source_train=n_source_train, n_source_val=n_source_val, height=height,
-                  width=width, source_size=source_size)
+                  width=width, source_size=source_size, n_dev=n_dev, dev_seed=dev_seed)
     meta_path = root / "meta.json"
     if meta_path.exists():
         try:
@@ -361,10 +362,10 @@ def generate_builtin(root: Path, seed: int = 0, n_train: int = 500, n_val: int =
         meta_path.unlink()  # the tree is incomplete until the new meta.json lands
 
     labelled = DATASET_DEFS["builtin"].splits  # where the dataset config reads them
-    dirs = {**{s: (labelled[s].img_path, labelled[s].seg_map_path) for s in ("train", "val")},
+    dirs = {**{s: (labelled[s].img_path, labelled[s].seg_map_path) for s in ("train", "val", "dev")},
             "unlabelled": ("img_dir/unlabelled", None), "source_train": (SOURCE_DIRS["train"], None),
             "source_val": (SOURCE_DIRS["val"], None)}
-    counts = {"train": n_train, "val": n_val, "unlabelled": n_unlabelled,
+    counts = {"train": n_train, "val": n_val, "dev": n_dev, "unlabelled": n_unlabelled,
               "source_train": n_source_train, "source_val": n_source_val}
     for split, (img_dir, ann_dir) in dirs.items():
         keep = _expected_files(split, counts[split])
@@ -373,7 +374,8 @@ def generate_builtin(root: Path, seed: int = 0, n_train: int = 500, n_val: int =
             for stale in (root / sub).rglob("*.png"):  # left over from an earlier, larger run
                 if stale.relative_to(root / sub).as_posix() not in keep:
                     stale.unlink()
-    tasks = [(str(root), seed, split, start, min(start + _CHUNK, n), height, width, source_size,
+    seeds = dict.fromkeys(counts, seed) | {"dev": dev_seed}
+    tasks = [(str(root), seeds[split], split, start, min(start + _CHUNK, n), height, width, source_size,
               *dirs[split]) for split, n in counts.items() for start in range(0, n, _CHUNK)]
     workers = min(workers or min(2, os.cpu_count() or 1), max(len(tasks), 1))
     if workers > 1:

@@ -10,7 +10,7 @@ import numpy as np
 # Class indices of the street scenes' label maps (the order of builtin.BUILTIN_CLASSES).
 ROAD, SIDEWALK, BUILDING, POLE, VEGETATION, TERRAIN, SKY, PERSON, CAR = range(9)
 # RNG stream of each split (4 and 5 were the retired grid-presence set's).
-SPLIT_CODES = {"train": 1, "val": 2, "unlabelled": 3, "source_train": 6, "source_val": 7}
+SPLIT_CODES = {"train": 1, "val": 2, "unlabelled": 3, "dev": 4, "source_train": 6, "source_val": 7}
 
 # Material pools (RGB). Pools deliberately overlap across classes (grey building = grey sidewalk
 # = grey pole = silver car, green car ~ vegetation, ...) so a pixel's colour is ambiguous.

@@ -88,11 +88,13 @@ DATASET_DEFS: dict[str, DatasetDef] = {
         train_images=4996),
     "builtin": DatasetDef(
         type="BuiltinStreetDataset", img_suffix=".png", seg_map_suffix=".png", reduce_zero_label=False,
+        # dev: the development split the tuning stage evaluates on (scenes of their own seed)
         splits={"train": SplitDef("img_dir/train", "ann_dir/train"),
-                "val": SplitDef("img_dir/val", "ann_dir/val")},
+                "val": SplitDef("img_dir/val", "ann_dir/val"),
+                "dev": SplitDef("img_dir/dev", "ann_dir/dev")},
         prepare="generate it: `python -c \"from ddep.data import generate_builtin; "
                 "generate_builtin('ROOT')\"`",
-        layout=("img_dir/{train,val,unlabelled}/NNNNNN.png", "ann_dir/{train,val}/NNNNNN.png",
+        layout=("img_dir/{train,val,dev,unlabelled}/NNNNNN.png", "ann_dir/{train,val,dev}/NNNNNN.png",
                 "meta.json")),
 }
 
@@ -167,3 +169,16 @@ def check_dataset(name: str, data_root: str | os.PathLike,
                 fail(folder, f"{split} {kind} folder is missing")
             if not _has_file(folder, suffix):
                 fail(folder, f"{split} {kind} folder has no *{suffix} files")
+
+
+def split_sha256(name: str, data_root: str | os.PathLike, split: str) -> str:
+    """SHA-256 over one split's files (relative names and bytes, images then label maps): what
+    the tuning stage's selection records of the development split it was chosen on."""
+    import hashlib
+    d = get_dataset_def(name)
+    digest = hashlib.sha256()
+    for sub in (d.splits[split].img_path, d.splits[split].seg_map_path):
+        folder = Path(data_root) / sub
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            digest.update(path.relative_to(folder).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()

@@ -143,6 +143,19 @@ class DenoisingPretrainer(BaseModel):
                              f"build time): use crops divisible by the backbone's stride")
         return pred
 
+    @torch.no_grad()
+    def heldout_losses(self, inputs: torch.Tensor, seed: int) -> tuple[float, float]:
+        """(the loss, the loss of predicting zero) on preprocessed ``inputs`` at this model's own
+        noise setting, the noise drawn from a stream of ``seed`` alone (so every model measured
+        with one seed sees the same corruptions). Predicting zero scores 1 for an ``eps`` target
+        (unit-variance noise): the reference a denoiser that learnt nothing stays at."""
+        sampler = NoiseSampler(self.noise)
+        sampler.seed_step(seed, rank=-1, step=0)  # rank -1: no training process draws this stream
+        batch = sampler(inputs)
+        pred = self.predict_noise(batch.noisy, batch.sigma if self._conditioned else None)
+        return (denoising_loss(pred, batch.target, self.noise.loss).item(),
+                denoising_loss(torch.zeros_like(batch.target), batch.target, self.noise.loss).item())
+
     def forward(self, inputs: torch.Tensor, data_samples=None, mode: str = "tensor"):
         batch = self.noise_sampler(inputs)
         pred = self.predict_noise(batch.noisy, batch.sigma if self._conditioned else None)

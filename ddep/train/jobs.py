@@ -18,9 +18,10 @@ from mmengine.dist import is_main_process
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
-from ddep.configs import RUNTIME, segmentor_cfg, with_encoder_lr_mult
+from ddep.configs import RUNTIME, segmentor_cfg
 from ddep.configs.compose import copy_val_to_test
 from ddep.data.checks import checked_pipeline, count_split
+from ddep.preflight import check_unlabelled
 from ddep.io import atomic_write_text, ensure_writable, write_json
 from ddep.noise import NoiseConfig
 from ddep.run_file import check_run
@@ -240,12 +241,39 @@ def pretrain_supervised(data_root: Path, out: Path, opts: JobOptions, sched: dic
 
 # --- denoising pretraining (DeP / DDeP) ---------------------------------------------------
 
+def heldout_loss(model, cfg: Config, folder: Path, seed: int, batch_size: int = 16) -> dict:
+    """The denoising loss of a trained denoiser on every image under ``folder`` (images it did not
+    train on), resized to its training crop, at its own noise setting; and the loss of predicting
+    zero on the same corruptions (the reference: 1 for the eps target). Each batch's noise comes
+    from its own stream of (``seed``, batch), so two denoisers of one setting see the same noise."""
+    import torch
+    check_unlabelled(folder)
+    h, w = model.data_preprocessor.size
+    data = dict(cfg.train_dataloader.dataset, data_root=str(folder), pipeline=[
+        dict(type="LoadImageFromFile"), dict(type="Resize", scale=(w, h), keep_ratio=False),
+        dict(type="PackSegInputs")])
+    loader = Runner.build_dataloader(dict(batch_size=batch_size, num_workers=0, dataset=data,
+                                          sampler=dict(type="DefaultSampler", shuffle=False)))
+    model.eval()
+    losses, zeros, counts = [], [], []
+    with torch.no_grad():
+        for i, batch in enumerate(loader):
+            inputs = model.data_preprocessor(batch, False)["inputs"]
+            loss, zero = model.heldout_losses(inputs, seed=seed * 1_000_003 + i)
+            losses.append(loss), zeros.append(zero), counts.append(len(inputs))
+    n = sum(counts)
+    mean = lambda values: sum(v * c for v, c in zip(values, counts)) / n  # noqa: E731
+    return dict(heldout_loss=round(mean(losses), 6), heldout_zero_loss=round(mean(zeros), 6),
+                heldout_images=n, heldout=str(folder))
+
+
 def pretrain_denoise(cfg: Config, arm: str, noise: NoiseConfig, out: Path, opts: JobOptions,
                      sched: dict, encoder_weights: str | None = None,
-                     noise_conditioning: bool = False) -> dict:
+                     noise_conditioning: bool = False, heldout: Path | None = None) -> dict:
     """Pretrain ``cfg`` (from :func:`ddep.configs.denoise_config`) with the denoising objective
     and write a weights-only checkpoint whose meta records the arm and noise setting
-    (fine-tuning reads its identity from there)."""
+    (fine-tuning reads its identity from there); with ``heldout``, a folder of images it does
+    not train on, the JSON also records its held-out loss (:func:`heldout_loss`)."""
     if arm not in DENOISING_ARMS:
         raise ValueError(f"denoising arm must be one of {DENOISING_ARMS}, got {arm!r}")
     if arm == "ddep" and not encoder_weights:
@@ -273,6 +301,8 @@ def pretrain_denoise(cfg: Config, arm: str, noise: NoiseConfig, out: Path, opts:
                 wall_time_s=round(time.time() - start, 2), config_hash=config_hash(cfg),
                 encoder_weights=str(encoder_weights) if encoder_weights else None,
                 unlabelled=str(unlabelled_dir), **provenance())
+    if heldout and is_main_process():
+        meta |= heldout_loss(_bare(runner.model), cfg, Path(heldout), opts.seed)
     if is_main_process():
         from ddep.models.weights import export_weights
         export_weights(_bare(runner.model), out, meta=meta)
@@ -298,13 +328,25 @@ def read_checkpoint_meta(path: str | os.PathLike) -> dict:
     return ckpt.get("meta", {}) if isinstance(ckpt, dict) else {}
 
 
+def finetune_setting(cfg: Config) -> dict:
+    """The fine-tune setting a resolved config trains with, in the tuning grid's keys
+    (:data:`ddep.tuning.TUNABLE`): what the run JSON records, read back from the config itself."""
+    wrapper = cfg.optim_wrapper
+    mult = (wrapper.get("paramwise_cfg") or {}).get("custom_keys", {}).get("backbone", {}).get("lr_mult", 1.0)
+    return dict(lr=float(wrapper.optimizer.lr), encoder_lr_mult=float(mult),
+                iters=int(cfg.train_cfg.max_iters), batch_size=int(cfg.train_dataloader.batch_size))
+
+
 def finetune(cfg: Config, arm: str, split_file: Path, label_fraction: str, out: Path,
              opts: JobOptions, sched: dict, init_from: str | None = None,
-             encoder_weights: str | None = None) -> dict:
+             encoder_weights: str | None = None, setting_from: dict | None = None,
+             record: dict | None = None) -> dict:
     """Fine-tune ``cfg`` (from :func:`ddep.configs.finetune_config`) on the labelled split
-    ``split_file``, evaluate on the full val split with mmseg's IoU metric (the model's sliding
-    windows; the prediction is compared with the label map at its original resolution) and
-    write the run's JSON (identity + metrics + provenance) and its config."""
+    ``split_file``, evaluate on its val split (the full val split, or the development split
+    for the tuning stage) with mmseg's IoU metric (the model's sliding windows; the prediction
+    is compared with the label map at its original resolution) and write the run's JSON
+    (identity + metrics + provenance, the fine-tune setting and ``setting_from``, where it came
+    from, and ``record``'s fields) and its config."""
     if arm not in ARMS:
         raise ValueError(f"arm must be one of {ARMS}, got {arm!r}")
     needs = {"none": (), "21k": ("encoder_weights",), "dep": ("init_from",), "ddep": ("init_from",)}
@@ -333,11 +375,10 @@ def finetune(cfg: Config, arm: str, split_file: Path, label_fraction: str, out: 
     val.pipeline = checked_pipeline(val.pipeline, num_classes)
     cfg.merge_from_dict(dict(model=dict(init_from=init_from, encoder_weights=encoder_weights,
                                         decode_head=dict(norm_cfg=_norm_cfg(opts)))))
-    if arm == "none":  # a random encoder learns at the full LR: no factor to protect it
-        sched = dict(sched, optim_wrapper=with_encoder_lr_mult(sched["optim_wrapper"], 1.0))
     cfg = apply_run(cfg, opts, sched)
     start = time.time()
     runner = _train(cfg, out)
+    loss = runner.message_hub.log_scalars.get("train/loss")
     metrics = runner.val()
     per_class = {k[len("IoU."):]: v for k, v in metrics.items() if k.startswith("IoU.")}
     result = dict(
@@ -348,7 +389,11 @@ def finetune(cfg: Config, arm: str, split_file: Path, label_fraction: str, out: 
         **{k: round(float(metrics[k]), 2) for k in ("mIoU", "aAcc", "mAcc")},
         per_class_iou=per_class, iterations=runner.iter, wall_time_s=round(time.time() - start, 2),
         config_hash=config_hash(cfg), split_file=str(split_file),
-        pretrained=str(init_from or encoder_weights or ""), **provenance())
+        pretrained=str(init_from or encoder_weights or ""),
+        finetune_setting=dict(finetune_setting(cfg), **(setting_from or {})),
+        # nested, so runs.csv keeps its columns: the tuning rule reads it (ddep.tuning.failed)
+        training=dict(final_loss=float(loss.current()) if loss else None),
+        **(record or {}), **provenance())
     check_run(result, out)  # the contract `ddep aggregate` reads it by
     if is_main_process():
         write_json(out, result)

@@ -1,17 +1,32 @@
 # The sweep, expanded once from the config into a table of jobs (ddep.sweep names them).
+import json
+
 import pandas as pd
 
 from ddep.analysis import CSV_NAMES, csv_path, figure_paths, table_paths
+from ddep.data.table import get_dataset_def
 from ddep.preflight import unlabelled_source
 from ddep.sweep import (NoiseSetting, SUPERVISED_ARMS, ablated_cells, finetune_jobs,
                         parse_run_name, pretrainings, result_stem, sweep_models)
 from ddep.sweep_config import encoder_weights, gpus, rule_resources, schedule_overrides
+from ddep.tuning import UNTUNED, held_out_settings, schedule_flags, tuning_jobs
 
 JOBS = finetune_jobs(config)
 MODELS = {m.name: m for m in sweep_models(config)}  # by name, the path segment {model}
 FINETUNES = pd.DataFrame(JOBS)  # one row per run
 FINETUNES["json"] = [f"resources/runs/{r.dataset}/{r.model}/{r.fraction}/{r.run}/seed{r.seed}.json"
                      for r in FINETUNES.itertuples()]
+# The fine-tune setting of every held-out cell, from the tuning stage's selection file (empty
+# without a `tuning` section: the schedule file's). `snakemake tune` makes that file, so it alone
+# may start without it.
+try:
+    SETTINGS = {} if TUNING_ONLY else held_out_settings(config, JOBS)
+except (ValueError, FileNotFoundError) as e:
+    raise WorkflowError(str(e)) from None
+TUNING_JOBS = pd.DataFrame(tuning_jobs(config))
+# each grid point's `ddep finetune --tuning-point` values, by its folder name
+TUNING_POINTS = {j["point_slug"]: " ".join(f"{k}={v}" for k, v in j["point"].items()) for j in tuning_jobs(config)}
+DEVELOPMENT_SPLIT = "dev"  # the split the tuning stage evaluates on (ddep.data.table)
 PRETRAININGS = pretrainings(config)  # (dataset, model, name): each computed once, shared by its fine-tunes
 # Their JSONs (what each learnt from, how long, how well), tabulated by `ddep aggregate`.
 PRETRAINING_JSONS = [f"resources/weights/{ds}/{m}/{name}.json" for ds, m, name in PRETRAININGS] + [
@@ -74,10 +89,15 @@ def supervised_encoder_input(wc):
 
 
 def schedule_args(stage):
-    flags = {"iters": "--iters", "batch_size": "--batch-size", "lr": "--lr",
-             "encoder_lr_mult": "--encoder-lr-mult", "checkpoint_interval": "--checkpoint-interval",
-             "num_workers": "--num-workers"}
-    return " ".join(f"{flags[k]} {v}" for k, v in schedule_overrides(config, stage).items())
+    return schedule_flags(schedule_overrides(config, stage))
+
+
+def finetune_setting_args(wc):
+    """A held-out fine-tune's setting: the one selected for its cell, and where it came from."""
+    if not config.get("tuning"):
+        return f"--setting-from {UNTUNED}"
+    cell = (wc.dataset, wc.model, label_fraction(wc), run_arm(wc))
+    return f"{schedule_flags(SETTINGS[cell])} --setting-from {config['tuning']['selection']}"
 
 
 def ddep(rule_name):

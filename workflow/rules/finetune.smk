@@ -32,6 +32,8 @@ rule finetune:
         ddep=ddep("finetune"),
         args=job_args("finetune", "finetune"),
         model=model_args,
+        setting=finetune_setting_args,
+        work_dir="work/finetune/{dataset}/{model}/{fraction}/{run}/seed{seed}",
     threads: config.get("threads", 1)
     resources:
         **rule_resources(config, "finetune"),
@@ -41,5 +43,24 @@ rule finetune:
         "{params.ddep} finetune --arm {params.arm} {params.model} "
         "--dataset {wildcards.dataset} --data-root {params.root} --split {input.split} "
         "--label-fraction {params.fraction} --seed {wildcards.seed} {params.pretrained} {params.crop} "
-        "--out {output} --work-dir work/finetune/{wildcards.dataset}/{wildcards.model}/{wildcards.fraction}/"
-        "{wildcards.run}/seed{wildcards.seed} {params.args} > {log} 2>&1"
+        "--out {output} --work-dir {params.work_dir} {params.args} {params.setting} > {log} 2>&1"
+
+
+# The tuning stage (ddep.tuning): the same fine-tune at each grid point, on a development seed,
+# evaluated on the development split. A crashed point is recorded as failed, not raised.
+use rule finetune as tune_finetune with:
+    output:
+        "resources/tuning/{dataset}/{model}/{fraction}/{run}/{point}/seed{seed}.json",
+    params:
+        root=lookup(dpath="datasets/{dataset}/root", within=config),
+        arm=run_arm,
+        fraction=label_fraction,
+        pretrained=pretrained_args,
+        crop=crop_args,
+        ddep=ddep("finetune"),
+        args=job_args("finetune", "finetune"),
+        model=model_args,
+        setting=lambda wc: f"--eval-split {DEVELOPMENT_SPLIT} --tuning-point {TUNING_POINTS[wc.point]}",
+        work_dir="work/tuning/{dataset}/{model}/{fraction}/{run}/{point}/seed{seed}",
+    log:
+        "logs/tuning/{dataset}/{model}/{fraction}/{run}/{point}/seed{seed}.log",

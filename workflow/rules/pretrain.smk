@@ -38,6 +38,10 @@ def denoise_args(wc):
     image_crop = (dataset(wc).get("unlabelled_crop") or {}).get(arm)
     if image_crop:
         args.append(f"--image-crop {image_crop[0]} {image_crop[1]}")
+    heldout = dataset(wc).get("heldout") or {}
+    if arm in heldout:  # a folder, or null: the dataset's development split
+        folder = heldout[arm] or f"{dataset(wc)['root']}/{get_dataset_def(wc.dataset).splits[DEVELOPMENT_SPLIT].img_path}"
+        args.append(f"--heldout {folder}")
     if arm == "ddep":
         args.append(f"--encoder-weights {supervised_encoder(wc)}")
     return " ".join(args)

@@ -3,11 +3,11 @@
 # 400 fall under 50 mIoU) and the default run fits 30 minutes on a 2-core CPU (docs/tuning.md,
 # section 11). One checkpoint, at the end. ddep's --iters, --batch-size, --lr, ... change a copy
 # (ddep.configs.schedule_config).
+# Every arm alike: the tuning stage's selection (config `tuning`, ddep.tuning) sets each arm's
+# learning rate and encoder LR factor; without it every arm trains at this one.
 optim_wrapper = dict(
     type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=3e-3, betas=(0.9, 0.999), weight_decay=0.01),
-    # a pretrained encoder learns at 1/10 of the LR (arm 'none', random init, drops this)
-    paramwise_cfg=dict(custom_keys={'backbone': dict(lr_mult=0.1)}))
+    optimizer=dict(type='AdamW', lr=3e-3, betas=(0.9, 0.999), weight_decay=0.01))
 # linear warm-up, then linear (poly, power 1) decay to zero
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=8),
