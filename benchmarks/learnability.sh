@@ -10,6 +10,10 @@
 #       one random-init fine-tune (FRACTION: all or 1_30); prints mIoU, per-class IoU, CPU time
 #   benchmarks/learnability.sh standin DIR [ddep pretrain-supervised args...]
 #       the supervised stand-in on DIR's source set; prints its held-out top-1 and CPU time
+#   benchmarks/learnability.sh denoise DATA ARM ITERS SEED OUT_DIR [ddep pretrain-denoise args...]
+#       one denoising pretraining (ARM dep: DATA's train images, held out on its development
+#       scenes; ddep: its source images with the stand-in DATA/../../weights/.../supervised, held
+#       out on the source val images); prints its final and held-out loss and CPU time
 set -euo pipefail
 cmd=$1; D=$2; shift 2
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
@@ -25,7 +29,7 @@ D = pathlib.Path(sys.argv[1])
 changes = json.loads((D / "difficulty.json").read_text())
 procedural.DIFFICULTY = dataclasses.replace(
     procedural.DIFFICULTY, **{k: tuple(v) if isinstance(v, list) else v for k, v in changes.items()})
-generate_builtin(D / "data", seed=0, n_train=150, n_val=100)
+generate_builtin(D / "data", seed=0, n_train=150, n_val=100, n_dev=50, dev_seed=1)
 PY
   for f in all 1/30; do
     ddep split --dataset builtin --data-root "$D/data" --fraction $f --seed "$seed" \
@@ -51,5 +55,19 @@ standin)
   /usr/bin/time -f %U -o "$D/$tag.cpu" ddep pretrain-supervised --data-root "$D/data" \
     --out "$D/$tag.safetensors" --work-dir "$D/work/$tag" --channels-last "$@" > "$D/$tag.log" 2>&1
   echo "$tag: $(tail -1 "$D/$tag.log"), $(tail -1 "$D/$tag.cpu") s CPU" ;;
-*) echo "unknown command $cmd (data, finetune, standin)" >&2; exit 2 ;;
+denoise)
+  # here D is the data root (e.g. resources/data/builtin, generated with development scenes)
+  arm=$1 iters=$2 seed=$3 out=$4; shift 4
+  mkdir -p "$out"
+  tag=${arm}_${iters}_seed$seed
+  case $arm in
+  dep) images=(--heldout "$D/img_dir/dev") ;;
+  ddep) images=(--unlabelled "$D/source/train" --image-crop 64 64 --heldout "$D/source/val"
+                --encoder-weights "${ENCODER:?set ENCODER to the stand-in (supervised.safetensors)}") ;;
+  esac
+  /usr/bin/time -f %U -o "$out/$tag.cpu" ddep pretrain-denoise --arm "$arm" --dataset builtin \
+    --data-root "$D" "${images[@]}" --iters "$iters" --seed "$seed" --channels-last \
+    --out "$out/$tag.pth" --work-dir "$out/work/$tag" "$@" > "$out/$tag.log" 2>&1
+  echo "$tag: $(tail -1 "$out/$tag.log"), $(tail -1 "$out/$tag.cpu") s CPU" ;;
+*) echo "unknown command $cmd (data, finetune, standin, denoise)" >&2; exit 2 ;;
 esac

@@ -98,9 +98,14 @@ def cmd_preview(args: argparse.Namespace) -> None:
 
 def cmd_split(args: argparse.Namespace) -> None:
     from ddep.data import check_dataset, list_train_stems, select_split, write_split
+    from ddep.data.splits import development_stems
     check_dataset(args.dataset, args.data_root)
-    stems = select_split(list_train_stems(args.dataset, args.data_root), args.dataset,
-                         args.fraction, args.seed)
+    train = list_train_stems(args.dataset, args.data_root)
+    development = development_stems(train, args.dataset, args.development) if args.development else []
+    if args.fraction == "development":
+        stems = development
+    else:  # the development slice is never labelled
+        stems = select_split(sorted(set(train) - set(development)), args.dataset, args.fraction, args.seed)
     write_split(args.out, stems)
     print(f"{args.dataset} {args.fraction} seed {args.seed}: {len(stems)} images -> {args.out}")
 
@@ -181,8 +186,8 @@ def cmd_finetune(args: argparse.Namespace) -> None:
     vars(args).update(point)  # a tuning run trains at its grid point
     opts, sched = _options_and_schedule(args, "finetune", args.dataset)
     cfg = finetune_config(args.dataset, opts.model, args.data_root, crop_size=args.crop_size,
-                          eval_split=args.eval_split)
-    check_dataset(args.dataset, args.data_root, splits=("train", args.eval_split))
+                          eval_split=args.eval_split, eval_list=args.eval_list)
+    check_dataset(args.dataset, args.data_root, splits=("train", "val" if args.eval_list else args.eval_split))
     label = args.label_fraction or args.split.stem
     source = dict(setting_from=args.setting_from)
     if args.setting_from and Path(args.setting_from).is_file():
@@ -279,7 +284,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("split", help="label-fraction split file (mmseg ann_file)")
     p.add_argument("--dataset", required=True)
     p.add_argument("--data-root", type=Path, required=True)
-    p.add_argument("--fraction", required=True, help="1/30, 0.05 or an image count such as 100")
+    p.add_argument("--fraction", required=True,
+                   help="1/30, 0.05 or an image count such as 100; `development`: the development slice")
+    p.add_argument("--development", type=int, default=0, metavar="N",
+                   help="keep a development slice of N train images out of every labelled split")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(func=cmd_split)
@@ -348,7 +356,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="per-run JSON")
     p.add_argument("--eval-split", default="val",
                    help="the split evaluated on: val (reported results) or the development split "
-                        "(the tuning stage's)")
+                        "(the tuning stage's: dev)")
+    p.add_argument("--eval-list", type=Path,
+                   help="with --eval-split dev on a dataset without development scenes: its development "
+                        "slice of the train images (`ddep split --fraction development`)")
     p.add_argument("--setting-from", default="",
                    help="where the fine-tune setting came from (the tuning selection file), recorded")
     p.add_argument("--tuning-point", nargs="+", action=DictAction, metavar="KEY=VALUE",

@@ -40,6 +40,7 @@ from ddep.data.table import get_dataset_def
 from ddep.sweep import (ABLATIONS, GRID, PRESET_MODELS, SUPERVISED_ARMS, Model, finetune_jobs,
                         parse_run_name, pretraining_parts, sweep_models)
 from ddep.sweep_config import RULE_STAGES, crop_size, encoder_weights, gpus, stage_schedule
+from ddep.tuning import TUNING, tuning_jobs
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 THROUGHPUTS = BENCHMARKS / "throughput.csv"
@@ -219,6 +220,9 @@ def sweep_jobs(config: dict) -> list[dict]:
                  part=j["part"], label_fraction=j["label_fraction"]) for j in finetune_jobs(config)]
     jobs += [dict(rule="pretrain_denoise", dataset=ds, model=m, arm=parse_run_name(run)[0], part=part)
              for (ds, m, run), part in pretraining_parts(config).items()]
+    # the tuning stage (`snakemake tune`): a fine-tune per cell x grid point x development seed
+    jobs += [dict(rule="finetune", dataset=j["dataset"], model=j["model"], arm=j["arm"], part=TUNING,
+                  label_fraction=j["label_fraction"], point=j["point"]) for j in tuning_jobs(config)]
     # the workflow trains a supervised encoder where a dataset names none (the built-in data)
     jobs += [dict(rule="pretrain_supervised", dataset=ds, model=m.name,
                   arm="/".join(SUPERVISED_ARMS) + " encoder", part=GRID)
@@ -241,7 +245,9 @@ def estimate(jobs: list[dict], config: dict, gpu: str, costs: StepCosts | None =
     priced = []
     for job in jobs:
         sched = schedule(job["dataset"], RULE_STAGES[job["rule"]])
-        iters, batch = sched["train_cfg"]["max_iters"], sched["train_dataloader"]["batch_size"]
+        point = job.get("point") or {}  # a tuning run may tune the schedule's length or batch
+        iters = point.get("iters", sched["train_cfg"]["max_iters"])
+        batch = point.get("batch_size", sched["train_dataloader"]["batch_size"])
         crop = crop_size(config, job["dataset"])
         n_gpus = gpus(config, job["rule"])
         model = models[job["model"]] if "model" in job else next(iter(models.values()))
@@ -322,10 +328,28 @@ def format_estimate(priced: list[dict], gpu: str, config: dict | None = None) ->
         lines.append("denoising priced by its own step: fine-tune throughput / (" + "; ".join(kinds["step"])
                      + ", counted by benchmarks/denoise_step.py, benchmarks/step_cost.csv)")
     if config is not None:
+        lines.append(tuning_line(priced, config, gpu))
         lines.append("assumed (no data read): " + "; ".join(labelled_images(config)))
     lines.append("training steps only (evaluation and start-up extra); linear multi-GPU scaling; "
                  f"{ABLATIONS}: the runs only the ablation blocks add")
     return "\n".join(lines)
+
+
+def tuning_line(priced: list[dict], config: dict, gpu: str) -> str:
+    """The tuning stage's share: its price and the sweep's without it; for a config without one,
+    what one grid point on one development seed would add (config `tuning`, ddep.tuning)."""
+    tuned = sum(j["gpu_hours"] for j in priced if j.get("part") == TUNING)
+    total = sum(j["gpu_hours"] for j in priced)
+    if config.get("tuning"):
+        return (f"tuning on: {_hours(tuned)} {gpu} GPU-hours of {_hours(total)} (`snakemake tune`; a run that "
+                f"reads a committed selection pays {_hours(total - tuned)})")
+    grid = [j for j in priced if j.get("part") == GRID and j["rule"] == "finetune"]
+    cells = {(j["dataset"], j["model"], j["label_fraction"], j["arm"]) for j in grid}
+    per_run = {(j["dataset"], j["model"], j["label_fraction"], j["arm"]): j["gpu_hours"] for j in grid}
+    one = sum(per_run[c] for c in cells)
+    return (f"tuning off (no `tuning` section): {_hours(total)} {gpu} GPU-hours; tuning on would add "
+            f"{_hours(one)} per grid point and development seed ({len(cells)} cells), e.g. "
+            f"{_hours(8 * one)} for 4 points x 2 seeds")
 
 
 def report(config: dict, gpu: str | None = None) -> str:

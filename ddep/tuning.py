@@ -24,6 +24,7 @@ SCHEDULE_FLAGS = {"iters": "--iters", "batch_size": "--batch-size", "lr": "--lr"
                   "encoder_lr_mult": "--encoder-lr-mult",
                   "checkpoint_interval": "--checkpoint-interval", "num_workers": "--num-workers"}
 TUNABLE = ("lr", "encoder_lr_mult", "iters", "batch_size")
+TUNING = "tuning stage"  # its part of the sweep, beside ddep.sweep's GRID and ABLATIONS
 
 RULE = ("Per dataset, model, label fraction and arm, the grid point with the highest mean "
         "development mIoU over the development seeds is selected. A point any of whose seeds "

@@ -118,3 +118,42 @@ def test_tune_selects_per_arm_and_the_held_out_fine_tunes_train_with_exactly_tha
     assert pre.loc["dep", "heldout"].endswith("img_dir/dev") and pre.loc["dep", "heldout_images"] == 4
     assert pre.loc["ddep", "heldout"].endswith("source/val")
     assert 0.5 < pre.loc["ddep", "heldout_zero_loss"] < 1.5 and pre.loc["ddep", "heldout_loss"] > 0
+
+
+def test_a_paper_datasets_development_slice_is_fixed_and_never_labelled(tmp_path):
+    """Cityscapes-style: the development slice is the same for every seed and fraction, and no
+    labelled split of any seed contains one of its images."""
+    from ddep.data.splits import development_stems, select_split
+    stems = [f"aachen/aachen_{i:06d}_000019" for i in range(2975)]
+    dev = development_stems(stems, "cityscapes", 200)
+    assert len(dev) == 200 and dev == development_stems(list(reversed(stems)), "cityscapes", 200)
+    pool = sorted(set(stems) - set(dev))
+    for seed in (0, 1, 50):
+        labelled = select_split(pool, "cityscapes", "1/30", seed)
+        assert len(labelled) == 93 and not set(labelled) & set(dev)  # 1/30 of the 2,775 left
+    with pytest.raises(ValueError, match="development.n_images = 2975"):
+        development_stems(stems, "cityscapes", 2975)
+
+
+def test_tuning_on_the_paper_grid_evaluates_on_each_datasets_development_slice(tmp_path):
+    """The paper grid with a tuning section (a user's choice there): every dataset's development
+    slice is made once, and every tuning run evaluates on it; the held-out grid is unchanged."""
+    from fake_data import fake_paper_inputs
+    from test_workflow import job_counts
+    ws = workspace(tmp_path)
+    cfg = fake_paper_inputs(yaml.safe_load((ws / "config/paper.yaml").read_text()), tmp_path)
+    for d in cfg["datasets"].values():
+        d["development"] = {"n_images": 2}
+    cfg["tuning"] = dict(selection="config/selection/paper.yaml", grid={"lr": [1e-4, 3e-4]}, seeds=[100])
+    (ws / "config/paper.yaml").write_text(yaml.safe_dump(cfg))
+    proc = snakemake(ws, "-n", "-p", "tune", "--configfile", "config/paper.yaml")
+    counts = job_counts(proc.stdout)
+    cells = sum(len(d["fractions"]) for d in cfg["datasets"].values()) * len(cfg["arms"])
+    assert counts["development_split"] == 3 and counts["tune_finetune"] == cells * 2
+    commands = [line for line in proc.stdout.splitlines() if "ddep finetune" in line]
+    assert len(commands) == cells * 2 and all(
+        re.search(r"--eval-split dev --tuning-point lr=0\.000[13] --eval-list resources/splits/\w+/development\.txt", c)
+        for c in commands)
+    # a held-out run needs the selection: without it the sweep stops before any job, naming the fix
+    proc = snakemake(ws, "-n", "--configfile", "config/paper.yaml", check=False)
+    assert proc.returncode != 0 and "config/selection/paper.yaml not found: run `snakemake tune`" in proc.stdout + proc.stderr

@@ -253,16 +253,23 @@ def _with_crop(pipeline: list, crop: tuple[int, int]) -> list:
 
 
 def finetune_config(dataset: str, model: str | Model, data_root: str | os.PathLike,
-                    crop_size: Sequence[int] | None = None, eval_split: str = "val") -> Config:
+                    crop_size: Sequence[int] | None = None, eval_split: str = "val",
+                    eval_list: str | os.PathLike | None = None) -> Config:
     """Runtime + dataset at ``data_root`` + the model's segmentor for its classes, trained on
     ``crop_size`` (default: the dataset file's) and tested with sliding windows of it, on the
-    dataset's ``eval_split`` (``val``; the tuning stage's development split, ``dev``)."""
+    dataset's ``eval_split`` (``val``; the tuning stage's development split, ``dev``: the
+    dataset's development scenes, or ``eval_list``, its development slice of the train images)."""
     cfg = Config.fromfile(str(RUNTIME))
     cfg.merge_from_dict(Config.fromfile(str(dataset_file(dataset))).to_dict())
     crop = _pair(crop_size or cfg.crop_size)
     train_pipeline = _with_crop(cfg.train_dataloader.dataset.pipeline, crop)
     val = dict(data_root=str(data_root))
-    if eval_split != "val":
+    if eval_list:  # a list of train images (mmseg's ann_file)
+        from ddep.data.table import get_dataset_def
+        train = get_dataset_def(dataset).splits["train"]
+        val.update(ann_file=os.path.abspath(eval_list),
+                   data_prefix=dict(img_path=train.img_path, seg_map_path=train.seg_map_path))
+    elif eval_split != "val":
         from ddep.data.table import get_dataset_def
         splits = get_dataset_def(dataset).splits
         if eval_split not in splits:

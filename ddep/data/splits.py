@@ -33,7 +33,7 @@ def split_size(fraction: str | float | int | Fraction, n_total: int) -> int:
     return max(1, min(n_total, math.ceil(f * n_total)))
 
 
-def _rank(dataset: str, seed: int, stem: str) -> str:
+def _rank(dataset: str, seed: int | str, stem: str) -> str:
     return hashlib.sha256(f"{dataset}:{seed}:{stem}".encode()).hexdigest()
 
 
@@ -45,6 +45,18 @@ def select_split(stems: Iterable[str], dataset: str, fraction: str | float | int
         raise ValueError(f"no training images to split for dataset {dataset!r}")
     n = split_size(fraction, len(pool))
     order = sorted(pool, key=lambda s: (_rank(dataset, seed, s), s))
+    return sorted(order[:n])
+
+
+def development_stems(stems: Iterable[str], dataset: str, n: int) -> list[str]:
+    """A dataset's development slice: ``n`` train images fixed by ``sha256(f"{dataset}:development:
+    {stem}")`` alone (no seed: every seed and fraction leaves out the same images), returned sorted.
+    The tuning stage evaluates on it; :func:`select_split` never labels it."""
+    pool = sorted(set(stems))
+    if not 0 < n < len(pool):
+        raise ValueError(f"datasets.{dataset}.development.n_images = {n}: needs 0 < n < the {len(pool)} "
+                         f"train images (the rest are what label fractions are taken of)")
+    order = sorted(pool, key=lambda s: (_rank(dataset, "development", s), s))
     return sorted(order[:n])
 
 

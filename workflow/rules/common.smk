@@ -92,6 +92,17 @@ def schedule_args(stage):
     return schedule_flags(schedule_overrides(config, stage))
 
 
+def development_args(wc):
+    """A paper dataset's development slice, kept out of its labelled splits."""
+    n = (dataset(wc).get("development") or {}).get("n_images")
+    return f"--development {n}" if n else ""
+
+
+def development_list(wc):
+    """The tuning runs' evaluation list where the dataset has a development slice, not scenes."""
+    return f"resources/splits/{wc.dataset}/development.txt" if dataset(wc).get("development") else []
+
+
 def finetune_setting_args(wc):
     """A held-out fine-tune's setting: the one selected for its cell, and where it came from."""
     if not config.get("tuning"):

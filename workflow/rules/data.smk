@@ -22,8 +22,26 @@ rule split:
     params:
         root=lookup(dpath="datasets/{dataset}/root", within=config),
         fraction=label_fraction,
+        development=development_args,
     log:
         "logs/split/{dataset}/{fraction}_seed{seed}.log",
     shell:
-        "ddep split --dataset {wildcards.dataset} --data-root {params.root} "
+        "ddep split --dataset {wildcards.dataset} --data-root {params.root} {params.development} "
         "--fraction {params.fraction} --seed {wildcards.seed} --out {output} > {log} 2>&1"
+
+
+# A paper dataset's development slice (`development.n_images` train images), which the tuning
+# stage evaluates on and no labelled split contains.
+rule development_split:
+    input:
+        dataset_ready,
+    output:
+        "resources/splits/{dataset}/development.txt",
+    params:
+        root=lookup(dpath="datasets/{dataset}/root", within=config),
+        development=development_args,
+    log:
+        "logs/split/{dataset}/development.log",
+    shell:
+        "ddep split --dataset {wildcards.dataset} --data-root {params.root} {params.development} "
+        "--fraction development --out {output} > {log} 2>&1"

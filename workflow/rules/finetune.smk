@@ -49,6 +49,9 @@ rule finetune:
 # The tuning stage (ddep.tuning): the same fine-tune at each grid point, on a development seed,
 # evaluated on the development split. A crashed point is recorded as failed, not raised.
 use rule finetune as tune_finetune with:
+    input:
+        unpack(finetune_inputs),
+        development=development_list,
     output:
         "resources/tuning/{dataset}/{model}/{fraction}/{run}/{point}/seed{seed}.json",
     params:
@@ -60,7 +63,8 @@ use rule finetune as tune_finetune with:
         ddep=ddep("finetune"),
         args=job_args("finetune", "finetune"),
         model=model_args,
-        setting=lambda wc: f"--eval-split {DEVELOPMENT_SPLIT} --tuning-point {TUNING_POINTS[wc.point]}",
+        setting=lambda wc: f"--eval-split {DEVELOPMENT_SPLIT} --tuning-point {TUNING_POINTS[wc.point]}"
+        + (f" --eval-list {development_list(wc)}" if development_list(wc) else ""),
         work_dir="work/tuning/{dataset}/{model}/{fraction}/{run}/{point}/seed{seed}",
     log:
         "logs/tuning/{dataset}/{model}/{fraction}/{run}/{point}/seed{seed}.log",
