@@ -221,7 +221,7 @@ def sweep_jobs(config: dict) -> list[dict]:
     jobs += [dict(rule="pretrain_denoise", dataset=ds, model=m, arm=parse_run_name(run)[0], part=part)
              for (ds, m, run), part in pretraining_parts(config).items()]
     # the tuning stage (`snakemake tune`): a fine-tune per cell x grid point x development seed
-    jobs += [dict(rule="finetune", dataset=j["dataset"], model=j["model"], arm=j["arm"], part=TUNING,
+    jobs += [dict(rule="tune_finetune", dataset=j["dataset"], model=j["model"], arm=j["arm"], part=TUNING,
                   label_fraction=j["label_fraction"], point=j["point"]) for j in tuning_jobs(config)]
     # the workflow trains a supervised encoder where a dataset names none (the built-in data)
     jobs += [dict(rule="pretrain_supervised", dataset=ds, model=m.name,

@@ -58,7 +58,7 @@ def _optimizer(sched: dict) -> str:
     extra = [f"{k} {v}" for k, v in opt.items() if k in ("weight_decay",)]
     mult = ((sched["optim_wrapper"].get("paramwise_cfg") or {}).get("custom_keys") or {}).get("backbone")
     if mult:
-        extra.append(f"encoder LR x{mult['lr_mult']} (pretrained encoders)")
+        extra.append(f"encoder LR x{mult['lr_mult']}")
     steps = {s["type"]: s for s in sched["param_scheduler"]}
     warm = steps.get("LinearLR", {}).get("end", 0)
     return (f"{opt['type']} LR {opt['lr']:g} ({', '.join(extra)}); linear warm-up {warm:,} "
@@ -181,6 +181,21 @@ def _does_fractions(c: dict) -> str:
     return _per_dataset(c, one) + " (images of the release's train set)"
 
 
+def _does_tuning(c: dict) -> str:
+    tuning = c.get("tuning")
+    if not tuning:
+        return ("no tuning stage: every arm fine-tunes at its schedule file's setting, the same for "
+                "all arms. A `tuning` section adds one: each dataset x fraction x arm fine-tuned at "
+                "every grid point on development seeds, evaluated on a development split (generated "
+                "data: its own development scenes; a paper dataset: a fixed slice of "
+                "`development.n_images` train images, ranked by SHA-256 of (dataset, name), that no "
+                "labelled split contains), the best mean development mIoU selected (ddep.tuning.RULE)")
+    grid = ", ".join(f"{k} ∈ {{{', '.join(f'{v:g}' for v in vs)}}}" for k, vs in tuning["grid"].items())
+    return (f"every arm alike: {grid} on development seeds {tuning['seeds']}, evaluated on each "
+            f"dataset's development split; each cell's best mean development mIoU is selected "
+            f"into `{tuning['selection']}`, which the held-out fine-tunes read")
+
+
 def _does_seeds(c: dict) -> str:
     special = {ds: d["fraction_seeds"] for ds, d in c["datasets"].items() if d.get("fraction_seeds")}
     return f"seeds {c['seeds']} for every cell" + (f"; except {special}" if special else "")
@@ -270,6 +285,13 @@ ROWS: list[Row] = [
         _does_optim("finetune"),
         "AdamW as in TransUNet-style ViT fine-tuning, instead of mmseg's SGD",
         "`schedule.finetune.{lr,encoder_lr_mult}`, `--lr`, `--encoder-lr-mult`"),
+    Row("tuning of the fine-tune",
+        "not stated (how the fine-tune settings were chosen, and on which images)",
+        _does_tuning,
+        "one rule and one tuning budget for every arm, the random-init baseline included (Oliver et "
+        "al. 2018), on images that results never report; the best learning rate of a fine-tune "
+        "depends on the data and the initialisation (Li et al. 2020)",
+        "`tuning` (config), `datasets.<name>.development`; `snakemake tune`"),
     Row("crop and augmentation",
         "not stated; [R] (pretraining only): random 224 crop and horizontal flip",
         _does_crop,

@@ -14,7 +14,10 @@ from ddep.sweep import Model
 
 SCHEMA = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
 # The training rules of the workflow and the schedule stage each one runs.
-RULE_STAGES = {"pretrain_supervised": "supervised", "pretrain_denoise": "denoise", "finetune": "finetune"}
+RULE_STAGES = {"pretrain_supervised": "supervised", "pretrain_denoise": "denoise", "finetune": "finetune",
+               "tune_finetune": "finetune"}
+# A rule that runs on another's cluster resources: the tuning stage's fine-tunes are fine-tunes.
+RESOURCES_OF = {"tune_finetune": "finetune"}
 
 
 def load_config(paths: list[str], schema: Path = SCHEMA) -> dict:
@@ -48,7 +51,7 @@ def stage_schedule(config: dict, dataset: str, stage: str) -> dict:
 
 def rule_resources(config: dict, rule: str) -> dict:
     """Per-rule cluster resources from the config (gpu, cpus_per_gpu, mem_mb, runtime, ...)."""
-    return dict((config.get("resources") or {}).get(rule) or {})
+    return dict((config.get("resources") or {}).get(RESOURCES_OF.get(rule, rule)) or {})
 
 
 def gpus(config: dict, rule: str) -> int:
