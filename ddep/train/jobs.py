@@ -255,16 +255,14 @@ def heldout_loss(model, cfg: Config, folder: Path, seed: int, batch_size: int = 
     loader = Runner.build_dataloader(dict(batch_size=batch_size, num_workers=0, dataset=data,
                                           sampler=dict(type="DefaultSampler", shuffle=False)))
     model.eval()
-    losses, zeros, counts = [], [], []
+    loss = zero = n = 0.0
     with torch.no_grad():
         for i, batch in enumerate(loader):
             inputs = model.data_preprocessor(batch, False)["inputs"]
-            loss, zero = model.heldout_losses(inputs, seed=seed * 1_000_003 + i)
-            losses.append(loss), zeros.append(zero), counts.append(len(inputs))
-    n = sum(counts)
-    mean = lambda values: sum(v * c for v, c in zip(values, counts)) / n  # noqa: E731
-    return dict(heldout_loss=round(mean(losses), 6), heldout_zero_loss=round(mean(zeros), 6),
-                heldout_images=n, heldout=str(folder))
+            batch_loss, batch_zero = model.heldout_losses(inputs, seed=seed * 1_000_003 + i)
+            loss, zero, n = loss + batch_loss * len(inputs), zero + batch_zero * len(inputs), n + len(inputs)
+    return dict(heldout_loss=round(loss / n, 6), heldout_zero_loss=round(zero / n, 6),
+                heldout_images=int(n), heldout=str(folder))
 
 
 def pretrain_denoise(cfg: Config, arm: str, noise: NoiseConfig, out: Path, opts: JobOptions,
