@@ -16,6 +16,7 @@ where it is fragile in one of the two runs (ddep.analysis.claims says why); a ro
 that flips fails the test. Both comparisons are `ddep compare` (ddep/analysis/compare.py), run as a
 user runs it on a rerun; it prints both tables.
 """
+import os
 import subprocess
 import sys
 

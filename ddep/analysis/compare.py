@@ -75,6 +75,7 @@ def _ci(mean: float, low: float, high: float) -> str:
 def render(cells: pd.DataFrame, claims: pd.DataFrame, names: tuple[str, str], alpha: float = WELCH_ALPHA) -> str:
     """The comparison as text: a cell table, a claim table, and a summary."""
     pd.set_option("display.width", 250)
+    shared_row = cells["present"] == "both"
     setting = cells[["sigma", "formulation", "target", "noise_conditioning"]].agg(" ".join, axis=1).str.replace(
         "- - - -", "", regex=False)
     cell_rows = pd.DataFrame({
@@ -83,8 +84,8 @@ def render(cells: pd.DataFrame, claims: pd.DataFrame, names: tuple[str, str], al
         **{f"{side.upper()} mean [95% CI]": [_ci(*v) for v in zip(*(cells[f"{c}_{side}"] for c in (
             "mIoU_mean", "mIoU_ci_low", "mIoU_ci_high")))] for side in SIDES},
         "B - A": cells["diff"].map(lambda x: f"{x:+.2f}" if math.isfinite(x) else "–"),
-        "A in B's CI": cells["a_in_b_ci"].map({True: "yes", False: "no"}),
-        "B in A's CI": cells["b_in_a_ci"].map({True: "yes", False: "no"}),
+        "A in B's CI": cells["a_in_b_ci"].map({True: "yes", False: "no"}).where(shared_row, "–"),
+        "B in A's CI": cells["b_in_a_ci"].map({True: "yes", False: "no"}).where(shared_row, "–"),
         "Welch p": cells["welch_p"].map(lambda p: f"{p:.3f}" if math.isfinite(p) else "–")
         + cells["welch_rejects"].map({True: " REJECTS", False: ""})})
     claim_rows = pd.DataFrame({
