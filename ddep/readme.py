@@ -14,8 +14,15 @@ from pathlib import Path
 from ddep.io import atomic_write_text
 from ddep.run_file import outputs_markdown
 
-# Blocks whose text is made by code: docs/outputs.md's column tables come from ddep/run_file.py's OUTPUT_COLUMNS.
-GENERATORS = {"ddep/run_file.py": outputs_markdown}
+
+def _cluster_box() -> str:
+    from ddep.protocol import cluster_box  # mmengine's config reader: only when a page has the box
+    return cluster_box()
+
+
+# Blocks whose text is made by code: docs/outputs.md's column tables from ddep/run_file.py's OUTPUT_COLUMNS, the
+# README's box of what has run where from the GPU measurements (and the protocol's rows).
+GENERATORS = {"ddep/run_file.py": outputs_markdown, "benchmarks/throughput.csv": _cluster_box}
 
 BLOCK = re.compile(r"(<!-- generated from (?P<path>\S+) -->\n).*?(<!-- end generated -->)", re.S)
 

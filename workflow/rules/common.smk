@@ -5,7 +5,7 @@ from ddep.analysis import CSV_NAMES, csv_path, figure_paths, table_paths
 from ddep.preflight import unlabelled_source
 from ddep.sweep import (NoiseSetting, SUPERVISED_ARMS, ablated_cells, finetune_jobs,
                         parse_run_name, pretrainings, result_stem, sweep_models)
-from ddep.sweep_config import encoder_weights, gpus, rule_resources, schedule_overrides
+from ddep.sweep_config import encoder_weights, gpus, rule_resources, schedule_overrides, unlabelled_crop
 
 JOBS = finetune_jobs(config)
 MODELS = {m.name: m for m in sweep_models(config)}  # by name, the path segment {model}
