@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # One-command install: bash install.sh [VENV_DIR]   (default: .venv)
 # Optional extras of pyproject.toml, comma-separated: DDEP_EXTRAS=mmpretrain bash install.sh
+# mmcv's CUDA kernels too (for mmseg models whose heads need them on GPUs; needs nvcc):
+#   DDEP_MMCV_CUDA=1 bash install.sh   (default: CPU ops only, one wheel for every machine)
 #
 # Why a script and not just `pip install -e .`: mmcv 2.1.0 (what mmsegmentation 1.2.2 needs) is
 # built from its source against the installed torch (build_mmcv.sh says why and how), so torch is
@@ -29,7 +31,9 @@ pip=("$venv/bin/python" -m pip install --disable-pip-version-check)
 "${pip[@]}" -q "setuptools==$st_v" wheel ninja "torch==$torch_v" "torchvision==$tv_v"
 
 pyver=$("$venv/bin/python" -c 'import sys; print(f"cp{sys.version_info[0]}{sys.version_info[1]}")')
+ops=cpu; [ "${DDEP_MMCV_CUDA:-0}" = 1 ] && ops=cuda  # a CUDA build is cached apart from the CPU one
 wheel_dir="$cache/mmcv-$mmcv_v-torch$torch_v-$pyver"
+[ "$ops" = cpu ] || wheel_dir="$wheel_dir-$ops"
 if ! ls "$wheel_dir"/mmcv-*.whl >/dev/null 2>&1; then
   echo ">> building mmcv $mmcv_v from source (about 9 minutes on 2 cores; cached in $wheel_dir)"
   bash "$here/build_mmcv.sh" "$venv/bin/python" "$mmcv_v" "$wheel_dir"

@@ -4,8 +4,8 @@ the same training step on the same machine in one run: forward, cross-entropy, b
 The official code is not part of ddep: check it out anywhere (it needs `pip install
 ml_collections scipy`) and pass its folder.
 
-    git clone https://github.com/Beckschen/TransUNet /tmp/TransUNet
-    python benchmarks/vs_official.py --official /tmp/TransUNet --threads 2 [--profile]
+    git clone https://github.com/Beckschen/TransUNet ../TransUNet
+    python benchmarks/vs_official.py --official ../TransUNet --threads 2 [--profile]
 
 ``--profile`` then profiles one more step of each and splits its time into matrix products,
 convolutions and attention (the dense work, the same FLOPs in both models), normalization and

@@ -6,9 +6,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-HUB_HINT = ("download it on a machine with internet access, e.g. "
-            "`huggingface-cli download timm/vit_base_r50_s16_224.orig_in21k` (then copy "
-            "~/.cache/huggingface), or pass the path of a .safetensors/.pth file")
+# `hf` is huggingface_hub's command line (its old `huggingface-cli` is gone from the pinned release);
+# tests/test_preflight.py runs the named command's --help in the installed environment.
+HUB_DOWNLOAD = "hf download timm/vit_base_r50_s16_224.orig_in21k"
+HUB_HINT = (f"download it on a machine with internet access, e.g. `{HUB_DOWNLOAD}` (then copy "
+            "~/.cache/huggingface, or $HF_HOME, to this machine), or pass the path of a .safetensors/.pth file")
 
 
 class CheckpointError(ValueError):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from mmengine.config import DictAction
 
+from ddep.analysis import COMPARE_CSV_NAMES, WELCH_ALPHA, csv_path
 from ddep.sweep import (ARMS, DEFAULT_SIGMA, DENOISING_ARMS, FORMULATIONS, LOSSES, TARGETS,
                         NoiseSetting, sweep_models)
 from ddep.sweep_config import SCHEMA, load_config
@@ -240,6 +241,15 @@ def cmd_figures(args: argparse.Namespace) -> None:
     write_figures(args.results, args.out, default=args.default_noise)
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from ddep.analysis.compare import compare_results
+    _, claims, text = compare_results(args.run_a, args.run_b, args.out, args.alpha)
+    print(text, end="")
+    if args.out:
+        print("wrote " + " and ".join(csv_path(args.out, name) for name in COMPARE_CSV_NAMES))
+    return EXIT_FAILED if args.fail_on_robust_flip and claims["robust_flip"].any() else 0
+
+
 def cmd_readme(args: argparse.Namespace) -> None:
     from ddep.readme import documents, fill_readme
     for path in args.readme or documents(args.root):
@@ -399,6 +409,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results", default="results", help="folder of tuning.csv and tables/")
     p.add_argument("--figures", default="figures", help="folder of the tuning figure")
     p.set_defaults(func=cmd_tuning)
+    p = sub.add_parser("compare", help="two results folders side by side (e.g. a rerun against the committed "
+                                       "run): per cell both means, B - A, CI overlap, Welch's p; per claim "
+                                       "both verdicts and flips")
+    p.add_argument("run_a", type=Path, metavar="RUN_A", help="a results folder (summary.csv, claims.csv), e.g. results")
+    p.add_argument("run_b", type=Path, metavar="RUN_B", help="the folder compared with it, e.g. rerun/results")
+    p.add_argument("--out", type=Path, default=Path("comparison"),
+                   help="folder for compare_cells.csv and compare_claims.csv (default: comparison)")
+    p.add_argument("--alpha", type=float, default=WELCH_ALPHA,
+                   help=f"family-wise level of Welch's test over the shared cells (Bonferroni; default {WELCH_ALPHA})")
+    p.add_argument("--fail-on-robust-flip", action="store_true",
+                   help="exit 1 when a claim's verdict differs and it is fragile in neither run")
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("readme", help="generated blocks of README.md and docs/*.md <- "
                                       "results/tables/*.md")

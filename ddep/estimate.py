@@ -39,7 +39,7 @@ from ddep.data.splits import split_size
 from ddep.data.table import get_dataset_def
 from ddep.sweep import (ABLATIONS, GRID, PRESET_MODELS, SUPERVISED_ARMS, Model, finetune_jobs,
                         parse_run_name, pretraining_parts, sweep_models)
-from ddep.sweep_config import RULE_STAGES, crop_size, encoder_weights, gpus, stage_schedule
+from ddep.sweep_config import RULE_STAGES, crop_size, encoder_weights, gpus, stage_schedule, unlabelled_crop
 from ddep.tuning import TUNING, tuning_jobs
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
@@ -249,6 +249,8 @@ def estimate(jobs: list[dict], config: dict, gpu: str, costs: StepCosts | None =
         iters = point.get("iters", sched["train_cfg"]["max_iters"])
         batch = point.get("batch_size", sched["train_dataloader"]["batch_size"])
         crop = crop_size(config, job["dataset"])
+        if job["rule"] == "pretrain_denoise":  # the model runs at the images' crop (DDeP on ImageNet: 224 x 224)
+            crop = unlabelled_crop(config, job["dataset"], job["arm"]) or crop
         n_gpus = gpus(config, job["rule"])
         model = models[job["model"]] if "model" in job else next(iter(models.values()))
         speed = speed_of(model, crop)

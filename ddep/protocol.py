@@ -20,7 +20,7 @@ from ddep.data.table import get_dataset_def
 from ddep.sweep import (ABLATIONS, DENOISING_ARMS, LOSSES, SUPERVISED_ARMS, NoiseSetting,
                         ablation_settings, conditioning_label, finetune_jobs, parse_sigma,
                         pretraining_parts, sweep_models)
-from ddep.sweep_config import crop_size, encoder_weights, gpus, load_config, stage_schedule
+from ddep.sweep_config import crop_size, encoder_weights, gpus, load_config, stage_schedule, unlabelled_crop
 
 REPO = Path(__file__).resolve().parent.parent
 PAPER_CONFIG = REPO / "config" / "paper.yaml"
@@ -156,7 +156,15 @@ def _does_crop(c: dict) -> str:
             elif step["type"] == "PhotoMetricDistortion":
                 steps.append("photometric jitter")
         return f"{h}x{w}, {', '.join(steps)}"
-    return _per_dataset(c, one) + "; denoising: the same geometry without photometric jitter"
+    def cut(ds: str) -> str:
+        crops = {arm: unlabelled_crop(c, ds, arm) for arm in DENOISING_ARMS}
+        return ", ".join(f"{arm_display(arm)}: random {h}x{w} crops of its images (the model resamples its position "
+                         f"embedding)" for arm, (h, w) in ((a, cr) for a, cr in crops.items() if cr))
+    cuts = dict.fromkeys(cut(ds) for ds in c["datasets"])
+    denoising = "; denoising: the same geometry without photometric jitter"
+    if any(cuts):
+        denoising += ", except " + (next(iter(cuts)) if len(cuts) == 1 else _per_dataset(c, cut))
+    return _per_dataset(c, one) + denoising
 
 
 def _does_precision(c: dict) -> str:
@@ -295,8 +303,10 @@ ROWS: list[Row] = [
     Row("crop and augmentation",
         "not stated; [R] (pretraining only): random 224 crop and horizontal flip",
         _does_crop,
-        "mmseg's standard pipelines and crops for these datasets",
-        "`datasets.<name>.crop_size`, `--crop-size`; pipelines in `ddep/configs/_base_/datasets/`"),
+        "mmseg's standard pipelines and crops for these datasets; DDeP's ImageNet images at ImageNet's own 224x224, "
+        "as [R] crops them, rather than the target's geometry (each choice priced in docs/cluster.md)",
+        "`datasets.<name>.crop_size`, `--crop-size`; `datasets.<name>.unlabelled_crop`, `--image-crop`; pipelines "
+        "in `ddep/configs/_base_/datasets/`"),
     Row("precision and GPUs",
         "not stated; [R]: fp16",
         _does_precision,
@@ -374,3 +384,69 @@ def render(config: dict, config_name: str = "config/paper.yaml") -> str:
 
 def load_paper_config(path: Path = PAPER_CONFIG) -> dict:
     return load_config([str(path)])
+
+
+# --- the README's box above the cluster checklist: what has run where, what never has ----------------------------
+
+PEAK_TFLOPS_FILE = Path(__file__).resolve().parents[1] / "benchmarks" / "train_step.py"
+
+
+def _peak_tflops(gpu: str, amp: str) -> float:
+    """The GPU's dense peak as benchmarks/train_step.py's PEAK_TFLOPS has it (the MFU it printed)."""
+    import ast
+    tree = ast.parse(PEAK_TFLOPS_FILE.read_text())
+    [table] = [ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.AnnAssign)
+               and getattr(node.target, "id", "") == "PEAK_TFLOPS"]
+    return table[gpu][amp]
+
+
+def _row(element: str) -> Row:
+    return next(r for r in ROWS if r.element == element)
+
+
+def cluster_box(config_name: str = "config/paper.yaml") -> str:
+    """What has run on which hardware and what never has, for the README's cluster section: the GPU measurements
+    from benchmarks/throughput.csv (MFU from benchmarks/step_cost.csv's counted FLOPs), the deviations and their
+    keys from the protocol's rows."""
+    from ddep.estimate import read_step_costs, read_throughputs
+    config = load_config([config_name])
+    preset = config.get("preset", "r50_vit_b16")
+    gflop = {(r["preset"], int(r["crop_h"]), int(r["crop_w"])): float(r["gflop_per_image"])
+             for r in read_step_costs() if r["step"] == "finetune"}
+    gpu_rows = []
+    for r in read_throughputs():
+        crop = (int(r["crop_h"]), int(r["crop_w"]))
+        mfu = ""
+        if (r["preset"], *crop) in gflop:
+            tflops = float(r["img_per_s"]) * gflop[(r["preset"], *crop)] / 1e3
+            mfu = f", {tflops / _peak_tflops(r['gpu'], r['amp']):.1%} MFU"
+        gpu_rows.append(f"{r['gpu']} `{r['preset']}` {r['amp'] if r['amp'] != 'none' else 'fp32'} batch {r['batch']} "
+                        f"at {crop[0]}x{crop[1]}: {r['img_per_s']} img/s{mfu} ({r['measured']})")
+    [reference] = [g for g in gpu_rows if f"`{preset}` {config.get('amp')}" in g]
+    formulation, precision = _row("noise formulation"), _row("precision and GPUs")
+    crops = sorted({f"{c[0]}x{c[1]}" for ds in config["datasets"] if (c := unlabelled_crop(config, ds, "ddep"))})
+    key = lambda row, sep: row.key.split(sep)[0].strip("`")  # noqa: E731  (the row's first key)
+    lines = [
+        f"> **Before the GPU-hours: what has run where, and what never has** (generated by `ddep readme` from "
+        f"`benchmarks/throughput.csv`, `benchmarks/step_cost.csv` and the protocol's rows for `{config_name}`)",
+        ">",
+        f"> * **One GPU measurement prices the paper grid's estimate:** {reference}. Every other crop and model is "
+        "scaled from it (by pixels, by counted FLOPs); the speed options meant to raise the MFU have not run on a GPU.",
+        "> * **Never run on a GPU:** multi-GPU training of `r50_vit_b16` (DDP under `torchrun` with NCCL and "
+        "SyncBN). Only its CPU form has run: 2 processes with gloo and plain BN (`tests/test_distributed.py`).",
+        "> * **Run on CPUs only:** everything else — the default grid, the noise ablations, the three-model run and "
+        "the tests (AMD EPYC, 2 cores, `avx512_bf16`, no AMX); the paper grid ran only as a 2-iteration `tiny` "
+        "smoke run on real-shaped fake datasets.",
+        "> * **The protocol rests on** " + ", ".join(SOURCES[k].split(" (")[0] for k in ("A", "S", "F"))
+        + " and the reference reimplementation, not the paper's full text ([docs/protocol.md](docs/protocol.md)).",
+        f"> * **Deviations you may want to change:** noise formulation {formulation.does(config)}, where the "
+        f"summary read favours scaled noise and the reference defaults to it (`{key(formulation, ',')}`); the GPU "
+        f"count sets the global batch and the learning rate is not rescaled with it "
+        f"(`{key(precision, ';').split(', ')[-1].strip('`')}`); "
+        + (f"DDeP's ImageNet images at {', '.join(crops)} crops, as the reference pretrains, not the target's "
+           "geometry (`datasets.<name>.unlabelled_crop`)." if crops else
+           "DDeP's ImageNet images at the target's geometry (`datasets.<name>.unlabelled_crop` to change it)."),
+    ]
+    if others := [g.split(" at ")[0] for g in gpu_rows if g != reference]:
+        lines[2] += f" Also measured there: {'; '.join(others)}."
+    return "\n".join(lines)

@@ -65,6 +65,13 @@ def crop_size(config: dict, dataset: str) -> tuple[int, int]:
     return tuple(config["datasets"][dataset].get("crop_size") or config_literal(dataset, "crop_size"))
 
 
+def unlabelled_crop(config: dict, dataset: str, arm: str) -> tuple[int, int] | None:
+    """The crop [h, w] an arm's denoising pretraining cuts from its unlabelled images when they are not
+    shaped like the dataset's (``unlabelled_crop``: ImageNet's 224 x 224); None: the dataset's crop."""
+    crop = (config["datasets"][dataset].get("unlabelled_crop") or {}).get(arm)
+    return tuple(crop) if crop else None
+
+
 def encoder_weights(config: dict, dataset: str, model: Model) -> str | None:
     """The supervised encoder a model's 21K and DDeP arms start from: the model's
     ``encoder_weights``, else the dataset's; None where the workflow trains its own stand-in."""

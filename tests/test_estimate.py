@@ -182,3 +182,26 @@ def test_estimate_runs_in_a_fresh_clone_with_no_data_and_the_preflight_still_gua
     assert dry.returncode != 0
     assert "problem(s) found before any job ran" in dry.stdout + dry.stderr
     assert "datasets.cityscapes.root: cityscapes: data root does not exist" in dry.stdout + dry.stderr
+
+
+def test_ddep_on_imagenet_is_priced_at_its_unlabelled_crop():
+    """A denoising pretraining runs at its images' crop (config/paper.yaml's `unlabelled_crop`: DDeP's ImageNet at
+    224x224), so it is priced there: the measured 512x1024 throughput scaled by pixels, the step-cost ratio counted
+    at 224x224. Without it, DDeP's images take the target's crop."""
+    import copy
+
+    from ddep.sweep_config import load_config
+    cropped = load_config([str(REPO / "config/paper.yaml")])
+    assert cropped["datasets"]["cityscapes"]["unlabelled_crop"] == {"ddep": [224, 224]}
+    target = copy.deepcopy(cropped)
+    for d in target["datasets"].values():
+        d.pop("unlabelled_crop")
+
+    def pretraining_hours(cfg: dict, arm: str) -> float:
+        return sum(j["gpu_hours"] for j in estimate(sweep_jobs(cfg), cfg, "H100") if j["rule"] == "pretrain_denoise"
+                   and j["arm"] == arm and j["dataset"] == "cityscapes")
+
+    pixels = 224 * 224 / (512 * 1024)
+    ratio = counted_ratio("ddep", (224, 224)) / counted_ratio("ddep")
+    assert pretraining_hours(cropped, "ddep") == pytest.approx(pretraining_hours(target, "ddep") * pixels * ratio)
+    assert pretraining_hours(cropped, "dep") == pretraining_hours(target, "dep")  # DeP keeps the target's crop

@@ -73,7 +73,7 @@ def test_check_reports_weights_not_in_cache_a_crop_that_cannot_run_and_bad_noise
     assert "ablations[1].datasets: 'cityscape' is not one of datasets" in err
     assert "datasets.cityscapes.crop_size: [500, 1000] cannot run" in err and "[496, 992]" in err
     assert "datasets.ade20k.encoder_weights" in err and "not in the local Hugging Face cache" in err
-    assert "huggingface-cli download timm/vit_base_r50_s16_224.orig_in21k" in err
+    assert "hf download timm/vit_base_r50_s16_224.orig_in21k" in err
     assert "sigma U(0.5,0.1)" in err and "0 <= a <= b" in err
     assert "sigma nan" in err and "finite number" in err
     assert "Traceback" not in err

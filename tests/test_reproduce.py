@@ -13,10 +13,12 @@ agree: per cell, Welch's t-test of the fresh seeds against the committed ones mu
 equal means at 1% (Bonferroni over the cells), and the test prints how many fresh means fall
 inside the committed 95% CIs. The claims' verdicts are compared too: a verdict may flip only
 where it is fragile in one of the two runs (ddep.analysis.claims says why); a robust verdict
-that flips fails the test.
+that flips fails the test. Both comparisons are `ddep compare` (ddep/analysis/compare.py), run as a
+user runs it on a rerun; it prints both tables.
 """
-import math
 import os
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -24,8 +26,8 @@ import yaml
 from scipy import stats
 
 from ddep.analysis.aggregate import read_csv
-from ddep.analysis.claims import claims_table, compare_claims, verdict_text
-from ddep.sweep import CELL_KEYS, NoiseSetting
+from ddep.analysis.claims import claims_table
+from ddep.sweep import NoiseSetting
 from test_workflow import REPO, snakemake, workspace
 
 pytestmark = [
@@ -53,34 +55,24 @@ def test_a_fresh_default_run_agrees_with_the_committed_results(tmp_path):
     overlay, smallest = smallest_fraction_overlay(ws)
     snakemake(ws, "--configfile", "config/config.yaml", overlay, timeout=3600)
     at_smallest = lambda table: table["label_fraction"].astype(str) == smallest  # noqa: E731
-    retrained = lambda table: table[at_smallest(table)]  # noqa: E731
-    committed = retrained(read_csv(REPO / "results/summary.csv"))
-    fresh = read_csv(ws / "results/summary.csv")
-    cells = committed.merge(fresh, on=CELL_KEYS, suffixes=("", "_fresh"))
-    assert len(cells) == len(committed) == len(fresh) > 0, "the fresh run has other cells"
-    identical = (cells["mIoU_mean"] == cells["mIoU_mean_fresh"]).all() and \
-        (cells["mIoU_std"] == cells["mIoU_std_fresh"]).all()
-    inside = ((cells["mIoU_mean_fresh"] >= cells["mIoU_ci_low"])
-              & (cells["mIoU_mean_fresh"] <= cells["mIoU_ci_high"]))
-    alpha = 0.01 / len(cells)
-    rejected = []
-    for c in cells.itertuples():
-        p = stats.ttest_ind_from_stats(c.mIoU_mean, c.mIoU_std, c.n, c.mIoU_mean_fresh,
-                                       c.mIoU_std_fresh, c.n_fresh, equal_var=False).pvalue
-        print(f"{c.label_fraction:>5} {c.arm:>4} committed {c.mIoU_mean:6.2f} "
-              f"[{c.mIoU_ci_low:6.2f}, {c.mIoU_ci_high:6.2f}]  fresh {c.mIoU_mean_fresh:6.2f}  p={p:.3f}")
-        if math.isfinite(p) and p < alpha:
-            rejected.append(f"{c.label_fraction} images, {c.arm}: p = {p:.2g}")
-    print(f"bit-identical: {identical}; fresh means inside the committed 95% CIs: "
-          f"{int(inside.sum())} of {len(cells)}")
-    # The fresh runs beside the committed runs of the fractions not retrained: "DeP > 21K at
-    # small fractions" is a claim about the smallest fraction only when there are larger ones.
-    # A claim pairs runs within its own fraction, so these claims rest on fresh runs alone.
+    # The partial rerun as a results folder for `ddep compare`: the fresh cells, and the claims of the fresh runs
+    # beside the committed runs of the fractions not retrained ("DeP > 21K at small fractions" is a claim about the
+    # smallest fraction only when there are larger ones; a claim pairs runs within its own fraction, so the claims
+    # at the smallest fraction rest on fresh runs alone, the others are the committed ones).
+    fresh = ws / "fresh"
+    fresh.mkdir()
+    (fresh / "summary.csv").write_text((ws / "results/summary.csv").read_text())
     committed_runs = read_csv(REPO / "results/runs.csv")
-    runs = pd.concat([read_csv(ws / "results/runs.csv"),
-                      committed_runs[~at_smallest(committed_runs)]])
-    flips = check_claims(retrained(read_csv(REPO / "results/claims.csv")),
-                         retrained(claims_table(runs, NoiseSetting.from_config(CONFIG["denoising"]))))
+    runs = pd.concat([read_csv(ws / "results/runs.csv"), committed_runs[~at_smallest(committed_runs)]])
+    claims_table(runs, NoiseSetting.from_config(CONFIG["denoising"])).to_csv(fresh / "claims.csv", index=False)
+    proc = subprocess.run([sys.executable, "-m", "ddep.cli", "compare", REPO / "results", fresh,
+                           "--out", ws / "comparison", "--fail-on-robust-flip"], capture_output=True, text=True)
+    print(proc.stdout, proc.stderr)
+    cells = read_csv(ws / "comparison/compare_cells.csv")
+    shared = cells[cells["present"] == "both"]
+    committed = read_csv(REPO / "results/summary.csv")
+    assert len(shared) == at_smallest(committed).sum() > 0 and at_smallest(shared).all(), "the fresh run has other cells"
+    assert (cells["present"] != "b only").all(), "the fresh run has cells the committed one lacks"
     # the fresh supervised stand-in learnt its source classes (held-out top-1 against chance)
     stand_in, committed_stand_in = (read_csv(folder / "results/pretrainings.csv")
                                     .query("stage == 'supervised'").iloc[0] for folder in (ws, REPO))
@@ -89,25 +81,9 @@ def test_a_fresh_default_run_agrees_with_the_committed_results(tmp_path):
           f"committed {committed_stand_in.accuracy:.3f})")
     assert stats.binomtest(round(stand_in.accuracy * n_val), n_val, stand_in.chance,
                            alternative="greater").pvalue < 1e-6, stand_in
-    assert not rejected, f"fresh run differs from the committed one (alpha {alpha:.2g}): {rejected}"
-    assert not flips, f"robust verdicts (fragile in neither run) differ: {flips}"
-
-
-def check_claims(committed, fresh) -> list[str]:
-    """Print both verdicts of every claim x fraction and which differ; return the robust flips."""
-    def side(r, name):
-        mean, low, high = (getattr(r, f"{c}_{name}") for c in ("mean_diff", "ci_low", "ci_high"))
-        return (f"{verdict_text(getattr(r, f'verdict_{name}'), getattr(r, f'fragile_{name}'))} "
-                f"{mean:+.2f} [{low:+.2f}, {high:+.2f}]")
-
-    both = compare_claims(committed, fresh)
-    for r in both.itertuples():
-        mark = "ROBUST FLIP" if r.robust_flip else "differs (fragile)" if r.differs else "same"
-        print(f"{r.dataset} {r.claim} @ {r.label_fraction} ({r.comparison}): committed "
-              f"{side(r, 'committed')} | fresh {side(r, 'fresh')} -> {mark}")
-    differ = both[both["differs"]]
-    print(f"claims whose verdict differs: {len(differ)} of {len(both)} "
-          f"({int(differ['robust_flip'].sum())} robust)"
-          + "".join(f"; {r.claim} @ {r.label_fraction}" for r in differ.itertuples()))
-    return [f"{r.claim} @ {r.label_fraction}: {r.verdict_committed} -> {r.verdict_fresh}"
-            for r in differ[differ["robust_flip"]].itertuples()]
+    # Welch's test per cell, Bonferroni over the cells at 1% (ddep compare's default alpha)
+    rejected = shared[shared["welch_rejects"]]
+    assert rejected.empty, f"fresh run differs from the committed one: {rejected[['arm', 'welch_p']].to_dict('records')}"
+    # exit 1: a robust verdict (fragile in neither run) differs
+    assert proc.returncode == 0, f"ddep compare failed ({proc.returncode}): robust verdicts differ\n{proc.stdout[-3000:]}"
+    assert (ws / "comparison/compare_claims.csv").is_file()

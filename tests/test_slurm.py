@@ -8,8 +8,11 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -45,14 +48,75 @@ def slurm_cluster():
         _cluster("stop", timeout=120)
 
 
-def run_snakemake_on_slurm(workdir, extra_args=(), timeout=1800):
+# Every process a test starts, on the submit host or in a SLURM job (sbatch and srun pass the environment on), carries
+# this variable with the test's own value; the teardown ends them all by it. A job step's Snakemake can outlive its
+# job: on SIGTERM it takes its scheduler's lock in the signal handler, and if the signal lands while the lock is held
+# it waits forever (only SIGKILL ends it), and a cluster that tracks processes by lineage (proctrack/linuxproc, as the
+# test cluster) loses it once it is orphaned, so SLURM's own SIGKILL never reaches it.
+MARKER = "DDEP_TEST_SLURM_RUN"
+
+
+def _marked(value: str) -> dict[int, str]:
+    """pid -> command line of every live process whose environment has MARKER=value."""
+    found, needle = {}, f"{MARKER}={value}".encode()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            if needle in (proc / "environ").read_bytes().split(b"\0"):
+                found[int(proc.name)] = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # gone, or a zombie (no environment left)
+            continue
+    return found
+
+
+def _signal_all(pids, sig: int) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+def end_marked_processes(value: str, grace_s: float = 10.0) -> dict[int, str]:
+    """SIGTERM every process marked with `value`, SIGKILL those alive `grace_s` later; returns the ones that
+    needed SIGKILL (pid -> command line)."""
+    _signal_all(_marked(value), signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while _marked(value) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    stubborn = _marked(value)
+    _signal_all(stubborn, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while _marked(value) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return stubborn
+
+
+@pytest.fixture
+def tracked():
+    """The environment that marks this test's processes, and the SLURM jobs it submitted. Tear-down: cancel the
+    jobs, end every marked process (SIGTERM, then SIGKILL), and fail if any is still alive."""
+    value, jobs = uuid.uuid4().hex, set()
+    env = dict(os.environ, **{MARKER: value},
+               # Rule shell commands find this env's `python`/`ddep` (sbatch --export=ALL passes PATH on).
+               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    yield env, jobs
+    if jobs:
+        subprocess.run(["scancel", *sorted(jobs)], capture_output=True)
+    if stubborn := end_marked_processes(value):
+        print("ended with SIGKILL after ignoring SIGTERM:\n" + "\n".join(f"  {p}: {c}" for p, c in stubborn.items()))
+    assert not (alive := _marked(value)), f"processes started by this test survived SIGKILL: {alive}"
+
+
+def run_snakemake_on_slurm(workdir, extra_args=(), timeout=1800, env=None):
     """Run `snakemake --cores all --profile slurm` in `workdir` with this Python's snakemake.
 
     The profile is the repository's `slurm/` (passed by absolute path, so `workdir` need not
     contain it). `extra_args` go last and override profile keys. Returns the
     CompletedProcess (stdout and stderr merged into .stdout); the caller checks returncode.
     """
-    env = dict(os.environ)
+    env = dict(env or os.environ)
     # Rule shell commands find this env's `python`/`ddep` (sbatch --export=ALL passes PATH on).
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     cmd = [
@@ -81,7 +145,7 @@ def scontrol_job(jobid: str) -> str:
     ).stdout
 
 
-def test_smoke_grid_runs_through_sbatch_with_the_repository_profile(slurm_cluster, tmp_path):
+def test_smoke_grid_runs_through_sbatch_with_the_repository_profile(slurm_cluster, tracked, tmp_path):
     import pandas as pd
     import yaml
 
@@ -95,7 +159,9 @@ def test_smoke_grid_runs_through_sbatch_with_the_repository_profile(slurm_cluste
     cfg.pop("models")
     cfg.update(arms=["none", "ddep"], ablations=[])
     (tmp_path / "config/smoke_slurm.yaml").write_text(yaml.safe_dump(cfg))
-    proc = run_snakemake_on_slurm(tmp_path, ["--configfile", "config/smoke_slurm.yaml"], timeout=1500)
+    env, tracked_jobs = tracked
+    proc = run_snakemake_on_slurm(tmp_path, ["--configfile", "config/smoke_slurm.yaml"], timeout=1500, env=env)
+    tracked_jobs.update(submitted_jobs(proc.stdout))
     assert proc.returncode == 0, proc.stdout[-5000:]
 
     # Every training/data job went through sbatch on the gpu partition; aggregation, plotting
@@ -161,12 +227,11 @@ def _release_requeued(jobid: str) -> bool:
     return True
 
 
-def test_preempted_jobs_are_resubmitted_and_resume_bit_for_bit(slurm_cluster, tmp_path):
+def test_preempted_jobs_are_resubmitted_and_resume_bit_for_bit(slurm_cluster, tracked, tmp_path):
     """Four fine-tunes on SLURM, each stopped mid-way as in STOPS; the profile's retries (or
     SLURM's requeue) run them again, they resume from their last checkpoint, and their run JSONs
-    equal those of uninterrupted runs of the same commands."""
-    import time
-
+    equal those of uninterrupted runs of the same commands. Every process it started, in SLURM's
+    job steps too, is ended by the tear-down (`tracked`), which fails if one survives."""
     import yaml
 
     iters, interval, seeds = 24, 4, sorted(STOPS)
@@ -189,7 +254,7 @@ def test_preempted_jobs_are_resubmitted_and_resume_bit_for_bit(slurm_cluster, tm
         return [j for j, log in submitted_jobs(output).items() if f"/builtin_transunet_tiny_8_none_{seed}/" in log]
 
     start = time.monotonic()
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    env, tracked_jobs = tracked
     log_path = tmp_path / "snakemake.log"
     with log_path.open("w") as log:
         proc = subprocess.Popen(
@@ -216,6 +281,7 @@ def test_preempted_jobs_are_resubmitted_and_resume_bit_for_bit(slurm_cluster, tm
                 time.sleep(0.2)
             assert proc.wait(timeout=900) == 0, log_path.read_text()[-5000:]
         finally:
+            tracked_jobs.update(submitted_jobs(log_path.read_text()))
             if proc.poll() is None:
                 proc.kill()
     print(f"SLURM preemption workflow: {time.monotonic() - start:.0f} s")

@@ -1,5 +1,7 @@
 """The Snakemake DAG: job counts of the paper grid, schema errors, the smoke grid end to end."""
 import itertools
+import json
+import os
 import re
 import shutil
 import subprocess
@@ -236,3 +238,34 @@ def test_smoke_grid_end_to_end_and_rerun_of_exactly_the_missing_run(smoke_run):
     assert counts == {"finetune": 1, "aggregate": 1, "figures": 1, "all": 1}
     snakemake(ws, "--configfile", "config/smoke.yaml")
     assert victim.exists()
+
+
+def test_the_mmseg_worked_example_runs_on_the_smoke_grids_outputs(smoke_run):
+    """docs/mmseg_configs.md's worked example names the default run's files (config/config.yaml's smallest fraction,
+    its first seed, DDeP at its default setting, the last checkpoint of its fine-tune schedule), and its two
+    commands, run as written with those names swapped for the smoke grid's, retrain and test the smoke grid's saved
+    config with plain mmseg and get the job's own mIoU back."""
+    from ddep.sweep import NoiseSetting, fraction_slug, run_name
+    from ddep.sweep_config import load_config, stage_schedule
+
+    ws, smoke = smoke_run
+    block = (REPO / "docs/mmseg_configs.md").read_text().split("```bash\n", 1)[1].split("```", 1)[0]
+
+    def names(cfg: dict) -> tuple[str, str]:
+        [(dataset, spec)] = [(k, v) for k, v in cfg["datasets"].items()]
+        run = f"{fraction_slug(spec['fractions'][0])}/{run_name('ddep', NoiseSetting.from_config(cfg['denoising']))}"
+        iters = stage_schedule(cfg, dataset, "finetune")["train_cfg"]["max_iters"]
+        return f"/{run}/seed{cfg['seeds'][0]}", f"/iter_{iters}.pth"
+
+    config = load_config([str(REPO / "config/config.yaml")])
+    default = names(config)
+    assert all(name in block for name in default), (default, block)  # the paths are the default run's
+    for old, new in zip(default, names(smoke)):
+        block = block.replace(old, new)
+    block = block.replace(f"work/seed{config['seeds'][0]}", f"work/seed{smoke['seeds'][0]}")
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    proc = subprocess.run(["bash", "-ec", block], cwd=ws, capture_output=True, text=True, env=env, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    run_json = ws / f"resources/runs/builtin/transunet_tiny{names(smoke)[0]}.json"
+    miou = float(re.findall(r"mIoU: ([0-9.]+)", proc.stdout + proc.stderr)[-1])
+    assert miou == json.loads(run_json.read_text())["mIoU"]

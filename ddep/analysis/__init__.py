@@ -5,6 +5,9 @@ here only; the workflow declares its outputs with these functions (nothing heavy
 from os import PathLike
 
 CSV_NAMES = ("runs", "summary", "paired", "claims")  # every aggregate's; pretrainings.csv where jobs pretrained
+# `ddep compare A B --out DIR` writes these; Welch's test there is at this family-wise level over the shared cells.
+COMPARE_CSV_NAMES = ("compare_cells", "compare_claims")
+WELCH_ALPHA = 0.01
 MARKDOWN_ONLY = ("claims", "pretrainings")  # the whole run's tables; {stem}_label_efficiency, {stem}_noise: .tex too
 
 

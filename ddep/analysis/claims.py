@@ -157,10 +157,12 @@ def render_claims_markdown(claims: pd.DataFrame, default: NoiseSetting | None) -
     return "\n".join([*lines, CLAIMS_CAPTION.format(setting=describe_setting(default), power=MDE_POWER), ""])
 
 
-def compare_claims(committed: pd.DataFrame, fresh: pd.DataFrame) -> pd.DataFrame:
-    """Two claims tables side by side, a row per claim in either: the numbers suffixed ``_committed`` / ``_fresh`` (a
-    missing claim: "absent", not fragile), ``differs``, ``robust_flip`` (differs, neither side fragile)."""
-    numbers, sides = ["n_pairs", "mean_diff", "ci_low", "ci_high", "verdict", "fragile"], ("committed", "fresh")
+def compare_claims(committed: pd.DataFrame, fresh: pd.DataFrame,
+                   sides: tuple[str, str] = ("committed", "fresh")) -> pd.DataFrame:
+    """Two claims tables side by side, a row per claim in either: the numbers suffixed ``_committed`` / ``_fresh``
+    (or ``sides``; a missing claim: "absent", not fragile), ``differs``, ``robust_flip`` (differs, neither side
+    fragile)."""
+    numbers = ["n_pairs", "mean_diff", "ci_low", "ci_high", "verdict", "fragile"]
     tables = dict(zip(sides, (committed, fresh)))
     missing = {side: sorted({*CLAIM_KEYS, "claim", *numbers} - set(t.columns)) for side, t in tables.items()}
     if any(missing.values()):
@@ -172,11 +174,12 @@ def compare_claims(committed: pd.DataFrame, fresh: pd.DataFrame) -> pd.DataFrame
                       .assign(_order=range(len(t))) for t in tables.values()), on=CLAIM_KEYS, how="outer",
                     suffixes=[f"_{side}" for side in sides], validate="one_to_one")
     both = both.sort_values([f"_order_{side}" for side in sides], kind="mergesort")
-    both["claim"] = both["claim_committed"].fillna(both["claim_fresh"])
+    both["claim"] = both[f"claim_{sides[0]}"].fillna(both[f"claim_{sides[1]}"])
     for side in sides:
         both[f"verdict_{side}"] = both[f"verdict_{side}"].fillna("absent")
         both[f"fragile_{side}"] = both[f"fragile_{side}"].eq(True)  # absent: not fragile
-    both["differs"] = both["verdict_committed"] != both["verdict_fresh"]
-    both["robust_flip"] = both["differs"] & ~both["fragile_committed"] & ~both["fragile_fresh"]
+    first, second = sides
+    both["differs"] = both[f"verdict_{first}"] != both[f"verdict_{second}"]
+    both["robust_flip"] = both["differs"] & ~both[f"fragile_{first}"] & ~both[f"fragile_{second}"]
     return both[[*CLAIM_KEYS, "claim", *(f"{c}_{side}" for side in sides for c in numbers), "differs",
                  "robust_flip"]].reset_index(drop=True)

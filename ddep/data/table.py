@@ -48,6 +48,12 @@ class DatasetDef:
     train_images: int | None = None
 
 
+# mmseg's dataset converters as an installed mmseg ships them (its package folder's .mim/tools);
+# tests/test_paper_datasets.py checks that every converter named in the docs and here exists.
+CONVERTERS = "$(python -c 'import mmseg, os; print(os.path.dirname(mmseg.__file__))')/.mim/tools/dataset_converters"
+# Pascal Context's converter imports the Detail API, which is not on PyPI (the PyPI package `detail` is another).
+DETAIL_API = "pip install 'git+https://github.com/zhanghang1989/detail-api.git#subdirectory=PythonAPI'"
+
 # The one table of dataset layouts (as mmseg's configs/_base_/datasets/*.py lay them out).
 DATASET_DEFS: dict[str, DatasetDef] = {
     "cityscapes": DatasetDef(
@@ -57,8 +63,8 @@ DATASET_DEFS: dict[str, DatasetDef] = {
                 "val": SplitDef("leftImg8bit/val", "gtFine/val")},
         prepare="download leftImg8bit_trainvaltest.zip and gtFine_trainvaltest.zip from "
                 "cityscapes-dataset.com, unzip both into the root, then create the "
-                "*_labelTrainIds.png maps with mmseg's "
-                "`python tools/dataset_converters/cityscapes.py ROOT --nproc 8`",
+                "*_labelTrainIds.png maps with mmseg's converter (extra `converters`): "
+                f"`python {CONVERTERS}/cityscapes.py ROOT --nproc 8`",
         layout=("leftImg8bit/{train,val}/CITY/CITY_xxxxxx_yyyyyy_leftImg8bit.png",
                 "gtFine/{train,val}/CITY/CITY_xxxxxx_yyyyyy_gtFine_labelTrainIds.png"),
         train_images=2975),
@@ -80,7 +86,7 @@ DATASET_DEFS: dict[str, DatasetDef] = {
                 "val": SplitDef("JPEGImages", "SegmentationClassContext",
                                 "ImageSets/SegmentationContext/val.txt")},
         prepare="download VOCtrainval_03-May-2010.tar and trainval_merged.json, install the "
-                "Detail API, then run mmseg's `python tools/dataset_converters/pascal_context.py "
+                f"Detail API ({DETAIL_API}), then run mmseg's `python {CONVERTERS}/pascal_context.py "
                 "data/VOCdevkit data/VOCdevkit/VOC2010/trainval_merged.json`; ROOT is "
                 "VOCdevkit/VOC2010",
         layout=("JPEGImages/YYYY_xxxxxx.jpg", "SegmentationClassContext/YYYY_xxxxxx.png",

@@ -8,7 +8,7 @@ from ddep.data.table import get_dataset_def
 from ddep.preflight import unlabelled_source
 from ddep.sweep import (NoiseSetting, SUPERVISED_ARMS, ablated_cells, finetune_jobs,
                         parse_run_name, pretrainings, result_stem, sweep_models)
-from ddep.sweep_config import encoder_weights, gpus, rule_resources, schedule_overrides
+from ddep.sweep_config import encoder_weights, gpus, rule_resources, schedule_overrides, unlabelled_crop
 from ddep.tuning import UNTUNED, held_out_settings, schedule_flags, tuning_jobs
 
 JOBS = finetune_jobs(config)

@@ -35,7 +35,7 @@ def denoise_args(wc):
     unlabelled = unlabelled_source(dataset(wc), arm)
     if unlabelled:
         args.append(f"--unlabelled {unlabelled}")
-    image_crop = (dataset(wc).get("unlabelled_crop") or {}).get(arm)
+    image_crop = unlabelled_crop(config, wc.dataset, arm)
     if image_crop:
         args.append(f"--image-crop {image_crop[0]} {image_crop[1]}")
     heldout = dataset(wc).get("heldout") or {}
