@@ -11,6 +11,7 @@ from ddep.analysis import COMPARE_CSV_NAMES
 from ddep.analysis.aggregate import read_csv
 from ddep.analysis.compare import compare_results
 from ddep.analysis.results import write_results
+from ddep.analysis.tuning import write_tuning
 from ddep.readme import fill_readme
 from ddep.run_file import OUTPUT_COLUMNS, column_meaning
 
@@ -49,6 +50,24 @@ def pretraining_jsons(folder: Path) -> list[Path]:
     return out
 
 
+# a tuning grid over every tunable axis, so that every documented tuning column is written
+TUNING_GRID = {"lr": [0.001, 0.003], "encoder_lr_mult": [1.0], "iters": [500], "batch_size": [4]}
+
+
+def tuning_jsons(folder: Path) -> list[Path]:
+    """Tuning runs as `ddep finetune --tuning-point` writes them: two points, the second failed."""
+    out = []
+    for i, lr in enumerate(TUNING_GRID["lr"]):
+        point = dict(lr=lr, encoder_lr_mult=1.0, iters=500, batch_size=4)
+        status = dict(status="failed", reason="NonFiniteLossError: loss is nan") if i else dict(status="ok")
+        rec = dict(dataset="builtin", model="transunet_tiny", label_fraction="1/30", arm="none", seed=100,
+                   mIoU=None if i else 30.5, training=dict(final_loss=0.4), git_commit="abc",
+                   tuning=dict(point=point, eval_split="dev", **status))
+        (path := folder / f"tuning{i}.json").write_text(json.dumps(rec))
+        out.append(path)
+    return out
+
+
 def test_every_committed_csv_column_has_a_meaning():
     csvs = sorted(REPO.glob("results/**/*.csv"))
     assert {c.stem for c in csvs} >= {"runs", "summary", "paired", "claims", "pretrainings"}
@@ -62,9 +81,10 @@ def test_every_column_the_code_writes_has_a_meaning_and_a_new_one_fails(tmp_path
     write_results(run_jsons_like_the_committed_ones(runs), tmp_path / "out", quiet=True,
                   pretraining_paths=pretraining_jsons(runs))
     compare_results(REPO / "results", tmp_path / "out", out=tmp_path / "out")
+    write_tuning(tuning_jsons(runs), TUNING_GRID, [100], str(tmp_path / "out"), str(tmp_path / "selection.yaml"), {})
     written = sorted((tmp_path / "out").glob("*.csv"))
     assert [c.stem for c in written] == sorted([*OUTPUT_COLUMNS]) == sorted(
-        ["runs", "summary", "paired", "claims", "pretrainings", *COMPARE_CSV_NAMES])
+        ["runs", "summary", "paired", "claims", "pretrainings", "tuning", *COMPARE_CSV_NAMES])
     assert {c.name: undocumented(c) for c in written} == {c.name: [] for c in written}
     # every documented column is one the code writes (no stale line), families matched by their prefix
     for csv in written:
