@@ -110,8 +110,8 @@ def cmd_check(args: argparse.Namespace) -> None:
     preflight(config, models=True)
     print(f"ok: {', '.join(args.configfile)}: {len(config['datasets'])} dataset(s), arms "
           f"{config['arms']}, models {[m.name for m in sweep_models(config)]}: data, weights, "
-          f"fractions, crops and "
-          f"noise settings checked")
+          f"fractions, crops and noise settings checked; every model trained one step per "
+          f"stage and crop")
 
 
 def cmd_estimate(args: argparse.Namespace) -> None:

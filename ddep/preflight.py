@@ -11,6 +11,7 @@ This module imports no torch or mmseg. The jobs use the same functions to find t
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -95,9 +96,10 @@ def _dataset_problems(config: dict, name: str, arms: set[str], fractions: Iterab
     return problems
 
 
-def _model_problems(config: dict) -> list[str]:
+def _model_problems(config: dict, train_steps: bool = True) -> list[str]:
     """Models, crop sizes and noise settings as the jobs will build them (reads the model
-    configs with mmengine)."""
+    configs with mmengine); ``train_steps``: then the model check (one training step of every
+    model per stage and crop, :mod:`ddep.model_check`)."""
     from ddep.configs import segmentor_cfg
     from ddep.presets import TOKEN_STRIDE
 
@@ -107,12 +109,14 @@ def _model_problems(config: dict) -> list[str]:
         models = sweep_models(config)
     except ValueError as e:
         return [f"models: {e}"]
+    readable = []
     for i, model in enumerate(models):
         try:
             backbone = segmentor_cfg(model, 2, (64, 64))["backbone"]
         except ValueError as e:
             problems.append(f"models[{i}]: {e}")
             continue
+        readable.append(model)
         if backbone["type"] == "TransUNetEncoder":  # its crops must be multiples of the token stride
             transunets.append(model.name)
     for name, d in config["datasets"].items():
@@ -131,6 +135,12 @@ def _model_problems(config: dict) -> list[str]:
             sigma_values(sigma)
         except ValueError as e:
             problems.append(f"denoising / ablations: sigma {sigma}: {e}")
+    if train_steps and not problems:  # every model trains one step per stage and crop (ddep.model_check)
+        from ddep.model_check import check_models, cpu_model
+        result = check_models(config, readable)
+        print(f"model check: {result.steps} step(s) of {len(readable)} model(s), {result.cached} "
+              f"from the cache, {result.seconds:.1f} s ({cpu_model()})", file=sys.stderr, flush=True)
+        problems += result.refused.values()
     return problems
 
 
