@@ -95,10 +95,20 @@ def cmd_preview(args: argparse.Namespace) -> None:
         print(f"wrote {args.source_out}")
 
 
+def _dataset(args: argparse.Namespace):
+    """The job's dataset (:class:`ddep.data.DatasetDef`): ddep's of --dataset's name, or the
+    one --dataset-def (a sweep entry's definition, JSON) defines."""
+    import json
+
+    from ddep.data.table import dataset_def
+    return dataset_def(args.dataset, json.loads(args.dataset_def) if args.dataset_def else None)
+
+
 def cmd_split(args: argparse.Namespace) -> None:
     from ddep.data import check_dataset, list_train_stems, select_split, write_split
-    check_dataset(args.dataset, args.data_root)
-    stems = select_split(list_train_stems(args.dataset, args.data_root), args.dataset,
+    dataset = _dataset(args)
+    check_dataset(dataset, args.data_root, name=args.dataset)
+    stems = select_split(list_train_stems(dataset, args.data_root), args.dataset,
                          args.fraction, args.seed)
     write_split(args.out, stems)
     print(f"{args.dataset} {args.fraction} seed {args.seed}: {len(stems)} images -> {args.out}")
@@ -145,22 +155,22 @@ def cmd_pretrain_supervised(args: argparse.Namespace) -> None:
 
 def cmd_pretrain_denoise(args: argparse.Namespace) -> None:
     from ddep.configs import denoise_config
-    from ddep.data import check_dataset, get_dataset_def
+    from ddep.data import check_dataset
     from ddep.noise import NoiseConfig
     from ddep.train.jobs import pretrain_denoise
     sigma = args.sigma or [DEFAULT_SIGMA]
     noise = NoiseConfig(sigma=sigma[0] if len(sigma) == 1 else tuple(sigma),
                         formulation=args.formulation, target=args.target, loss=args.loss)
-    spec = get_dataset_def(args.dataset)
+    spec = _dataset(args)
     unlabelled = args.unlabelled
     if unlabelled is None:  # the target dataset's own train images, labels unused
         if args.data_root is None:
             raise ValueError("pass --data-root (its train images are used) or --unlabelled DIR")
-        check_dataset(args.dataset, args.data_root, splits=("train",))
+        check_dataset(spec, args.data_root, splits=("train",), name=args.dataset)
         unlabelled = Path(args.data_root) / spec.splits["train"].img_path
     opts, sched = _options_and_schedule(args, "denoise", args.dataset)
     cfg = denoise_config(args.dataset, opts.model, unlabelled, crop_size=args.crop_size,
-                         image_crop=args.image_crop)
+                         image_crop=args.image_crop, definition=spec.definition)
     m = pretrain_denoise(cfg, args.arm, noise, args.out, opts, sched,
                          encoder_weights=args.encoder_weights,
                          noise_conditioning=args.noise_conditioning)
@@ -172,9 +182,11 @@ def cmd_finetune(args: argparse.Namespace) -> None:
     from ddep.configs import finetune_config
     from ddep.data import check_dataset
     from ddep.train.jobs import finetune
-    check_dataset(args.dataset, args.data_root)
+    spec = _dataset(args)
+    check_dataset(spec, args.data_root, name=args.dataset)
     opts, sched = _options_and_schedule(args, "finetune", args.dataset)
-    cfg = finetune_config(args.dataset, opts.model, args.data_root, crop_size=args.crop_size)
+    cfg = finetune_config(args.dataset, opts.model, args.data_root, crop_size=args.crop_size,
+                          definition=spec.definition)
     r = finetune(cfg, args.arm, args.split, args.label_fraction or args.split.stem, args.out,
                  opts, sched, init_from=args.init_from, encoder_weights=args.encoder_weights)
     print(f"{args.arm} {r['label_fraction']} ({r['n_labelled']} images) seed {args.seed}: "
@@ -212,6 +224,13 @@ def _noise_setting(name: str) -> NoiseSetting:  # argparse shows an ArgumentType
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def _dataset_def_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset-def", metavar="JSON",
+                   help="a dataset of a sweep entry's own: its defining keys as JSON (config or "
+                        "type, train/val paths, suffixes, classes, palette, ignore_index; "
+                        "docs/datasets.md); default: ddep's dataset of --dataset's name")
+
+
 def build_parser() -> argparse.ArgumentParser:
     import inspect
 
@@ -240,6 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("split", help="label-fraction split file (mmseg ann_file)")
     p.add_argument("--dataset", required=True)
+    _dataset_def_arg(p)
     p.add_argument("--data-root", type=Path, required=True)
     p.add_argument("--fraction", required=True, help="1/30, 0.05 or an image count such as 100")
     p.add_argument("--seed", type=int, default=0)
@@ -278,6 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("pretrain-denoise", help="denoising pretraining: DeP or DDeP")
     p.add_argument("--arm", choices=DENOISING_ARMS, required=True)
     p.add_argument("--dataset", required=True, help="sets crop size and schedule")
+    _dataset_def_arg(p)
     p.add_argument("--data-root", type=Path, help="dataset root (its train images are the default "
                                                   "unlabelled source)")
     p.add_argument("--unlabelled", type=Path, help="any folder of images instead (e.g. ImageNet train)")
@@ -299,6 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("finetune", help="fine-tune the whole network, evaluate, write the run JSON")
     p.add_argument("--arm", choices=ARMS, required=True)
     p.add_argument("--dataset", required=True)
+    _dataset_def_arg(p)
     p.add_argument("--data-root", type=Path, required=True)
     p.add_argument("--split", type=Path, required=True, help="label-fraction split file")
     p.add_argument("--label-fraction", help="label for tables, e.g. 1/30 (default: split file name)")

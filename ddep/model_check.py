@@ -30,6 +30,9 @@ from ddep.sweep import (DENOISING_ARMS, SUPERVISED_ARMS, Model, finetune_jobs, p
 from ddep.sweep_config import crop_size, encoder_weights, stage_schedule
 
 CACHE_ENV = "DDEP_MODEL_CHECK_CACHE"
+# DDEP_MODEL_CHECK=skip: no training steps (tests of other checks on the paper's large models,
+# whose steps take minutes on a CPU); the model configs are still read and checked.
+SKIP_ENV = "DDEP_MODEL_CHECK"
 DEFAULT_CACHE = Path(".snakemake") / "ddep-model-check"
 # What a step's result depends on beside its config: the code that builds and trains it.
 _CODE = ("model_check.py", "models", "configs/compose.py", "train/jobs.py", "noise.py")
@@ -103,6 +106,7 @@ def _step_config(step: Step, config: dict):
     from mmengine.config import Config
 
     from ddep.configs import RUNTIME, denoise_config, finetune_config
+    from ddep.data.table import definition
     from ddep.data.source import SOURCE_CLASSES
     from ddep.noise import NoiseConfig
     from ddep.sweep import sigma_values
@@ -113,14 +117,16 @@ def _step_config(step: Step, config: dict):
     opts = JobOptions(work_dir=Path(tempfile.gettempdir()) / "ddep-model-check", model=step.model,
                       channels_last=bool(config.get("channels_last")))
     root = config["datasets"][step.dataset]["root"]
+    own = definition(config["datasets"][step.dataset])
     if step.stage == "finetune":
-        cfg = finetune_config(step.dataset, step.model, root, crop_size=step.crop)
+        cfg = finetune_config(step.dataset, step.model, root, crop_size=step.crop, definition=own)
         cfg.merge_from_dict(dict(model=finetune_model_overrides(cfg, opts)))
     elif step.stage == "denoise":
         s = step.setting
         v = sigma_values(s.sigma)
         noise = NoiseConfig(sigma=v[0] if len(v) == 1 else v, formulation=s.formulation, target=s.target)
-        cfg = denoise_config(step.dataset, step.model, root, crop_size=step.crop, image_crop=step.images)
+        cfg = denoise_config(step.dataset, step.model, root, crop_size=step.crop,
+                             image_crop=step.images, definition=own)
         cfg.merge_from_dict(dict(model=denoise_model_overrides(
             cfg, step.arm, noise, opts, noise_conditioning=step.noise_conditioning)))
     else:

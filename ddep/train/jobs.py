@@ -357,8 +357,9 @@ def finetune(cfg: Config, arm: str, split_file: Path, label_fraction: str, out: 
     num_classes = cfg.model.decode_head.num_classes
     train, val = cfg.train_dataloader.dataset, cfg.val_dataloader.dataset
     train.ann_file = os.path.abspath(split_file)
-    train.pipeline = checked_pipeline(train.pipeline, num_classes)
-    val.pipeline = checked_pipeline(val.pipeline, num_classes)
+    ignore_index = cfg.model.decode_head.get("ignore_index", 255)
+    train.pipeline = checked_pipeline(train.pipeline, num_classes, ignore_index)
+    val.pipeline = checked_pipeline(val.pipeline, num_classes, ignore_index)
     cfg.merge_from_dict(dict(model=finetune_model_overrides(cfg, opts, init_from, encoder_weights)))
     if arm == "none":  # a random encoder learns at the full LR: no factor to protect it
         sched = dict(sched, optim_wrapper=with_encoder_lr_mult(sched["optim_wrapper"], 1.0))

@@ -22,8 +22,9 @@ rule split:
     params:
         root=lookup(dpath="datasets/{dataset}/root", within=config),
         fraction=label_fraction,
+        dataset=dataset_args,
     log:
         "logs/split/{dataset}/{fraction}_seed{seed}.log",
     shell:
-        "ddep split --dataset {wildcards.dataset} --data-root {params.root} "
+        "ddep split --dataset {wildcards.dataset} {params.dataset} --data-root {params.root} "
         "--fraction {params.fraction} --seed {wildcards.seed} --out {output} > {log} 2>&1"

@@ -55,6 +55,7 @@ rule pretrain_denoise:
         root=lookup(dpath="datasets/{dataset}/root", within=config),
         noise=denoise_args,
         crop=crop_args,
+        dataset=lambda wc: dataset_args(wc, schedule=True),
         ddep=ddep("pretrain_denoise"),
         args=job_args("pretrain_denoise", "denoise"),
         model=model_args,
@@ -66,6 +67,6 @@ rule pretrain_denoise:
         "logs/pretrain/{dataset}/{model}/{run}.log",
     shell:
         "{params.ddep} pretrain-denoise {params.noise} {params.model} "
-        "--dataset {wildcards.dataset} --data-root {params.root} {params.crop} --out {output.weights} "
+        "--dataset {wildcards.dataset} {params.dataset} --data-root {params.root} {params.crop} --out {output.weights} "
         "--work-dir work/pretrain/{wildcards.dataset}/{wildcards.model}/{wildcards.run} "
         "{params.args} > {log} 2>&1"
