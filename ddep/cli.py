@@ -97,11 +97,21 @@ def cmd_preview(args: argparse.Namespace) -> None:
         print(f"wrote {args.source_out}")
 
 
+def _dataset(args: argparse.Namespace):
+    """The job's dataset (:class:`ddep.data.DatasetDef`): ddep's of --dataset's name, or the
+    one --dataset-def (a sweep entry's definition, JSON) defines."""
+    import json
+
+    from ddep.data.table import dataset_def
+    return dataset_def(args.dataset, json.loads(args.dataset_def) if args.dataset_def else None)
+
+
 def cmd_split(args: argparse.Namespace) -> None:
     from ddep.data import check_dataset, list_train_stems, select_split, write_split
     from ddep.data.splits import development_stems
-    check_dataset(args.dataset, args.data_root)
-    train = list_train_stems(args.dataset, args.data_root)
+    dataset = _dataset(args)
+    check_dataset(dataset, args.data_root, name=args.dataset)
+    train = list_train_stems(dataset, args.data_root)
     development = development_stems(train, args.dataset, args.development) if args.development else []
     if args.fraction == "development":
         stems = development
@@ -117,8 +127,8 @@ def cmd_check(args: argparse.Namespace) -> None:
     preflight(config, models=True)
     print(f"ok: {', '.join(args.configfile)}: {len(config['datasets'])} dataset(s), arms "
           f"{config['arms']}, models {[m.name for m in sweep_models(config)]}: data, weights, "
-          f"fractions, crops and "
-          f"noise settings checked")
+          f"fractions, crops and noise settings checked; every model trained one step per "
+          f"stage and crop")
 
 
 def cmd_estimate(args: argparse.Namespace) -> None:
@@ -152,22 +162,22 @@ def cmd_pretrain_supervised(args: argparse.Namespace) -> None:
 
 def cmd_pretrain_denoise(args: argparse.Namespace) -> None:
     from ddep.configs import denoise_config
-    from ddep.data import check_dataset, get_dataset_def
+    from ddep.data import check_dataset
     from ddep.noise import NoiseConfig
     from ddep.train.jobs import pretrain_denoise
     sigma = args.sigma or [DEFAULT_SIGMA]
     noise = NoiseConfig(sigma=sigma[0] if len(sigma) == 1 else tuple(sigma),
                         formulation=args.formulation, target=args.target, loss=args.loss)
-    spec = get_dataset_def(args.dataset)
+    spec = _dataset(args)
     unlabelled = args.unlabelled
     if unlabelled is None:  # the target dataset's own train images, labels unused
         if args.data_root is None:
             raise ValueError("pass --data-root (its train images are used) or --unlabelled DIR")
-        check_dataset(args.dataset, args.data_root, splits=("train",))
+        check_dataset(spec, args.data_root, splits=("train",), name=args.dataset)
         unlabelled = Path(args.data_root) / spec.splits["train"].img_path
     opts, sched = _options_and_schedule(args, "denoise", args.dataset)
     cfg = denoise_config(args.dataset, opts.model, unlabelled, crop_size=args.crop_size,
-                         image_crop=args.image_crop)
+                         image_crop=args.image_crop, definition=spec.definition)
     m = pretrain_denoise(cfg, args.arm, noise, args.out, opts, sched,
                          encoder_weights=args.encoder_weights,
                          noise_conditioning=args.noise_conditioning, heldout=args.heldout)
@@ -185,10 +195,12 @@ def cmd_finetune(args: argparse.Namespace) -> None:
         raise ValueError(f"--tuning-point: {sorted(set(point) - set(TUNABLE))} cannot be tuned "
                          f"(tunable: {', '.join(TUNABLE)})")
     vars(args).update(point)  # a tuning run trains at its grid point
+    spec = _dataset(args)
     opts, sched = _options_and_schedule(args, "finetune", args.dataset)
     cfg = finetune_config(args.dataset, opts.model, args.data_root, crop_size=args.crop_size,
-                          eval_split=args.eval_split, eval_list=args.eval_list)
-    check_dataset(args.dataset, args.data_root, splits=("train", "val" if args.eval_list else args.eval_split))
+                          definition=spec.definition, eval_split=args.eval_split, eval_list=args.eval_list)
+    check_dataset(spec, args.data_root, name=args.dataset,
+                  splits=("train", "val" if args.eval_list else args.eval_split))
     label = args.label_fraction or args.split.stem
     source = dict(setting_from=args.setting_from)
     if args.setting_from and Path(args.setting_from).is_file():
@@ -228,9 +240,10 @@ def cmd_tuning(args: argparse.Namespace) -> None:
 
     from ddep.analysis.tuning import tuning_figure, write_tuning
     from ddep.data.table import split_sha256
-    roots = dict(args.data_root or {})
-    doc = write_tuning(args.runs, json.loads(args.grid), args.seeds, args.results, args.selection,
-                       {ds: split_sha256(ds, root, args.eval_split) for ds, root in roots.items()})
+    # a dataset's development scenes (its root), or its development slice (the list of its images)
+    hashes = {ds: file_sha256(path) if Path(path).is_file() else split_sha256(ds, path, args.eval_split)
+              for ds, path in dict(args.data_root or {}).items()}
+    doc = write_tuning(args.runs, json.loads(args.grid), args.seeds, args.results, args.selection, hashes)
     tuning_figure(args.results, args.figures)
     print(f"tuning: {doc['provenance']['runs']} runs ({doc['provenance']['failed']} failed) -> "
           f"{args.selection}, {args.results}/tuning.csv, {args.figures}/tuning.png")
@@ -265,6 +278,13 @@ def _noise_setting(name: str) -> NoiseSetting:  # argparse shows an ArgumentType
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def _dataset_def_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset-def", metavar="JSON",
+                   help="a dataset of a sweep entry's own: its defining keys as JSON (config or "
+                        "type, train/val paths, suffixes, classes, palette, ignore_index; "
+                        "docs/datasets.md); default: ddep's dataset of --dataset's name")
+
+
 def build_parser() -> argparse.ArgumentParser:
     import inspect
 
@@ -293,6 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("split", help="label-fraction split file (mmseg ann_file)")
     p.add_argument("--dataset", required=True)
+    _dataset_def_arg(p)
     p.add_argument("--data-root", type=Path, required=True)
     p.add_argument("--fraction", required=True,
                    help="1/30, 0.05 or an image count such as 100; `development`: the development slice")
@@ -334,6 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("pretrain-denoise", help="denoising pretraining: DeP or DDeP")
     p.add_argument("--arm", choices=DENOISING_ARMS, required=True)
     p.add_argument("--dataset", required=True, help="sets crop size and schedule")
+    _dataset_def_arg(p)
     p.add_argument("--data-root", type=Path, help="dataset root (its train images are the default "
                                                   "unlabelled source)")
     p.add_argument("--unlabelled", type=Path, help="any folder of images instead (e.g. ImageNet train)")
@@ -358,6 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("finetune", help="fine-tune the whole network, evaluate, write the run JSON")
     p.add_argument("--arm", choices=ARMS, required=True)
     p.add_argument("--dataset", required=True)
+    _dataset_def_arg(p)
     p.add_argument("--data-root", type=Path, required=True)
     p.add_argument("--split", type=Path, required=True, help="label-fraction split file")
     p.add_argument("--label-fraction", help="label for tables, e.g. 1/30 (default: split file name)")
@@ -402,8 +425,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", nargs="+", required=True, metavar="JSON", help="the tuning runs")
     p.add_argument("--grid", required=True, help='the config\'s tuning.grid as JSON: {"lr": [0.001, 0.003]}')
     p.add_argument("--seeds", nargs="+", type=int, required=True, help="the development seeds")
-    p.add_argument("--data-root", nargs="+", action=DictAction, metavar="DATASET=ROOT",
-                   help="each dataset's root: its development split's hash is recorded")
+    p.add_argument("--data-root", nargs="+", action=DictAction, metavar="DATASET=PATH",
+                   help="each dataset's root (development scenes) or development list: its hash is recorded")
     p.add_argument("--eval-split", default="dev", help="the development split's name")
     p.add_argument("--selection", required=True, help="the selection file to write")
     p.add_argument("--results", default="results", help="folder of tuning.csv and tables/")

@@ -11,13 +11,16 @@ This module imports no torch or mmseg. The jobs use the same functions to find t
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
 from ddep.data.splits import list_train_stems, split_size
-from ddep.data.table import DatasetNotFoundError, check_dataset, find_images
+from ddep.data.table import (DATASET_DEFS, DatasetNotFoundError, check_dataset, dataset_def,
+                             find_images, unpaired)
 from ddep.checkpoints import CheckpointError, resolve_checkpoint
 from ddep.tuning import check_tuning
+from ddep.model_check import SKIP_ENV
 from ddep.sweep import DENOISING_ARMS, SUPERVISED_ARMS, Model, finetune_jobs, sigma_values, sweep_models
 from ddep.sweep_config import crop_size, encoder_weights
 
@@ -54,14 +57,28 @@ def _dataset_problems(config: dict, name: str, arms: set[str], fractions: Iterab
     if stray:  # else silently ignored: a typo would run the fraction with the default seeds
         problems.append(f"{key}.fraction_seeds: {', '.join(map(repr, stray))} not in "
                         f"{key}.fractions {list(map(str, d['fractions']))}")
+    try:
+        dataset = dataset_def(name, d)
+    except ValueError as e:
+        return problems + [str(e)]
+    if dataset.definition and not d.get("schedules"):
+        problems.append(f"{key}.schedules: a dataset of its own trains by another's schedule files "
+                        f"(ddep/configs/_base_/schedules): name one of {sorted(DATASET_DEFS)}, "
+                        f"e.g. `schedules: builtin`, and change them with `schedule:`")
+    try:
+        crop_size(config, name)
+    except KeyError as e:
+        problems.append(e.args[0])
     if d.get("generate") or not data:
         return problems  # the workflow generates the built-in dataset itself
     try:
-        check_dataset(name, d["root"])
+        check_dataset(dataset, d["root"], name=name)
     except DatasetNotFoundError as e:
         problems.append(f"{key}.root: {e}")
     else:
-        stems = list_train_stems(name, d["root"])
+        problems += [f"{key}.root: {why}" for split in ("train", "val")
+                     if (why := unpaired(dataset, d["root"], split))]
+        stems = list_train_stems(dataset, d["root"])
         for fraction in fractions:
             try:
                 if split_size(fraction, len(stems)) < 1:
@@ -96,9 +113,10 @@ def _dataset_problems(config: dict, name: str, arms: set[str], fractions: Iterab
     return problems
 
 
-def _model_problems(config: dict) -> list[str]:
+def _model_problems(config: dict, train_steps: bool = True) -> list[str]:
     """Models, crop sizes and noise settings as the jobs will build them (reads the model
-    configs with mmengine)."""
+    configs with mmengine); ``train_steps``: then the model check (one training step of every
+    model per stage and crop, :mod:`ddep.model_check`)."""
     from ddep.configs import segmentor_cfg
     from ddep.presets import TOKEN_STRIDE
 
@@ -108,18 +126,24 @@ def _model_problems(config: dict) -> list[str]:
         models = sweep_models(config)
     except ValueError as e:
         return [f"models: {e}"]
+    readable = []
     for i, model in enumerate(models):
         try:
             backbone = segmentor_cfg(model, 2, (64, 64))["backbone"]
         except ValueError as e:
             problems.append(f"models[{i}]: {e}")
             continue
+        readable.append(model)
         if backbone["type"] == "TransUNetEncoder":  # its crops must be multiples of the token stride
             transunets.append(model.name)
     for name, d in config["datasets"].items():
         if not transunets:
             break
-        crops = {"crop_size": list(crop_size(config, name)),
+        try:
+            crops = {"crop_size": list(crop_size(config, name))}
+        except (KeyError, ValueError):  # said by the dataset checks
+            continue
+        crops = {**crops,
                  **{f"unlabelled_crop.{arm}": c for arm, c in (d.get("unlabelled_crop") or {}).items()}}
         for key, crop in crops.items():
             if any(c % TOKEN_STRIDE for c in crop):
@@ -132,6 +156,15 @@ def _model_problems(config: dict) -> list[str]:
             sigma_values(sigma)
         except ValueError as e:
             problems.append(f"denoising / ablations: sigma {sigma}: {e}")
+    # every model whose config reads trains one step per stage and crop (ddep.model_check)
+    if train_steps and readable and os.environ.get(SKIP_ENV) == "skip":
+        print(f"model check: skipped ({SKIP_ENV}=skip): no model trained a step", file=sys.stderr)
+    elif train_steps and readable:
+        from ddep.model_check import check_models, cpu_model
+        result = check_models(config, readable)
+        print(f"model check: {result.steps} step(s) of {len(readable)} model(s), {result.cached} "
+              f"from the cache, {result.seconds:.1f} s ({cpu_model()})", file=sys.stderr, flush=True)
+        problems += result.refused.values()
     return problems
 
 
@@ -141,7 +174,7 @@ def find_problems(config: dict, models: bool = False, data: bool = True) -> list
     unlabelled folders): what pricing a config needs, nothing that runs. Relative paths are
     taken from the current directory, as the workflow does."""
     try:
-        jobs, models = finetune_jobs(config), sweep_models(config)
+        jobs, sweep = finetune_jobs(config), sweep_models(config)
     except ValueError as e:
         return [f"models: {e}"]
     problems = [f"ablations[{i}].datasets: {name!r} is not one of datasets {list(config['datasets'])}"
@@ -150,13 +183,35 @@ def find_problems(config: dict, models: bool = False, data: bool = True) -> list
     for name in config["datasets"]:
         arms = {j["arm"] for j in jobs if j["dataset"] == name}
         fractions = dict.fromkeys(j["label_fraction"] for j in jobs if j["dataset"] == name)
-        problems += _dataset_problems(config, name, arms, fractions, data=data, models=models)
+        problems += _dataset_problems(config, name, arms, fractions, data=data, models=sweep)
     try:
         check_tuning(config)
     except ValueError as e:
         problems.append(str(e))
-    if models:
-        problems += _model_problems(config)
+    if models and data:
+        problems += _label_problems(config)
+    # the model configs always (mmengine only); their training steps with ``models``, and only
+    # for a config with no other problem
+    return problems + _model_problems(config, train_steps=models and not problems)
+
+
+def _label_problems(config: dict) -> list[str]:
+    """Every label map of each dataset on disk against its class count and ignore index (the
+    dataset's config, composed as the jobs compose it), one line per dataset."""
+    from ddep.configs import dataset_config
+    from ddep.data.table import bad_labels, definition
+    problems = []
+    for name, d in config["datasets"].items():
+        if d.get("generate"):
+            continue
+        try:
+            dataset = dataset_def(name, d)
+            cfg = dataset_config(name, definition(d))
+            why = bad_labels(dataset, d["root"], cfg.num_classes, cfg.get("ignore_index", 255))
+        except (ValueError, OSError):  # said by the layout checks
+            continue
+        if why:
+            problems.append(f"datasets.{name}.root: {why}")
     return problems
 
 

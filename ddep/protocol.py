@@ -16,11 +16,10 @@ from pathlib import Path
 from ddep.analysis.common import arm_display
 from ddep.configs import dataset_file, schedule_file, slide_stride
 from ddep.data.splits import split_size
-from ddep.data.table import get_dataset_def
 from ddep.sweep import (ABLATIONS, DENOISING_ARMS, LOSSES, SUPERVISED_ARMS, NoiseSetting,
                         ablation_settings, conditioning_label, finetune_jobs, parse_sigma,
                         pretraining_parts, sweep_models)
-from ddep.sweep_config import crop_size, encoder_weights, gpus, load_config, stage_schedule, unlabelled_crop
+from ddep.sweep_config import crop_size, dataset_of, encoder_weights, gpus, load_config, stage_schedule, unlabelled_crop
 
 REPO = Path(__file__).resolve().parent.parent
 PAPER_CONFIG = REPO / "config" / "paper.yaml"
@@ -183,7 +182,7 @@ def _does_evaluation(c: dict) -> str:
 
 def _does_fractions(c: dict) -> str:
     def one(ds: str) -> str:
-        size = get_dataset_def(ds).train_images
+        size = dataset_of(c, ds).train_images
         return ", ".join(f"{f} ({split_size(f, size):,})" if size else str(f)
                          for f in c["datasets"][ds]["fractions"])
     return _per_dataset(c, one) + " (images of the release's train set)"

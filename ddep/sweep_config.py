@@ -44,9 +44,21 @@ def schedule_overrides(config: dict, stage: str) -> dict:
 
 
 def stage_schedule(config: dict, dataset: str, stage: str) -> dict:
-    """A dataset's schedule file for ``stage`` with the config's overrides, as the job runs it."""
+    """A dataset's schedule file for ``stage`` (those of the dataset its ``schedules:`` names,
+    else its own) with the config's overrides, as the job runs it."""
     from ddep.configs import schedule_config  # mmengine: only where a schedule file is read
-    return schedule_config(dataset, stage, **schedule_overrides(config, stage))
+    return schedule_config(schedule_source(config, dataset), stage, **schedule_overrides(config, stage))
+
+
+def schedule_source(config: dict, dataset: str) -> str:
+    """The dataset whose schedule files ``dataset`` trains by (``schedules:``, else itself)."""
+    return config["datasets"][dataset].get("schedules") or dataset
+
+
+def dataset_of(config: dict, dataset: str):  # -> ddep.data.table.DatasetDef
+    """The dataset a sweep entry means (its own definition, else ddep's of its name)."""
+    from ddep.data.table import dataset_def
+    return dataset_def(dataset, config["datasets"][dataset])
 
 
 def rule_resources(config: dict, rule: str) -> dict:
@@ -61,8 +73,9 @@ def gpus(config: dict, rule: str) -> int:
 
 def crop_size(config: dict, dataset: str) -> tuple[int, int]:
     """A dataset's training crop: the config's ``crop_size``, else its dataset file's."""
-    from ddep.data.table import config_literal
-    return tuple(config["datasets"][dataset].get("crop_size") or config_literal(dataset, "crop_size"))
+    from ddep.data.table import entry_literal
+    d = config["datasets"][dataset]
+    return tuple(d.get("crop_size") or entry_literal(dataset, d, "crop_size"))
 
 
 def unlabelled_crop(config: dict, dataset: str, arm: str) -> tuple[int, int] | None:

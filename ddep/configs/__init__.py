@@ -4,6 +4,7 @@ from ddep.configs.compose import (
     CONFIG_DIR,
     DENOISING,
     RUNTIME,
+    dataset_config,
     dataset_file,
     denoise_config,
     denoiser_cfg,
@@ -18,6 +19,6 @@ from ddep.configs.compose import (
     with_iters,
 )
 
-__all__ = ["CONFIG_DIR", "DENOISING", "RUNTIME", "dataset_file", "denoise_config", "denoiser_cfg",
+__all__ = ["CONFIG_DIR", "DENOISING", "RUNTIME", "dataset_config", "dataset_file", "denoise_config", "denoiser_cfg",
            "finetune_config", "model_file", "schedule_config", "schedule_file", "segmentor_cfg",
            "slide_stride", "unlabelled_pipeline", "with_encoder_lr_mult", "with_iters"]

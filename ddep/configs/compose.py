@@ -19,6 +19,7 @@ from ddep.sweep import PRESET_MODELS, Model
 CONFIG_DIR = Path(__file__).resolve().parent / "_base_"
 RUNTIME = CONFIG_DIR / "default_runtime.py"
 DENOISING = CONFIG_DIR / "denoising_pretraining.py"
+OWN_DATASET = CONFIG_DIR / "own_dataset.py"  # a sweep entry's dataset of a type and paths
 
 
 def _base_file(kind: str, name: str) -> Path:
@@ -121,6 +122,53 @@ def _plain_bn(cfg: object) -> object:
 def dataset_file(dataset: str) -> Path:
     """``_base_/datasets/{dataset}.py``."""
     return _base_file("datasets", dataset)
+
+
+def dataset_config(dataset: str, definition: dict | None = None) -> Config:
+    """A dataset's config: ddep's file of its name; or, for a dataset that a sweep entry defines
+    (its :data:`ddep.data.table.DEFINITION_KEYS`), its mmseg dataset config (``config:``), or
+    mmseg's img_dir/ann_dir layout for its ``type:`` (``_base_/own_dataset.py``), with the
+    entry's type, split folders, suffixes, classes, palette and ignore index, named
+    ``dataset``, evaluated by mIoU (ddep's per-class IoU metric)."""
+    if not definition:
+        return Config.fromfile(str(dataset_file(dataset)))
+    from ddep.data.table import DATASET_DEFS, dataset_def, dataset_source_config
+    d = dataset_def(dataset, definition)
+    source = definition.get("config")
+    if source in DATASET_DEFS:
+        cfg = Config.fromfile(str(dataset_file(source)))
+    elif source:
+        cfg = Config(copy.deepcopy(dataset_source_config(source).to_dict()))
+    else:
+        cfg = Config.fromfile(str(OWN_DATASET))
+    classes = definition.get("classes")
+    metainfo = {}
+    if isinstance(classes, list):
+        metainfo = dict(classes=tuple(classes))
+        if definition.get("palette"):
+            metainfo["palette"] = [list(c) for c in definition["palette"]]
+        num_classes = len(classes)
+    elif "num_classes" in cfg:
+        num_classes = cfg.num_classes
+    else:  # "from_dataset" (or not given): the mmseg dataset class's own classes
+        from mmseg.registry import DATASETS
+        from mmseg.utils import register_all_modules
+        register_all_modules(init_default_scope=False)
+        num_classes = len(DATASETS.get(d.type).METAINFO["classes"])
+    for split in ("train", "val"):
+        s = d.splits[split]
+        changes = dict(type=d.type, img_suffix=d.img_suffix, seg_map_suffix=d.seg_map_suffix,
+                       reduce_zero_label=d.reduce_zero_label,
+                       data_prefix=dict(img_path=s.img_path, seg_map_path=s.seg_map_path),
+                       **(dict(ann_file=s.ann_file) if s.ann_file else {}),
+                       **(dict(metainfo=metainfo) if metainfo else {}))
+        cfg.merge_from_dict({f"{split}_dataloader": dict(dataset=changes)})
+    cfg.merge_from_dict(dict(dataset_name=dataset, num_classes=num_classes,
+                             val_evaluator=dict(type="PerClassIoUMetric", iou_metrics=["mIoU"]),
+                             **({"ignore_index": definition["ignore_index"]}
+                                if "ignore_index" in definition else {})))
+    cfg.test_dataloader, cfg.test_evaluator = cfg.val_dataloader, cfg.val_evaluator
+    return cfg
 
 
 def schedule_file(dataset: str, stage: str) -> Path:
@@ -253,25 +301,26 @@ def _with_crop(pipeline: list, crop: tuple[int, int]) -> list:
 
 
 def finetune_config(dataset: str, model: str | Model, data_root: str | os.PathLike,
-                    crop_size: Sequence[int] | None = None, eval_split: str = "val",
+                    crop_size: Sequence[int] | None = None,
+                    definition: dict | None = None, eval_split: str = "val",
                     eval_list: str | os.PathLike | None = None) -> Config:
-    """Runtime + dataset at ``data_root`` + the model's segmentor for its classes, trained on
-    ``crop_size`` (default: the dataset file's) and tested with sliding windows of it, on the
-    dataset's ``eval_split`` (``val``; the tuning stage's development split, ``dev``: the
-    dataset's development scenes, or ``eval_list``, its development slice of the train images)."""
+    """Runtime + dataset at ``data_root`` (:func:`dataset_config`) + the model's segmentor for
+    its classes, trained on ``crop_size`` (default: the dataset file's) and tested with sliding
+    windows of it, on the dataset's ``eval_split`` (``val``; the tuning stage's development
+    split, ``dev``: the dataset's development scenes, or ``eval_list``, its development slice of
+    the train images)."""
     cfg = Config.fromfile(str(RUNTIME))
-    cfg.merge_from_dict(Config.fromfile(str(dataset_file(dataset))).to_dict())
-    crop = _pair(crop_size or cfg.crop_size)
+    cfg.merge_from_dict(dataset_config(dataset, definition).to_dict())
+    crop = _pair(crop_size or _dataset_crop(cfg, dataset))
     train_pipeline = _with_crop(cfg.train_dataloader.dataset.pipeline, crop)
     val = dict(data_root=str(data_root))
+    if eval_list or eval_split != "val":
+        from ddep.data.table import dataset_def
+        splits = dataset_def(dataset, definition).splits
     if eval_list:  # a list of train images (mmseg's ann_file)
-        from ddep.data.table import get_dataset_def
-        train = get_dataset_def(dataset).splits["train"]
-        val.update(ann_file=os.path.abspath(eval_list),
-                   data_prefix=dict(img_path=train.img_path, seg_map_path=train.seg_map_path))
+        val.update(ann_file=os.path.abspath(eval_list), data_prefix=dict(
+            img_path=splits["train"].img_path, seg_map_path=splits["train"].seg_map_path))
     elif eval_split != "val":
-        from ddep.data.table import get_dataset_def
-        splits = get_dataset_def(dataset).splits
         if eval_split not in splits:
             raise ValueError(f"dataset {dataset!r} has no {eval_split!r} split (it has: {', '.join(splits)})")
         val["data_prefix"] = dict(img_path=splits[eval_split].img_path,
@@ -280,8 +329,16 @@ def finetune_config(dataset: str, model: str | Model, data_root: str | os.PathLi
         data_root=str(data_root), crop_size=crop,
         train_dataloader=dict(dataset=dict(data_root=str(data_root), pipeline=train_pipeline)),
         val_dataloader=dict(dataset=val)))
-    cfg.model = segmentor_cfg(model, cfg.num_classes, crop, test_stride=slide_stride(crop))
+    cfg.model = segmentor_cfg(model, cfg.num_classes, crop, test_stride=slide_stride(crop),
+                              ignore_index=cfg.get("ignore_index", 255))
     return cfg
+
+
+def _dataset_crop(cfg: Config, dataset: str):
+    if "crop_size" not in cfg:
+        raise ValueError(f"datasets.{dataset}: its dataset config sets no crop_size: give the "
+                         f"entry a `crop_size: [h, w]`")
+    return cfg.crop_size
 
 
 def unlabelled_pipeline(train_pipeline: list) -> list:
@@ -298,7 +355,8 @@ def unlabelled_pipeline(train_pipeline: list) -> list:
 
 def denoise_config(dataset: str, model: str | Model, unlabelled_dir: str | os.PathLike,
                    crop_size: Sequence[int] | None = None,
-                   image_crop: Sequence[int] | None = None) -> Config:
+                   image_crop: Sequence[int] | None = None,
+                   definition: dict | None = None) -> Config:
     """``denoising_pretraining.py`` + the model's denoiser + every image under
     ``unlabelled_dir``, with the dataset's training geometry (crop, random resize, flip).
 
@@ -307,8 +365,8 @@ def denoise_config(dataset: str, model: str | Model, unlabelled_dir: str | os.Pa
     crops the unlabelled images instead, for images of another shape than the target's (the
     built-in source set's 64 x 64, ImageNet's 224 x 224): the encoder then resamples its
     position embedding on the fly, as it does at fine-tuning for the supervised encoder."""
-    data = Config.fromfile(str(dataset_file(dataset)))
-    crop = _pair(crop_size or data.crop_size)
+    data = dataset_config(dataset, definition)
+    crop = _pair(crop_size or _dataset_crop(data, dataset))
     images = _pair(image_crop or crop)
     pipeline = _with_crop(unlabelled_pipeline(data.train_dataloader.dataset.pipeline), images)
     denoiser = denoiser_cfg(model, crop)

@@ -97,7 +97,8 @@ class CheckedLoadAnnotations(LoadAnnotations):
         return results
 
 
-def checked_pipeline(pipeline: list[dict], num_classes: int | None = None) -> list[dict]:
+def checked_pipeline(pipeline: list[dict], num_classes: int | None = None,
+                     ignore_index: int = IGNORE_INDEX) -> list[dict]:
     """``pipeline`` with mmcv/mmseg's image and label loaders replaced by the checking ones."""
     checked = []
     for step in pipeline:
@@ -108,6 +109,8 @@ def checked_pipeline(pipeline: list[dict], num_classes: int | None = None) -> li
             if num_classes is None:
                 raise ValueError("checking label maps needs the dataset's num_classes")
             step.update(type="CheckedLoadAnnotations", num_classes=num_classes)
+            if ignore_index != IGNORE_INDEX:  # only where it differs: configs stay as they were
+                step["ignore_index"] = ignore_index
         checked.append(step)
     return checked
 

@@ -65,8 +65,9 @@ def write_split(path: str | os.PathLike, stems: Iterable[str]) -> Path:
     return atomic_write_text(path, "".join(f"{s}\n" for s in stems))
 
 
-def list_train_stems(name: str, data_root: str | os.PathLike) -> list[str]:
-    """All training-image stems of a dataset (relative to its image prefix, suffix removed)."""
+def list_train_stems(name, data_root: str | os.PathLike) -> list[str]:
+    """All training-image stems of a dataset (a name of the table or a
+    :class:`ddep.data.DatasetDef`; relative to its image prefix, suffix removed)."""
     from ddep.data.table import get_dataset_def  # the one table of dataset definitions
 
     d = get_dataset_def(name)

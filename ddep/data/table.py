@@ -34,7 +34,8 @@ class SplitDef:
 
 @dataclass(frozen=True)
 class DatasetDef:
-    """One dataset: MMSeg type and layout, as the layout checks need them."""
+    """One dataset: MMSeg type and layout, as the layout checks need them, and (a dataset a
+    sweep entry defines) the entry's definition, which the jobs compose its config from."""
 
     type: str
     img_suffix: str
@@ -46,6 +47,8 @@ class DatasetDef:
     # Images in the official release's train split: what a label fraction is taken of when the
     # data is not on disk (the cost estimate); None where the config decides (built-in).
     train_images: int | None = None
+    # A sweep entry's own definition (DEFINITION_KEYS); empty for the table's datasets.
+    definition: dict = field(default_factory=dict, compare=False)
 
 
 # mmseg's dataset converters as an installed mmseg ships them (its package folder's .mim/tools);
@@ -105,12 +108,110 @@ DATASET_DEFS: dict[str, DatasetDef] = {
 }
 
 
-def get_dataset_def(name: str) -> DatasetDef:
-    """The table entry for ``name`` (ValueError listing the known names otherwise)."""
+def get_dataset_def(name: str | DatasetDef) -> DatasetDef:
+    """The table entry for ``name`` (ValueError listing the known names otherwise); a
+    :class:`DatasetDef` is returned as it is."""
+    if isinstance(name, DatasetDef):
+        return name
     try:
         return DATASET_DEFS[name]
     except KeyError:
         raise ValueError(f"unknown dataset {name!r}; known: {sorted(DATASET_DEFS)}") from None
+
+
+# The keys of a sweep's dataset entry that define the dataset (the others say how the sweep
+# uses it: root, fractions, unlabelled folders, crop, encoder weights). An entry with none of
+# them is the table's dataset of its name.
+DEFINITION_KEYS = ("config", "type", "train", "val", "img_suffix", "seg_map_suffix",
+                   "reduce_zero_label", "classes", "palette", "ignore_index", "schedules")
+# mmseg's BaseSegDataset defaults, for a type + paths entry that states no suffix
+_SUFFIXES = {"img_suffix": ".jpg", "seg_map_suffix": ".png"}
+# mmseg's img_dir/ann_dir layout, for a type + paths entry that states no split folders
+MMSEG_LAYOUT = {"train": {"img_path": "img_dir/train", "seg_map_path": "ann_dir/train"},
+                "val": {"img_path": "img_dir/val", "seg_map_path": "ann_dir/val"}}
+
+
+def definition(entry: dict | None) -> dict:
+    """The defining keys of a sweep's dataset entry (:data:`DEFINITION_KEYS`)."""
+    return {k: v for k, v in (entry or {}).items() if k in DEFINITION_KEYS}
+
+
+def dataset_def(name: str, entry: dict | None = None) -> DatasetDef:
+    """The dataset a sweep entry ``datasets.<name>`` means: the one its own keys define (an
+    mmseg dataset config, or a type and paths), else the table's dataset of that name. One
+    line naming the key for an entry that defines no dataset."""
+    own = definition(entry)
+    if not own:
+        if name in DATASET_DEFS:
+            return DATASET_DEFS[name]
+        raise ValueError(
+            f"datasets.{name}: no dataset config: add `config:` (an mmseg dataset config, e.g. "
+            f"mmseg::_base_/datasets/synapse.py or my_dataset.py) or `type:` (an mmseg dataset "
+            f"class, e.g. BaseSegDataset) with its `classes:` (docs/datasets.md); without either "
+            f"an entry must be named after one of ddep's datasets {sorted(DATASET_DEFS)}")
+    if "config" not in own and "type" not in own:
+        raise ValueError(f"datasets.{name}: sets {sorted(own)} but no dataset config: add "
+                         f"`config:` (an mmseg dataset config) or `type:` with its paths "
+                         f"(docs/datasets.md)")
+    if own.get("config") in DATASET_DEFS:
+        base = DATASET_DEFS[own["config"]]
+        layers = {"train": base.splits["train"].__dict__, "val": base.splits["val"].__dict__}
+        fields = dict(type=base.type, img_suffix=base.img_suffix,
+                      seg_map_suffix=base.seg_map_suffix, reduce_zero_label=base.reduce_zero_label)
+    elif "config" in own:
+        fields, layers = _from_config(name, own["config"])
+    else:
+        fields, layers = dict(type=own["type"], reduce_zero_label=False, **_SUFFIXES), MMSEG_LAYOUT
+    fields.update({k: own[k] for k in ("type", "img_suffix", "seg_map_suffix", "reduce_zero_label")
+                   if k in own})
+    splits = {split: SplitDef(**{**{k: v for k, v in layers[split].items() if v is not None},
+                                 **(own.get(split) or {})})
+              for split in ("train", "val")}
+    layout = tuple(line for s in splits.values() for line in
+                   (f"{s.img_path}/NAME{fields['img_suffix']}",
+                    f"{s.seg_map_path}/NAME{fields['seg_map_suffix']}",
+                    *([s.ann_file] if s.ann_file else [])))
+    return DatasetDef(**fields, splits=splits, layout=tuple(dict.fromkeys(layout)),
+                      prepare=f"put its images and label maps there, or change datasets.{name}'s "
+                              f"`train:`/`val:` paths (docs/datasets.md)",
+                      definition=own)
+
+
+def _from_config(name: str, source: str) -> tuple[dict, dict]:
+    """Type, suffixes and split folders of an mmseg dataset config (read without mmseg)."""
+    config = dataset_source_config(source)
+    fields, layers = {}, {}
+    for split in ("train", "val"):
+        loader = config.get(f"{split}_dataloader") or {}
+        ds = loader.get("dataset") or {}
+        while ds.get("type") in ("RepeatDataset", "ConcatDataset") and ds.get("dataset"):
+            ds = ds["dataset"]  # mmseg wraps some train sets
+        if not ds.get("type"):
+            raise ValueError(f"datasets.{name}.config: {source} has no {split}_dataloader.dataset "
+                             f"with a type: not an mmseg dataset config")
+        prefix = ds.get("data_prefix") or {}
+        layers[split] = dict(img_path=prefix.get("img_path", ""),
+                             seg_map_path=prefix.get("seg_map_path", ""),
+                             ann_file=ds.get("ann_file") or None)
+        if split == "train":
+            fields = dict(type=ds["type"], reduce_zero_label=bool(ds.get("reduce_zero_label", False)),
+                          **{k: ds.get(k, v) for k, v in _SUFFIXES.items()})
+    return fields, layers
+
+
+@functools.cache
+def dataset_source_config(source: str):  # -> mmengine.Config
+    """An mmseg dataset config: a ``.py`` file, or ``mmseg::_base_/datasets/....py`` (read as a
+    file that inherits it, as ddep's own dataset files do)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
+        from mmengine.config import Config
+        if source.startswith("mmseg::"):
+            return Config.fromstring(f"_base_ = [{source!r}]\n", ".py")
+        if not Path(source).is_file():
+            raise ValueError(f"dataset config {source} not found (a .py file, or mmseg::... for "
+                             f"one of mmseg's)")
+        return Config.fromfile(source, import_custom_modules=False)
 
 
 DATASET_CONFIGS = Path(__file__).resolve().parent.parent / "configs" / "_base_" / "datasets"
@@ -125,6 +226,25 @@ def config_literal(name: str, key: str) -> Any:
     if key not in config:
         raise KeyError(f"{config.filename} sets no {key!r} (nor do its _base_ files): add `{key} = ...`")
     return config[key]
+
+
+def entry_literal(name: str, entry: dict | None, key: str) -> Any:
+    """:func:`config_literal` for a sweep's dataset entry: from the dataset config it names
+    (its ``config:``, or ddep's template of mmseg's layout for a ``type:``), else from ddep's
+    file of its name."""
+    own = definition(entry)
+    source = own.get("config")
+    if not own or source in DATASET_DEFS:
+        return config_literal(source or name, key)
+    config = dataset_source_config(source) if source else _own_template()
+    if key not in config:
+        raise KeyError(f"datasets.{name}: its dataset config {source or ''} sets no {key!r}: "
+                       f"give the entry a `{key}:`")
+    return config[key]
+
+
+def _own_template():
+    return dataset_source_config(str(DATASET_CONFIGS.parent / "own_dataset.py"))
 
 
 @functools.cache
@@ -151,10 +271,12 @@ def _has_file(folder: Path, suffix: str) -> bool:
     return False
 
 
-def check_dataset(name: str, data_root: str | os.PathLike,
-                  splits: tuple[str, ...] = ("train", "val")) -> None:
-    """Raise ``DatasetNotFoundError`` naming the first missing/empty path of the dataset."""
-    d = get_dataset_def(name)
+def check_dataset(dataset: str | DatasetDef, data_root: str | os.PathLike,
+                  splits: tuple[str, ...] = ("train", "val"), name: str = "") -> None:
+    """Raise ``DatasetNotFoundError`` naming the first missing/empty path of the dataset
+    (``name``: how the message names it; default: the table's name, or its type)."""
+    d = get_dataset_def(dataset)
+    name = name or (dataset if isinstance(dataset, str) else d.type)
     root = Path(data_root)
 
     def fail(path: Path, what: str) -> None:
@@ -177,7 +299,7 @@ def check_dataset(name: str, data_root: str | os.PathLike,
                 fail(folder, f"{split} {kind} folder has no *{suffix} files")
 
 
-def split_sha256(name: str, data_root: str | os.PathLike, split: str) -> str:
+def split_sha256(name: str | DatasetDef, data_root: str | os.PathLike, split: str) -> str:
     """SHA-256 over one split's files (relative names and bytes, images then label maps): what
     the tuning stage's selection records of the development split it was chosen on."""
     import hashlib
@@ -188,3 +310,66 @@ def split_sha256(name: str, data_root: str | os.PathLike, split: str) -> str:
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):
             digest.update(path.relative_to(folder).as_posix().encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
+def _stems(folder: Path, suffix: str) -> dict[str, Path]:
+    """File stem (relative to ``folder``, suffix removed) -> path, of the files ending in ``suffix``."""
+    found = {}
+    for dirpath, _, files in os.walk(folder, followlinks=True):
+        for f in files:
+            if f.endswith(suffix):
+                path = Path(dirpath) / f
+                found[path.relative_to(folder).as_posix()[: -len(suffix)]] = path
+    return found
+
+
+def unpaired(name: str | DatasetDef, data_root: str | os.PathLike, split: str) -> str | None:
+    """Why a split's images and label maps do not pair up (both counts and the first unpaired
+    file), or None. Splits listed by an ``ann_file`` are left to mmseg (it reads what is listed)."""
+    d = get_dataset_def(name)
+    s = d.splits[split]
+    if s.ann_file:
+        return None
+    root = Path(data_root)
+    images = _stems(root / s.img_path, d.img_suffix)
+    labels = _stems(root / s.seg_map_path, d.seg_map_suffix)
+    if images.keys() == labels.keys():
+        return None
+    lonely = sorted(images.keys() - labels.keys())
+    if lonely:
+        first = f"{images[lonely[0]]} has no label map {root / s.seg_map_path / lonely[0]}{d.seg_map_suffix}"
+    else:
+        stem = sorted(labels.keys() - images.keys())[0]
+        first = f"{labels[stem]} has no image {root / s.img_path / stem}{d.img_suffix}"
+    return (f"the {split} split's {len(images)} images (*{d.img_suffix} under {root / s.img_path}) "
+            f"and {len(labels)} label maps (*{d.seg_map_suffix} under {root / s.seg_map_path}) do "
+            f"not pair up: {first}")
+
+
+def label_values(path: str | os.PathLike, reduce_zero_label: bool = False):
+    """The distinct values of a label map as the loader sees them (mmseg's reduce_zero_label:
+    0 -> 255, k -> k - 1)."""
+    import numpy as np
+    from PIL import Image
+    with Image.open(path) as im:
+        values = np.unique(np.asarray(im))
+    if reduce_zero_label:
+        values = np.unique(np.where(values == 0, 255, values - 1))
+    return values
+
+
+def bad_labels(name: str | DatasetDef, data_root: str | os.PathLike, num_classes: int,
+               ignore_index: int = 255) -> str | None:
+    """The first label map (train, then val) with a value that is neither a class index below
+    ``num_classes`` nor ``ignore_index``, said in one line with its values; None if all fit."""
+    d = get_dataset_def(name)
+    root = Path(data_root)
+    for split in ("train", "val"):
+        s = d.splits[split]
+        for stem, path in sorted(_stems(root / s.seg_map_path, d.seg_map_suffix).items()):
+            values = label_values(path, d.reduce_zero_label)
+            bad = [int(v) for v in values if v >= num_classes and v != ignore_index]
+            if bad:
+                shown = ", ".join(map(str, bad[:10])) + (", ..." if len(bad) > 10 else "")
+                return (f"label map {path} has values {shown} outside the dataset's {num_classes} "
+                        f"classes (0..{num_classes - 1}) and its ignore index {ignore_index}: fix the "
+                        f"labels, or the entry's `classes:` / `ignore_index:`")
+    return None

@@ -77,6 +77,8 @@ class DenoisingPretrainer(BaseModel):
             raise ValueError(f"{unfit} (it has none)")
         self.encoder_weights = encoder_weights
         self.freeze_encoder = False  # set below, after the shape probe
+        self._projection = None  # the final projection's last output (heads with several)
+        self._watch_projection()
         self.noise = NoiseConfig(**(noise or {}))
         self.noise_sampler = NoiseSampler(self.noise)
         size = getattr(self.data_preprocessor, "size", None) or (64, 64)
@@ -86,6 +88,7 @@ class DenoisingPretrainer(BaseModel):
             self.decode_head.conv_seg = nn.Conv2d(
                 conv.in_channels, CHANNELS * self.noise_stride ** 2, conv.kernel_size,
                 stride=conv.stride, padding=conv.padding)
+            self._watch_projection()
         self.freeze_encoder = freeze_encoder
         if freeze_encoder:
             self.backbone.requires_grad_(False)
@@ -129,8 +132,25 @@ class DenoisingPretrainer(BaseModel):
             feats = self.backbone(x)
         return self.neck(feats) if self.neck is not None else feats
 
+    def _watch_projection(self) -> None:
+        def keep(module, args, output):
+            self._projection = output
+        self.decode_head.conv_seg.register_forward_hook(keep)
+
     def _head(self, feats, sigma: torch.Tensor | None = None) -> torch.Tensor:
-        return self.decode_head(feats) if sigma is None else self.decode_head(feats, noise_level=sigma)
+        """The head's prediction. A head with several outputs in training (PIDNet's P, I and
+        D branches, each for its own loss) predicts the noise with the output of its final
+        projection ``conv_seg``, the one it segments with at inference; the other branches
+        get no loss here and start fine-tuning from what they are."""
+        self._projection = None
+        out = self.decode_head(feats) if sigma is None else self.decode_head(feats, noise_level=sigma)
+        if isinstance(out, (tuple, list)):
+            if self._projection is None or not any(o is self._projection for o in out):
+                raise ValueError(f"decode head {type(self.decode_head).__name__} returns "
+                                 f"{len(out)} outputs, none of them from its final projection "
+                                 f"`conv_seg`: ddep cannot tell which one predicts")
+            out = self._projection
+        return out
 
     def predict_noise(self, noisy: torch.Tensor, sigma: torch.Tensor | None = None) -> torch.Tensor:
         """The prediction at the input's resolution (pixel-shuffled where the head's stride > 1)."""

@@ -174,10 +174,45 @@ def _bare(model):
     return model.module if is_model_wrapper(model) else model
 
 
-def _norm_cfg(opts: JobOptions) -> dict:
-    """SyncBN across GPUs under DDP; plain BN on one device or on CPUs (SyncBN needs CUDA)."""
+BATCH_NORMS = ("BN", "SyncBN", "BN2d")
+
+
+def decoder_norm_cfg(head: dict, opts: JobOptions) -> dict | None:
+    """The decode head's norm as the job trains it: the model's own kind (GroupNorm stays
+    GroupNorm, LayerNorm stays LayerNorm, an explicit ``norm_cfg=None`` stays None); BatchNorm
+    becomes SyncBN across GPUs under DDP and plain BN on one device or on CPUs (SyncBN needs
+    CUDA). A head whose config names no norm gets BatchNorm, as ddep always gave it."""
+    if "norm_cfg" in head and (head["norm_cfg"] is None or head["norm_cfg"].get("type") not in BATCH_NORMS):
+        return None if head["norm_cfg"] is None else dict(head["norm_cfg"])
     sync = opts.launcher != "none" and _cuda()
     return dict(type="SyncBN" if sync else "BN", requires_grad=True)
+
+
+def denoise_model_overrides(cfg: Config, arm: str, noise: NoiseConfig, opts: JobOptions,
+                            encoder_weights: str | None = None,
+                            noise_conditioning: bool = False) -> dict:
+    """What a denoising job sets in its config's ``model`` (the model check builds the same)."""
+    return dict(noise=asdict(noise), freeze_encoder=arm == "ddep", encoder_weights=encoder_weights,
+                noise_conditioning=noise_conditioning,
+                decode_head=dict(norm_cfg=decoder_norm_cfg(cfg.model.decode_head, opts)))
+
+
+def finetune_model_overrides(cfg: Config, opts: JobOptions, init_from: str | None = None,
+                             encoder_weights: str | None = None) -> dict:
+    """What a fine-tune sets in its config's ``model`` (the model check builds the same)."""
+    return dict(init_from=init_from, encoder_weights=encoder_weights,
+                decode_head=dict(norm_cfg=decoder_norm_cfg(cfg.model.decode_head, opts)))
+
+
+def classifier_cfg(model: Model, num_classes: int, grid: tuple[int, int],
+                   size: tuple[int, int]) -> dict:
+    """The supervised stand-in's model: ``model``'s backbone, built for the target's image
+    ``grid`` (a TransUNet stores its position embedding there, where 21K and DDeP load it as
+    it is, resampled on the fly to the source images' grid), classifying ``size`` images."""
+    seg = segmentor_cfg(model, num_classes, grid)
+    preprocessor = {k: v for k, v in seg["data_preprocessor"].items() if k != "test_cfg"}
+    return dict(type="ImageClassifier", num_classes=num_classes,
+                data_preprocessor=dict(preprocessor, size=size), backbone=seg["backbone"])
 
 
 # --- supervised encoder (the built-in ImageNet-21k stand-in) -------------------------------
@@ -198,14 +233,8 @@ def pretrain_supervised(data_root: Path, out: Path, opts: JobOptions, sched: dic
                                 f"delete {meta_path} and generate it again")
     size = (meta["params"]["source_size"],) * 2
     classes = meta["source_classes"]
-    # The backbone is built for the target's image size (a TransUNet stores its position
-    # embedding there, where 21K and DDeP load it as it is, resampled on the fly to the source
-    # images' grid).
     grid = (meta["params"]["height"], meta["params"]["width"])
-    seg = segmentor_cfg(opts.model, len(classes), grid)
-    preprocessor = {k: v for k, v in seg["data_preprocessor"].items() if k != "test_cfg"}
-    model = dict(type="ImageClassifier", num_classes=len(classes),
-                 data_preprocessor=dict(preprocessor, size=size), backbone=seg["backbone"])
+    model = classifier_cfg(opts.model, len(classes), grid, size)
     # ImageNet-style augmentation: a random crop of a slightly enlarged image, and flips
     augment = [dict(type="RandomResize", scale=size, ratio_range=(1.0, 1.4), keep_ratio=True),
                dict(type="RandomCrop", crop_size=size), dict(type="RandomFlip", prob=0.5)]
@@ -285,9 +314,8 @@ def pretrain_denoise(cfg: Config, arm: str, noise: NoiseConfig, out: Path, opts:
     if not unlabelled_dir.is_dir():
         raise FileNotFoundError(f"unlabelled image folder not found: {unlabelled_dir}")
     dataset.pipeline = checked_pipeline(dataset.pipeline)
-    cfg.merge_from_dict(dict(model=dict(
-        noise=asdict(noise), freeze_encoder=arm == "ddep", encoder_weights=encoder_weights,
-        noise_conditioning=noise_conditioning, decode_head=dict(norm_cfg=_norm_cfg(opts)))))
+    cfg.merge_from_dict(dict(model=denoise_model_overrides(
+        cfg, arm, noise, opts, encoder_weights, noise_conditioning)))
     cfg = apply_run(cfg, opts, sched)
     start = time.time()
     runner = _train(cfg, out)
@@ -369,10 +397,10 @@ def finetune(cfg: Config, arm: str, split_file: Path, label_fraction: str, out: 
     num_classes = cfg.model.decode_head.num_classes
     train, val = cfg.train_dataloader.dataset, cfg.val_dataloader.dataset
     train.ann_file = os.path.abspath(split_file)
-    train.pipeline = checked_pipeline(train.pipeline, num_classes)
-    val.pipeline = checked_pipeline(val.pipeline, num_classes)
-    cfg.merge_from_dict(dict(model=dict(init_from=init_from, encoder_weights=encoder_weights,
-                                        decode_head=dict(norm_cfg=_norm_cfg(opts)))))
+    ignore_index = cfg.model.decode_head.get("ignore_index", 255)
+    train.pipeline = checked_pipeline(train.pipeline, num_classes, ignore_index)
+    val.pipeline = checked_pipeline(val.pipeline, num_classes, ignore_index)
+    cfg.merge_from_dict(dict(model=finetune_model_overrides(cfg, opts, init_from, encoder_weights)))
     cfg = apply_run(cfg, opts, sched)
     start = time.time()
     runner = _train(cfg, out)

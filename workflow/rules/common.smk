@@ -1,14 +1,16 @@
 # The sweep, expanded once from the config into a table of jobs (ddep.sweep names them).
 import json
+import shlex
 
 import pandas as pd
 
 from ddep.analysis import CSV_NAMES, csv_path, figure_paths, table_paths
-from ddep.data.table import get_dataset_def
+from ddep.data.table import definition
 from ddep.preflight import unlabelled_source
 from ddep.sweep import (NoiseSetting, SUPERVISED_ARMS, ablated_cells, finetune_jobs,
                         parse_run_name, pretrainings, result_stem, sweep_models)
-from ddep.sweep_config import encoder_weights, gpus, rule_resources, schedule_overrides, unlabelled_crop
+from ddep.sweep_config import (dataset_of, encoder_weights, gpus, rule_resources, schedule_overrides,
+                               schedule_source, unlabelled_crop)
 from ddep.tuning import UNTUNED, held_out_settings, schedule_flags, tuning_jobs
 
 JOBS = finetune_jobs(config)
@@ -64,6 +66,16 @@ def label_fraction(wc):
 def run_arm(wc):
     """The arm of a run or pretraining name (ddep.sweep): ddep_s0.4_scaled -> ddep."""
     return parse_run_name(wc.run)[0]
+
+
+def dataset_args(wc, schedule=False):
+    """A dataset of the entry's own: its definition for the job (--dataset-def, JSON), and
+    (training jobs) whose schedule files it trains by."""
+    own = definition(dataset(wc))
+    args = f"--dataset-def {shlex.quote(json.dumps(own))}" if own else ""
+    if schedule and schedule_source(config, wc.dataset) != wc.dataset:
+        args += f" --schedule {schedule_source(config, wc.dataset)}"
+    return args
 
 
 def dataset_ready(wc):

@@ -22,11 +22,12 @@ rule split:
     params:
         root=lookup(dpath="datasets/{dataset}/root", within=config),
         fraction=label_fraction,
+        dataset=dataset_args,
         development=development_args,
     log:
         "logs/split/{dataset}/{fraction}_seed{seed}.log",
     shell:
-        "ddep split --dataset {wildcards.dataset} --data-root {params.root} {params.development} "
+        "ddep split --dataset {wildcards.dataset} {params.dataset} --data-root {params.root} {params.development} "
         "--fraction {params.fraction} --seed {wildcards.seed} --out {output} > {log} 2>&1"
 
 
@@ -39,9 +40,10 @@ rule development_split:
         "resources/splits/{dataset}/development.txt",
     params:
         root=lookup(dpath="datasets/{dataset}/root", within=config),
+        dataset=dataset_args,
         development=development_args,
     log:
         "logs/split/{dataset}/development.log",
     shell:
-        "ddep split --dataset {wildcards.dataset} --data-root {params.root} {params.development} "
+        "ddep split --dataset {wildcards.dataset} {params.dataset} --data-root {params.root} {params.development} "
         "--fraction development --out {output} > {log} 2>&1"

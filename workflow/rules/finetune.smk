@@ -29,6 +29,7 @@ rule finetune:
         fraction=label_fraction,
         pretrained=pretrained_args,
         crop=crop_args,
+        dataset=lambda wc: dataset_args(wc, schedule=True),
         ddep=ddep("finetune"),
         args=job_args("finetune", "finetune"),
         model=model_args,
@@ -41,7 +42,7 @@ rule finetune:
         "logs/finetune/{dataset}/{model}/{fraction}/{run}/seed{seed}.log",
     shell:
         "{params.ddep} finetune --arm {params.arm} {params.model} "
-        "--dataset {wildcards.dataset} --data-root {params.root} --split {input.split} "
+        "--dataset {wildcards.dataset} {params.dataset} --data-root {params.root} --split {input.split} "
         "--label-fraction {params.fraction} --seed {wildcards.seed} {params.pretrained} {params.crop} "
         "--out {output} --work-dir {params.work_dir} {params.args} {params.setting} > {log} 2>&1"
 

@@ -40,7 +40,7 @@ def denoise_args(wc):
         args.append(f"--image-crop {image_crop[0]} {image_crop[1]}")
     heldout = dataset(wc).get("heldout") or {}
     if arm in heldout:  # a folder, or null: the dataset's development split
-        folder = heldout[arm] or f"{dataset(wc)['root']}/{get_dataset_def(wc.dataset).splits[DEVELOPMENT_SPLIT].img_path}"
+        folder = heldout[arm] or f"{dataset(wc)['root']}/{dataset_of(config, wc.dataset).splits[DEVELOPMENT_SPLIT].img_path}"
         args.append(f"--heldout {folder}")
     if arm == "ddep":
         args.append(f"--encoder-weights {supervised_encoder(wc)}")
@@ -59,6 +59,7 @@ rule pretrain_denoise:
         root=lookup(dpath="datasets/{dataset}/root", within=config),
         noise=denoise_args,
         crop=crop_args,
+        dataset=lambda wc: dataset_args(wc, schedule=True),
         ddep=ddep("pretrain_denoise"),
         args=job_args("pretrain_denoise", "denoise"),
         model=model_args,
@@ -70,6 +71,6 @@ rule pretrain_denoise:
         "logs/pretrain/{dataset}/{model}/{run}.log",
     shell:
         "{params.ddep} pretrain-denoise {params.noise} {params.model} "
-        "--dataset {wildcards.dataset} --data-root {params.root} {params.crop} --out {output.weights} "
+        "--dataset {wildcards.dataset} {params.dataset} --data-root {params.root} {params.crop} --out {output.weights} "
         "--work-dir work/pretrain/{wildcards.dataset}/{wildcards.model}/{wildcards.run} "
         "{params.args} > {log} 2>&1"
