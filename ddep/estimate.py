@@ -37,8 +37,8 @@ import pandas as pd
 
 from ddep.data.splits import split_size
 from ddep.data.table import get_dataset_def
-from ddep.sweep import (ABLATIONS, GRID, PRESET_MODELS, SUPERVISED_ARMS, Model, finetune_jobs,
-                        parse_run_name, pretraining_parts, sweep_models)
+from ddep.sweep import (ABLATIONS, GRID, PRESET_MODELS, SUPERVISED, Model, arm_table, denoise_step,
+                        finetune_jobs, parse_run_name, pretraining_parts, sweep_models)
 from ddep.sweep_config import RULE_STAGES, crop_size, encoder_weights, gpus, stage_schedule
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
@@ -217,11 +217,14 @@ def sweep_jobs(config: dict) -> list[dict]:
     fine-tunes, ``label_fraction``."""
     jobs = [dict(rule="finetune", dataset=j["dataset"], model=j["model"], arm=j["arm"],
                  part=j["part"], label_fraction=j["label_fraction"]) for j in finetune_jobs(config)]
-    jobs += [dict(rule="pretrain_denoise", dataset=ds, model=m, arm=parse_run_name(run)[0], part=part)
+    arms = arm_table(config)
+    jobs += [dict(rule="pretrain_denoise", dataset=ds, model=m, arm=parse_run_name(run, arms)[0],
+                  step=denoise_step(arms[parse_run_name(run, arms)[0]]), part=part)
              for (ds, m, run), part in pretraining_parts(config).items()]
     # the workflow trains a supervised encoder where a dataset names none (the built-in data)
+    supervised = [name for name, arm in arms.items() if arm.encoder == SUPERVISED]
     jobs += [dict(rule="pretrain_supervised", dataset=ds, model=m.name,
-                  arm="/".join(SUPERVISED_ARMS) + " encoder", part=GRID)
+                  arm="/".join(supervised) + " encoder", part=GRID)
              for ds in config["datasets"] for m in sweep_models(config)
              if not encoder_weights(config, ds, m)]
     return jobs
@@ -248,7 +251,7 @@ def estimate(jobs: list[dict], config: dict, gpu: str, costs: StepCosts | None =
         speed = speed_of(model, crop)
         sources, img_per_s = {(speed.priced, speed.source)}, speed.img_per_s
         if job["rule"] == "pretrain_denoise":
-            ratio, source = costs.ratio(model, crop, job["arm"])
+            ratio, source = costs.ratio(model, crop, job.get("step") or job["arm"])
             img_per_s, sources = img_per_s / ratio, sources | {("step", source)}
         images = iters * batch * n_gpus  # the batch size is per GPU under DDP
         priced.append(dict(job, images=images, gpu_hours=images / img_per_s / 3600,

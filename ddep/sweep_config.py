@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ddep.sweep import Model
+from ddep.sweep import encoder_weights  # noqa: F401  (re-exported: which encoder weights win)
 
 SCHEMA = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
 # The training rules of the workflow and the schedule stage each one runs.
@@ -60,9 +60,3 @@ def crop_size(config: dict, dataset: str) -> tuple[int, int]:
     """A dataset's training crop: the config's ``crop_size``, else its dataset file's."""
     from ddep.data.table import config_literal
     return tuple(config["datasets"][dataset].get("crop_size") or config_literal(dataset, "crop_size"))
-
-
-def encoder_weights(config: dict, dataset: str, model: Model) -> str | None:
-    """The supervised encoder a model's 21K and DDeP arms start from: the model's
-    ``encoder_weights``, else the dataset's; None where the workflow trains its own stand-in."""
-    return model.encoder_weights or config["datasets"][dataset].get("encoder_weights") or None

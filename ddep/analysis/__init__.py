@@ -5,7 +5,8 @@ here only; the workflow declares its outputs with these functions (nothing heavy
 from os import PathLike
 
 CSV_NAMES = ("runs", "summary", "paired", "claims")  # every aggregate's; pretrainings.csv where jobs pretrained
-MARKDOWN_ONLY = ("claims", "pretrainings")  # the whole run's tables; {stem}_label_efficiency, {stem}_noise: .tex too
+COMPARISONS = "comparisons"  # the config's own arms against the presets: only where it has some
+MARKDOWN_ONLY = ("claims", "pretrainings", COMPARISONS)  # the whole run's tables; {stem}_label_efficiency, {stem}_noise: .tex too
 
 
 def csv_path(results_dir: str | PathLike, name: str) -> str:
@@ -17,5 +18,6 @@ def table_paths(results_dir: str | PathLike, name: str) -> list[str]:
 
 
 def figure_paths(figures_dir: str | PathLike, name: str) -> list[str]:
-    """name: ``{stem}_label_efficiency``, ``{stem}_noise``, ``{stem}_claims``, or noise (every ablated dataset)."""
+    """name: ``{stem}_label_efficiency``, ``{stem}_noise``, ``{stem}_claims``, ``{stem}_comparisons`` (the
+    config's own arms), or noise (every ablated dataset)."""
     return [f"{figures_dir}/{name}.{ext}" for ext in ("png", "pdf")]

@@ -25,7 +25,7 @@ from ddep.io import atomic_write_text, ensure_writable, write_json
 from ddep.noise import NoiseConfig
 from ddep.run_file import check_run
 from ddep.checkpoints import CheckpointError
-from ddep.sweep import ARMS, DENOISING_ARMS, Model, model_of_run
+from ddep.sweep import PRESET_ARMS, Model, model_of_run, preset_arm
 
 
 @dataclass
@@ -242,17 +242,20 @@ def pretrain_supervised(data_root: Path, out: Path, opts: JobOptions, sched: dic
 
 def pretrain_denoise(cfg: Config, arm: str, noise: NoiseConfig, out: Path, opts: JobOptions,
                      sched: dict, encoder_weights: str | None = None,
-                     noise_conditioning: bool = False) -> dict:
+                     noise_conditioning: bool = False, freeze_encoder: bool | None = None) -> dict:
     """Pretrain ``cfg`` (from :func:`ddep.configs.denoise_config`) with the denoising objective
     and write a weights-only checkpoint whose meta records the arm and noise setting
-    (fine-tuning reads its identity from there)."""
-    if arm not in DENOISING_ARMS:
-        raise ValueError(f"denoising arm must be one of {DENOISING_ARMS}, got {arm!r}")
-    if arm == "ddep" and not encoder_weights:
-        raise ValueError("arm 'ddep' freezes a supervised encoder: pass --encoder-weights "
+    (fine-tuning reads its identity from there). ``freeze_encoder`` None: as the preset ``arm``
+    names (DDeP frozen), any other arm not."""
+    record = preset_arm(arm)
+    if arm in PRESET_ARMS and not record.denoised:
+        raise ValueError(f"arm {arm!r} has no denoising pretraining (its decoder starts random)")
+    freeze = record.frozen_encoder if freeze_encoder is None else freeze_encoder
+    if freeze and not encoder_weights:
+        raise ValueError(f"arm {arm!r} freezes a pretrained encoder: pass --encoder-weights "
                          "(the checkpoint from `ddep pretrain-supervised`, or the model's own)")
-    if arm == "dep" and encoder_weights:
-        raise ValueError("arm 'dep' pretrains the whole U-Net from random init: "
+    if arm in PRESET_ARMS and not record.pretrained_encoder and encoder_weights:
+        raise ValueError(f"arm {arm!r} pretrains the whole U-Net from random init: "
                          "drop --encoder-weights (or use arm 'ddep')")
     dataset = cfg.train_dataloader.dataset
     unlabelled_dir = Path(dataset.data_root)
@@ -260,7 +263,7 @@ def pretrain_denoise(cfg: Config, arm: str, noise: NoiseConfig, out: Path, opts:
         raise FileNotFoundError(f"unlabelled image folder not found: {unlabelled_dir}")
     dataset.pipeline = checked_pipeline(dataset.pipeline)
     cfg.merge_from_dict(dict(model=dict(
-        noise=asdict(noise), freeze_encoder=arm == "ddep", encoder_weights=encoder_weights,
+        noise=asdict(noise), freeze_encoder=freeze, encoder_weights=encoder_weights,
         noise_conditioning=noise_conditioning, decode_head=dict(norm_cfg=_norm_cfg(opts)))))
     cfg = apply_run(cfg, opts, sched)
     start = time.time()
@@ -305,22 +308,27 @@ def finetune(cfg: Config, arm: str, split_file: Path, label_fraction: str, out: 
     ``split_file``, evaluate on the full val split with mmseg's IoU metric (the model's sliding
     windows; the prediction is compared with the label map at its original resolution) and
     write the run's JSON (identity + metrics + provenance) and its config."""
-    if arm not in ARMS:
-        raise ValueError(f"arm must be one of {ARMS}, got {arm!r}")
-    needs = {"none": (), "21k": ("encoder_weights",), "dep": ("init_from",), "ddep": ("init_from",)}
+    # A preset needs what its record says; an arm of the user's, whatever the sweep passes.
+    record = PRESET_ARMS.get(arm)
+    needs = {"init_from": record.denoised, "encoder_weights": record.pretrained_encoder and not record.denoised} \
+        if record else {"init_from": bool(init_from), "encoder_weights": bool(encoder_weights)}
     what = {"init_from": "a denoising checkpoint", "encoder_weights": "a timm-format supervised encoder"}
+    if init_from and encoder_weights:
+        raise ValueError("pass --init-from (a denoising checkpoint, encoder included) or "
+                         "--encoder-weights (an encoder alone), not both")
     for name, value in (("init_from", init_from), ("encoder_weights", encoder_weights)):
         flag = "--" + name.replace("_", "-")
-        if name in needs[arm] and not value:
+        if needs[name] and not value:
             raise ValueError(f"arm {arm!r} needs {flag} ({what[name]})")
-        if name not in needs[arm] and value:
+        if not needs[name] and value:
             raise ValueError(f"arm {arm!r} takes no {flag}")
     split_file = Path(split_file)
     if not split_file.is_file():
         raise FileNotFoundError(f"split file not found: {split_file} (make it with `ddep split`)")
     n_labelled = count_split(split_file)
     pre = read_checkpoint_meta(init_from) if init_from else {}
-    if pre and pre.get("arm") not in (None, arm):
+    # an arm of the user's may share a preset's pretraining (their records agree); a preset never
+    if pre and arm in PRESET_ARMS and pre.get("arm") not in (None, arm):
         raise ValueError(f"{init_from} was pretrained with arm {pre.get('arm')!r}, not {arm!r}")
     if pre and model_of_run(pre) != opts.model.name:
         raise CheckpointError(f"{init_from} was pretrained with model {model_of_run(pre)!r}, but this "

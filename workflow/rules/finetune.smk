@@ -1,18 +1,18 @@
 def finetune_inputs(wc):
     inputs = {"data": dataset_ready(wc),
               "split": f"resources/splits/{wc.dataset}/{wc.fraction}_seed{wc.seed}.txt"}
-    if wc.run == "21k":
-        inputs["encoder"] = supervised_encoder_input(wc)
-    elif wc.run != "none":
-        inputs["pretrained"] = f"resources/weights/{wc.dataset}/{wc.model}/{wc.run}.pth"
+    if arm(wc).denoised:
+        inputs["pretrained"] = pretraining(wc)
+    elif arm(wc).pretrained_encoder:
+        inputs["encoder"] = arm_encoder_input(wc)
     return inputs
 
 
 def pretrained_args(wc):
-    if wc.run == "21k":
-        return f"--encoder-weights {supervised_encoder(wc)}"
-    if wc.run != "none":
-        return f"--init-from resources/weights/{wc.dataset}/{wc.model}/{wc.run}.pth"
+    if arm(wc).denoised:
+        return f"--init-from {pretraining(wc)}"
+    if arm(wc).pretrained_encoder:
+        return f"--encoder-weights {arm_encoder(wc)}"
     return ""
 
 
