@@ -125,7 +125,7 @@ def _fit_problems(config: dict, arms: list[Arm], models: list[Model]) -> list[st
         for arm in arms:
             if arm.checkpoint:
                 try:
-                    encoder_fit(backbone, arm.checkpoint, f"model {m.name!r}")
+                    encoder_fit(backbone, arm.checkpoint, m.name)
                 except CheckpointError as e:
                     problems.append(f"arms ({arm.name}).encoder: {e}")
     return problems

@@ -373,7 +373,11 @@ def parse_arm(entry: "str | dict | Arm", where: str = "arms") -> Arm:
                        f"{', '.join(ARM_FIELDS)}")
     unknown = [k for k in entry if k not in ARM_FIELDS]
     if unknown:
-        raise ArmError(f"{where}.{unknown[0]}: unknown field; an arm has {', '.join(ARM_FIELDS)}")
+        import difflib
+        close = difflib.get_close_matches(str(unknown[0]), ARM_FIELDS, n=1)
+        named = f" ({entry['name']})" if isinstance(entry.get("name"), str) else ""
+        raise ArmError(f"{where}{named}.{unknown[0]}: unknown field{f' (did you mean {close[0]}?)' if close else ''}; "
+                       f"an arm has {', '.join(ARM_FIELDS)}")
     name = entry.get("name")
     if not isinstance(name, str) or not _ARM_NAME.fullmatch(name):
         raise ArmError(f"{where}.name: {name!r}: name the arm with letters, digits and . + - "

@@ -69,3 +69,129 @@ def test_no_code_branches_on_an_arm_name():
             for i, line in enumerate(path.read_text().splitlines(), 1) if pattern.search(line)]
     assert len(hits) <= 8, "\n".join(hits)
     assert not [h for h in hits if "ARMS" in h], hits
+
+
+# --- arms of the user's own, from the config alone -------------------------------------------------
+
+def default_config(arms: list) -> dict:
+    """config/config.yaml (schema defaults filled in) with these arms."""
+    from ddep.sweep_config import load_config
+    return {**load_config([str(REPO / "config/config.yaml")]), "arms": arms}
+
+
+UNFROZEN = {"name": "ddep-unfrozen", "encoder": "supervised", "decoder": "denoise", "unlabelled": "source"}
+DEP_SOURCE = {"name": "dep-source", "decoder": "denoise", "unlabelled": "source"}
+DDEP_AGAIN = {"name": "ddep-again", "encoder": "supervised", "decoder": "denoise", "frozen_encoder": True,
+              "unlabelled": "source"}
+
+
+def test_pretraining_is_shared_exactly_when_records_agree():
+    config = default_config(["none", "21k", "dep", "ddep", UNFROZEN, DEP_SOURCE, DDEP_AGAIN])
+    names = sorted(name for _, _, name in pretrainings(config))
+    # ddep-again is DDeP's record under another name: DDeP's pretraining; the other two differ in a field
+    assert names == ["ddep-unfrozen_s0.2", "ddep_s0.2", "dep-source_s0.2", "dep_s0.2"]
+    runs = {j["run"]: j["pretraining"] for j in finetune_jobs(config)}
+    assert runs["ddep-again_s0.2"] == "ddep_s0.2" and runs["ddep_s0.2"] == "ddep_s0.2"
+    assert runs["ddep-unfrozen_s0.2"] == "ddep-unfrozen_s0.2" and runs["none"] is None
+    # listed without the preset, the same record still takes the preset's pretraining (and file)
+    alone = default_config(["none", DDEP_AGAIN])
+    assert [name for _, _, name in pretrainings(alone)] == ["ddep_s0.2"]
+
+
+def test_the_arm_fields_reach_the_jobs_commands(tmp_path):
+    ws = workspace(tmp_path)
+    overlay = ws / "config/mine.yaml"
+    overlay.write_text(yaml.safe_dump({"arms": ["none", "ddep", UNFROZEN, DEP_SOURCE, DDEP_AGAIN]}))
+    proc = snakemake_dry_run(ws, "--configfile", "config/config.yaml", str(overlay.relative_to(ws)))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    shell = {json.loads(j)["output"][0]: json.loads(j).get("shell", "") for j in dry_run_jobs(proc.stdout)
+             if "output" in json.loads(j)}
+    weights = "resources/weights/builtin/transunet_tiny"
+    unfrozen = shell[f"{weights}/ddep-unfrozen_s0.2.json"]
+    # the supervised encoder, the source images at their crop, unfrozen (what the job assumes of DDeP, reversed)
+    assert f"--encoder-weights {weights}/supervised.safetensors" in unfrozen
+    assert "--unlabelled resources/data/builtin/source/train --image-crop 64 64" in unfrozen
+    assert "--no-freeze-encoder" not in unfrozen and "--freeze-encoder" not in unfrozen  # any arm but DDeP: unfrozen
+    source = shell[f"{weights}/dep-source_s0.2.json"]
+    assert "--unlabelled resources/data/builtin/source/train --image-crop 64 64" in source
+    assert "--encoder-weights" not in source
+    again = shell["resources/runs/builtin/transunet_tiny/1_30/ddep-again_s0.2/seed50.json"]
+    assert "--arm ddep-again" in again and f"--init-from {weights}/ddep_s0.2.pth" in again
+    assert f"{weights}/ddep-again_s0.2.pth" not in "".join(shell)  # shared: never trained twice
+
+
+# --- bad input: one line naming the key and the fix, before any job ------------------------------------
+
+BAD_ARMS = {  # entry -> what the one line says
+    "an unknown field": ({"name": "mine", "encodr": "supervised"},
+                         "arms[4] (mine).encodr: unknown field (did you mean encoder?); an arm has name, encoder, "
+                         "decoder, frozen_encoder, unlabelled"),
+    "an unknown value": ({"name": "mine", "decoder": "denoised"},
+                         "arms[4] (mine).decoder: 'denoised' is not a decoder; use one of random, denoise"),
+    "an unknown preset": ("imagenet", "arms[4]: 'imagenet' is not a preset arm (none, 21k, dep, ddep); define your "
+                                      "own as a mapping {name: imagenet, encoder: ..., decoder: ...}"),
+    "frozen_encoder with a random encoder": (
+        {"name": "mine", "decoder": "denoise", "frozen_encoder": True},
+        "arms[4] (mine).frozen_encoder: a frozen random encoder learns nothing; set encoder: supervised (or a "
+        "checkpoint), or frozen_encoder: false"),
+    "a name colliding with a preset": (
+        {"name": "ddep", "encoder": "supervised"},
+        "arms[4] (ddep).name: 'ddep' is a preset arm; list the preset by its name alone, or give yours another name "
+        "(e.g. ddep-mine)"),
+    "a name that cannot name a run": (
+        {"name": "my_arm"}, "arms[4].name: 'my_arm': name the arm with letters, digits and . + - (it names files; "
+                            "no _, which starts a run's noise setting)"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_ARMS)
+def test_a_bad_arm_entry_is_one_line_naming_the_key_and_the_fix(case):
+    entry, message = BAD_ARMS[case]
+    with pytest.raises(ArmError) as e:
+        sweep_arms({"arms": ["none", "21k", "dep", "ddep", entry]})
+    assert str(e.value) == message
+
+
+def test_a_missing_checkpoint_and_one_that_does_not_fit_are_named_before_any_job(tmp_path, monkeypatch):
+    from safetensors.torch import save_file
+
+    from ddep.preflight import find_problems
+    monkeypatch.chdir(tmp_path)
+    missing = default_config(["ddep", {"name": "mine", "encoder": "ckpt/missing.safetensors"}])
+    assert find_problems(missing) == [
+        "arms (mine).encoder: checkpoint file not found: ckpt/missing.safetensors; encoder is random, supervised, a "
+        "checkpoint file (relative to the workflow's folder; make one with `ddep pretrain-supervised --out FILE`) or "
+        "a timm name"]
+    state = tiny_encoder_state()
+    Path("ckpt").mkdir()
+    save_file({f"module.{k}": v for k, v in state.items()}, "ckpt/prefixed.safetensors")
+    save_file(state, "ckpt/mine.safetensors")
+    prefixed = default_config([{"name": "mine", "encoder": "ckpt/prefixed.safetensors"}])
+    [problem] = find_problems(prefixed)
+    assert problem.startswith(f"arms (mine).encoder: ckpt/prefixed.safetensors has 0 of the {len(state)} tensors of "
+                              f"transunet_tiny's encoder by name: expected no prefix (e.g. "), problem
+    assert problem.endswith(f"its keys sit under 'module.' ({len(state)} match without it): save them without that "
+                            f"prefix"), problem
+    assert find_problems(default_config([{"name": "mine", "encoder": "ckpt/mine.safetensors"}])) == []
+
+
+def tiny_encoder_state() -> dict:
+    """The tiny TransUNet encoder's tensors as `ddep pretrain-supervised` saves them (timm's names)."""
+    from mmseg.registry import MODELS
+    from mmseg.utils import register_all_modules
+
+    import ddep.models  # noqa: F401
+    from ddep.configs import segmentor_cfg
+    from ddep.models.weights import encoder_state_dict
+    register_all_modules(init_default_scope=False)
+    return encoder_state_dict(MODELS.build(segmentor_cfg("transunet_tiny", 2, (64, 64))["backbone"]))
+
+
+def test_a_bad_arm_stops_the_workflow_before_any_job(tmp_path):
+    ws = workspace(tmp_path)
+    overlay = ws / "config/mine.yaml"
+    overlay.write_text(yaml.safe_dump({"arms": ["none", "21k", "dep", "ddep", BAD_ARMS["an unknown value"][0]]}))
+    proc = snakemake_dry_run(ws, "--configfile", "config/config.yaml", "config/mine.yaml")
+    assert proc.returncode != 0
+    assert BAD_ARMS["an unknown value"][1] in proc.stdout + proc.stderr
+    assert "Job stats" not in proc.stdout
