@@ -195,3 +195,45 @@ def test_a_bad_arm_stops_the_workflow_before_any_job(tmp_path):
     assert proc.returncode != 0
     assert BAD_ARMS["an unknown value"][1] in proc.stdout + proc.stderr
     assert "Job stats" not in proc.stdout
+
+
+# --- the comparisons table and figure: the user's arms against the presets ------------------------------
+
+def test_user_arms_get_comparisons_and_never_enter_the_claims(tmp_path):
+    import statistics
+
+    import pandas as pd
+
+    from ddep.analysis.common import minimal_detectable_effect, t_critical
+    from ddep.analysis.figures import write_figures
+    from ddep.analysis.results import write_results
+    from test_analysis import MIOU, run_record, write_json
+
+    mine = {("mine", "-", "1/30"): [46.0, 45.0, 47.0], ("mine", "-", "1/4"): [64.0, 60.0, 66.0]}
+    files = {arms: [write_json(tmp_path / arms / f"{arm}_{sigma}_{lf.replace('/', '_')}_{seed}.json",
+                               run_record(arm, sigma, lf, seed, v))
+                    for (arm, sigma, lf), vals in table.items() for seed, v in enumerate(vals)]
+             for arms, table in (("presets", MIOU), ("with_mine", {**MIOU, **mine}))}
+    for arms in files:
+        write_results(files[arms], tmp_path / arms / "results", quiet=True)
+    presets, with_mine = (tmp_path / arms / "results" for arms in files)
+    assert not (presets / "comparisons.csv").exists()  # a sweep of the presets alone: nothing new
+    # the paper's claims read the presets only: an arm of the user's changes no byte of them
+    assert (with_mine / "claims.csv").read_bytes() == (presets / "claims.csv").read_bytes()
+    comparisons = pd.read_csv(with_mine / "comparisons.csv", dtype={"label_fraction": str})
+    assert list(comparisons.claim) == [f"mine > {b}" for b in ("DDeP", "Supervised (21K)", "Random init")
+                                       for _ in ("1/30", "1/4")]
+    for r in comparisons.itertuples():  # paired over seeds, as the claims: mean, t CI, verdict
+        base = {"DDeP": ("ddep", "0.2"), "Supervised (21K)": ("21k", "-"), "Random init": ("none", "-")}[
+            r.claim.split(" > ")[1]]
+        diffs = [a - b for a, b in zip(mine["mine", "-", r.label_fraction], MIOU[(*base, r.label_fraction)])]
+        half = t_critical(2) * statistics.stdev(diffs) / 3 ** 0.5
+        assert r.n_pairs == 3 and r.mean_diff == pytest.approx(statistics.mean(diffs))
+        assert (r.ci_low, r.ci_high) == pytest.approx((r.mean_diff - half, r.mean_diff + half))
+        assert r.verdict == ("holds" if r.ci_low > 0 else "contradicted" if r.ci_high < 0 else "not shown")
+        assert r.mde > 0 and r.mde == pytest.approx(minimal_detectable_effect(statistics.stdev(diffs), 3, 0.95, 0.8))
+    assert "mine > DDeP" in (with_mine / "tables/comparisons.md").read_text()
+    files_written, _ = write_figures(with_mine, tmp_path / "figures", quiet=True)
+    assert {f.name for f in files_written} >= {"toy_comparisons.png", "toy_comparisons.pdf"}
+    plain, _ = write_figures(presets, tmp_path / "figures_presets", quiet=True)
+    assert not [f for f in plain if "comparisons" in f.name]

@@ -139,7 +139,7 @@ COMPARISON_BASELINES: tuple[str, ...] = ("ddep", "21k", "none")
 COMPARISONS_CAPTION = (
     "Each arm of the config's own against DDeP, 21K and random init: paired mIoU differences (percentage points) over "
     "seeds matched within dataset x fraction x model; {setting}. A row reads as the claim that the arm beats the "
-    "baseline; its verdict, *(fragile)* and MDE are the claims table's (results/tables/claims.md says how they are "
+    "baseline; its verdict, *(fragile)* and MDE are the claims table's (claims.md beside this table says how they are "
     "reached). These arms are never part of the paper's claims.")
 
 
