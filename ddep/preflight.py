@@ -17,7 +17,7 @@ from pathlib import Path
 from ddep.data.splits import list_train_stems, split_size
 from ddep.data.table import DatasetNotFoundError, check_dataset, find_images
 from ddep.checkpoints import CheckpointError, resolve_checkpoint
-from ddep.sweep import (SUPERVISED, Arm, ArmError, Model, arm_images, arm_table, finetune_jobs, sigma_values,
+from ddep.sweep import (PRESET_ARMS, SOURCE, SUPERVISED, Arm, ArmError, Model, arm_images, arm_table, finetune_jobs, sigma_values,
                         sweep_arms, sweep_models)
 from ddep.sweep_config import crop_size, encoder_weights
 
@@ -48,6 +48,11 @@ def _dataset_problems(config: dict, name: str, arms: list[Arm], fractions: Itera
     if stray:  # else silently ignored: a typo would run the fraction with the default seeds
         problems.append(f"{key}.fraction_seeds: {', '.join(map(repr, stray))} not in "
                         f"{key}.fractions {list(map(str, d['fractions']))}")
+    table = arm_table(config)
+    problems += [f"arms ({arm.name}).unlabelled: source, but {key} names no source images; set "
+                 f"{key}.unlabelled.source: FOLDER (e.g. ImageNet's train folder)" for arm in arms
+                 if arm.denoised and arm.unlabelled == SOURCE and arm.name not in PRESET_ARMS
+                 and arm_images(d, arm, table.values())[0] is None]
     if d.get("generate") or not data:
         return problems  # the workflow generates the built-in dataset itself
     try:
@@ -63,7 +68,6 @@ def _dataset_problems(config: dict, name: str, arms: list[Arm], fractions: Itera
             except ValueError as e:
                 problems.append(f"{key}.fractions: {fraction!r} of the {len(stems)} train images "
                                 f"under {d['root']}: {e}")
-    table = arm_table(config)
     for arm in sorted((a for a in arms if a.denoised), key=lambda a: a.name):
         folder = arm_images(d, arm, table.values())[0]
         if folder is None:

@@ -152,16 +152,32 @@ def test_a_bad_arm_entry_is_one_line_naming_the_key_and_the_fix(case):
     assert str(e.value) == message
 
 
+def test_docs_arms_shows_the_presets_and_every_message_as_the_code_has_them():
+    text = (REPO / "docs/arms.md").read_text()
+    rows = {cells[0].strip("` "): cells[1:] for line in text.splitlines() if line.startswith("| `")
+            for cells in [[c.strip() for c in line.strip("|").split("|")]]}
+    for name, arm in PRESET_ARMS.items():
+        shown = rows[name]
+        assert shown[:3] == [arm.encoder, arm.decoder, str(arm.frozen_encoder).lower()], name
+        assert shown[3] == (arm.unlabelled if arm.denoised else "–"), name
+    for entry, message in BAD_ARMS.values():
+        assert f"`{message}`" in text, message
+    assert f"``{MISSING_CHECKPOINT}``" in text
+
+
+MISSING_CHECKPOINT = (
+    "arms (mine).encoder: checkpoint file not found: ckpt/missing.safetensors; encoder is random, supervised, a "
+    "checkpoint file (relative to the workflow's folder; make one with `ddep pretrain-supervised --out FILE`) or a "
+    "timm name")
+
+
 def test_a_missing_checkpoint_and_one_that_does_not_fit_are_named_before_any_job(tmp_path, monkeypatch):
     from safetensors.torch import save_file
 
     from ddep.preflight import find_problems
     monkeypatch.chdir(tmp_path)
     missing = default_config(["ddep", {"name": "mine", "encoder": "ckpt/missing.safetensors"}])
-    assert find_problems(missing) == [
-        "arms (mine).encoder: checkpoint file not found: ckpt/missing.safetensors; encoder is random, supervised, a "
-        "checkpoint file (relative to the workflow's folder; make one with `ddep pretrain-supervised --out FILE`) or "
-        "a timm name"]
+    assert find_problems(missing) == [MISSING_CHECKPOINT]
     state = tiny_encoder_state()
     Path("ckpt").mkdir()
     save_file({f"module.{k}": v for k, v in state.items()}, "ckpt/prefixed.safetensors")
@@ -185,6 +201,18 @@ def tiny_encoder_state() -> dict:
     from ddep.models.weights import encoder_state_dict
     register_all_modules(init_default_scope=False)
     return encoder_state_dict(MODELS.build(segmentor_cfg("transunet_tiny", 2, (64, 64))["backbone"]))
+
+
+def test_source_images_an_arm_asks_for_must_be_named():
+    from ddep.preflight import find_problems
+    config = default_config(["none", DEP_SOURCE])
+    assert find_problems(config) == []  # the built-in source set: the folder DDeP's entry names
+    config["datasets"]["builtin"]["unlabelled"] = None
+    assert find_problems(config) == [
+        "arms (dep-source).unlabelled: source, but datasets.builtin names no source images; set "
+        "datasets.builtin.unlabelled.source: FOLDER (e.g. ImageNet's train folder)"]
+    config["datasets"]["builtin"]["unlabelled"] = {"source": "resources/data/builtin/source/train"}
+    assert find_problems(config) == []
 
 
 def test_a_bad_arm_stops_the_workflow_before_any_job(tmp_path):
@@ -237,3 +265,73 @@ def test_user_arms_get_comparisons_and_never_enter_the_claims(tmp_path):
     assert {f.name for f in files_written} >= {"toy_comparisons.png", "toy_comparisons.pdf"}
     plain, _ = write_figures(presets, tmp_path / "figures_presets", quiet=True)
     assert not [f for f in plain if "comparisons" in f.name]
+
+
+# --- config/arms.yaml's arms on the smoke grid, end to end from the config alone ---------------------------
+
+def arms_yaml_arms(checkpoint: str) -> list:
+    """config/arms.yaml's arms, its encoder checkpoint file at `checkpoint`."""
+    arms = yaml.safe_load((REPO / "config/arms.yaml").read_text())["arms"]
+    return [dict(a, encoder=checkpoint) if isinstance(a, dict) and a.get("encoder", "").endswith(".safetensors")
+            else a for a in arms]
+
+
+def test_arms_yaml_is_a_valid_sweep_of_the_presets_and_four_arms_of_its_own():
+    from ddep.sweep_config import load_config
+    config = load_config([str(REPO / "config/arms.yaml")])
+    arms = sweep_arms(config)
+    own = [a for a in arms if a.name not in PRESET_ARMS]
+    assert [a.name for a in arms[:4]] == list(PRESET_ARMS) and len(own) == 4
+    assert any(a.denoised and a.encoder == "supervised" and not a.frozen_encoder for a in own)  # DDeP unfrozen
+    assert any(a.denoised and a.encoder == "random" and a.unlabelled == "source" for a in own)  # DeP on the source
+    assert any(a.checkpoint and Path(a.checkpoint).suffix == ".safetensors" for a in own)  # a checkpoint file
+    assert set(config["seeds"]) == {60, 61, 62, 63, 64}  # held out: no other config uses them
+    for other in REPO.glob("config/*.yaml"):
+        if other.name != "arms.yaml":
+            assert not set(yaml.safe_load(other.read_text()).get("seeds") or []) & set(config["seeds"]), other
+    assert (config["results_dir"], config["figures_dir"]) == ("results/arms", "figures/arms")
+
+
+@pytest.mark.slow
+def test_a_checkpoint_arm_runs_the_smoke_grid_through_the_whole_dag(tmp_path):
+    """The user's own encoder, trained by `ddep pretrain-supervised` outside the sweep and saved to a path, named
+    by `encoder: <path>` in config/arms.yaml's arms (smoke grid: one model, one seed): every job runs, the
+    comparisons and their figure are written, the claims keep the presets."""
+    import pandas as pd
+
+    from ddep.train.jobs import read_checkpoint_meta
+    ws = workspace(tmp_path)
+
+    def snakemake(*args):
+        proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", *args], cwd=ws,
+                              capture_output=True, text=True, timeout=1800)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+        return proc
+
+    snakemake("resources/data/builtin_smoke/meta.json", "--configfile", "config/smoke.yaml")
+    proc = subprocess.run([sys.executable, "-m", "ddep.cli", "pretrain-supervised", "--data-root",
+                           "resources/data/builtin_smoke", "--model", "tiny", "--seed", "1", "--iters", "10",
+                           "--out", "my/encoder.safetensors", "--work-dir", "work/my_encoder"],
+                          cwd=ws, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    overlay = {"models": ["tiny"], "ablations": [], "arms": arms_yaml_arms("my/encoder.safetensors"),
+               "results_dir": "results/arms", "figures_dir": "figures/arms"}
+    (ws / "config/mine.yaml").write_text(yaml.safe_dump(overlay))
+    snakemake("--configfile", "config/smoke.yaml", "config/mine.yaml")
+
+    runs = pd.read_csv(ws / "results/arms/runs.csv", keep_default_na=False)
+    own = [a["name"] for a in overlay["arms"] if isinstance(a, dict)]
+    assert sorted(runs.arm) == sorted([*PRESET_ARMS, *own])
+    run = json.loads((ws / "resources/runs/builtin/transunet_tiny/8/my-encoder/seed0.json").read_text())
+    assert run["pretrained"] == "my/encoder.safetensors"  # the file, as the encoder it fine-tuned from
+    meta = read_checkpoint_meta(ws / "resources/weights/builtin/transunet_tiny/my-encoder-ddep_s0.2.pth")
+    assert meta["arm"] == "my-encoder-ddep" and meta["encoder_weights"] == "my/encoder.safetensors"
+    assert "freeze_encoder=True" in (ws / "resources/weights/builtin/transunet_tiny/my-encoder-ddep_s0.2.py").read_text()
+    assert "freeze_encoder=False" in (ws / "resources/weights/builtin/transunet_tiny/ddep-unfrozen_s0.2.py").read_text()
+    comparisons = pd.read_csv(ws / "results/arms/comparisons.csv", keep_default_na=False)
+    assert sorted(comparisons.claim) == sorted(f"{a} > {b}" for a in own
+                                               for b in ("DDeP", "Supervised (21K)", "Random init"))
+    assert set(comparisons.verdict) == {"not shown (n < 2)"}  # one seed: no interval
+    claims = pd.read_csv(ws / "results/arms/claims.csv", keep_default_na=False)
+    assert not any(a in c for c in claims.comparison for a in own)
+    assert (ws / "figures/arms/builtin_comparisons.png").stat().st_size > 0
