@@ -10,8 +10,8 @@ from pathlib import Path
 from mmengine.config import DictAction
 
 from ddep.analysis import COMPARE_CSV_NAMES, WELCH_ALPHA, csv_path
-from ddep.sweep import (ARMS, DEFAULT_SIGMA, DENOISING_ARMS, FORMULATIONS, LOSSES, TARGETS,
-                        NoiseSetting, sweep_models)
+from ddep.sweep import (ARM_ORDER, DEFAULT_SIGMA, FORMULATIONS, LOSSES, TARGETS, ArmError, NoiseSetting,
+                        parse_arm, sweep_arms, sweep_models)
 from ddep.sweep_config import SCHEMA, load_config
 from ddep.tuning import TUNABLE, file_sha256
 
@@ -126,8 +126,8 @@ def cmd_check(args: argparse.Namespace) -> None:
     config = load_config(args.configfile, args.schema)
     preflight(config, models=True)
     print(f"ok: {', '.join(args.configfile)}: {len(config['datasets'])} dataset(s), arms "
-          f"{config['arms']}, models {[m.name for m in sweep_models(config)]}: data, weights, "
-          f"fractions, crops and noise settings checked; every model trained one step per "
+          f"{[a.name for a in sweep_arms(config)]}, models {[m.name for m in sweep_models(config)]}: data, "
+          f"weights, fractions, crops and noise settings checked; every model trained one step per "
           f"stage and crop")
 
 
@@ -180,7 +180,8 @@ def cmd_pretrain_denoise(args: argparse.Namespace) -> None:
                          image_crop=args.image_crop, definition=spec.definition)
     m = pretrain_denoise(cfg, args.arm, noise, args.out, opts, sched,
                          encoder_weights=args.encoder_weights,
-                         noise_conditioning=args.noise_conditioning, heldout=args.heldout)
+                         noise_conditioning=args.noise_conditioning, freeze_encoder=args.freeze_encoder,
+                         heldout=args.heldout)
     heldout = f", held-out loss {m['heldout_loss']:.4f} (zero: {m['heldout_zero_loss']:.4f})" if args.heldout else ""
     print(f"{args.arm} sigma={noise.label} -> {args.out}: final loss {m['final_loss']:.4f}{heldout}, "
           f"{m['iterations']} iterations in {m['wall_time_s']:.0f} s")
@@ -271,6 +272,14 @@ def cmd_readme(args: argparse.Namespace) -> None:
             print(f"{path}: {len(used)} generated block(s) from {', '.join(used) or 'nothing'}")
 
 
+def _arm_name(name: str) -> str:
+    """A preset's name, or the name of an arm of the user's (its record is the sweep's)."""
+    try:
+        return parse_arm(name).name if name in ARM_ORDER else parse_arm({"name": name}).name
+    except ArmError as e:
+        raise argparse.ArgumentTypeError(str(e).split(": ", 1)[-1]) from None
+
+
 def _noise_setting(name: str) -> NoiseSetting:  # argparse shows an ArgumentTypeError's message
     try:
         return NoiseSetting.from_slug(name)
@@ -353,7 +362,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_pretrain_supervised)
 
     p = sub.add_parser("pretrain-denoise", help="denoising pretraining: DeP or DDeP")
-    p.add_argument("--arm", choices=DENOISING_ARMS, required=True)
+    p.add_argument("--arm", type=_arm_name, required=True,
+                   help="dep, ddep, or the name of an arm of yours (its run identity)")
     p.add_argument("--dataset", required=True, help="sets crop size and schedule")
     _dataset_def_arg(p)
     p.add_argument("--data-root", type=Path, help="dataset root (its train images are the default "
@@ -372,20 +382,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", choices=TARGETS, default=TARGETS[0])
     p.add_argument("--loss", choices=LOSSES, default=LOSSES[0])
     p.add_argument("--noise-conditioning", action="store_true", help="condition the decoder on sigma")
-    p.add_argument("--encoder-weights", help="ddep: timm-format supervised encoder to freeze")
+    p.add_argument("--encoder-weights", help="ddep: timm-format supervised encoder to freeze; "
+                                             "any arm: the encoder checkpoint it starts from")
+    p.add_argument("--freeze-encoder", action=argparse.BooleanOptionalAction, default=None,
+                   help="freeze the encoder while the decoder is denoised (default: as the preset "
+                        "--arm names, ddep frozen; any other arm not)")
     p.add_argument("--out", type=Path, required=True, help="weights-only checkpoint (.pth)")
     _job_args(p, "denoise")
     p.set_defaults(func=cmd_pretrain_denoise)
 
     p = sub.add_parser("finetune", help="fine-tune the whole network, evaluate, write the run JSON")
-    p.add_argument("--arm", choices=ARMS, required=True)
+    p.add_argument("--arm", type=_arm_name, required=True,
+                   help=f"{', '.join(ARM_ORDER)}, or the name of an arm of yours (its run identity)")
     p.add_argument("--dataset", required=True)
     _dataset_def_arg(p)
     p.add_argument("--data-root", type=Path, required=True)
     p.add_argument("--split", type=Path, required=True, help="label-fraction split file")
     p.add_argument("--label-fraction", help="label for tables, e.g. 1/30 (default: split file name)")
-    p.add_argument("--init-from", help="dep/ddep: denoising checkpoint")
-    p.add_argument("--encoder-weights", help="21k: timm-format supervised encoder")
+    p.add_argument("--init-from", help="dep/ddep (any denoised arm): denoising checkpoint")
+    p.add_argument("--encoder-weights", help="21k (any arm with a pretrained encoder, decoder "
+                                             "random): its encoder checkpoint")
     p.add_argument("--out", type=Path, required=True, help="per-run JSON")
     p.add_argument("--eval-split", default="val",
                    help="the split evaluated on: val (reported results) or the development split "

@@ -36,8 +36,8 @@ from pathlib import Path
 import pandas as pd
 
 from ddep.data.splits import split_size
-from ddep.sweep import (ABLATIONS, GRID, PRESET_MODELS, SUPERVISED_ARMS, Model, finetune_jobs,
-                        parse_run_name, pretraining_parts, sweep_models)
+from ddep.sweep import (ABLATIONS, GRID, PRESET_MODELS, SUPERVISED, Model, arm_table, denoise_step,
+                        finetune_jobs, parse_run_name, pretraining_parts, sweep_models)
 from ddep.sweep_config import RULE_STAGES, crop_size, dataset_of, encoder_weights, gpus, stage_schedule, unlabelled_crop
 from ddep.tuning import TUNING, tuning_jobs
 
@@ -217,14 +217,17 @@ def sweep_jobs(config: dict) -> list[dict]:
     fine-tunes, ``label_fraction``."""
     jobs = [dict(rule="finetune", dataset=j["dataset"], model=j["model"], arm=j["arm"],
                  part=j["part"], label_fraction=j["label_fraction"]) for j in finetune_jobs(config)]
-    jobs += [dict(rule="pretrain_denoise", dataset=ds, model=m, arm=parse_run_name(run)[0], part=part)
+    arms = arm_table(config)
+    jobs += [dict(rule="pretrain_denoise", dataset=ds, model=m, arm=parse_run_name(run, arms)[0],
+                  step=denoise_step(arms[parse_run_name(run, arms)[0]]), part=part)
              for (ds, m, run), part in pretraining_parts(config).items()]
     # the tuning stage (`snakemake tune`): a fine-tune per cell x grid point x development seed
     jobs += [dict(rule="tune_finetune", dataset=j["dataset"], model=j["model"], arm=j["arm"], part=TUNING,
                   label_fraction=j["label_fraction"], point=j["point"]) for j in tuning_jobs(config)]
     # the workflow trains a supervised encoder where a dataset names none (the built-in data)
+    supervised = [name for name, arm in arms.items() if arm.encoder == SUPERVISED]
     jobs += [dict(rule="pretrain_supervised", dataset=ds, model=m.name,
-                  arm="/".join(SUPERVISED_ARMS) + " encoder", part=GRID)
+                  arm="/".join(supervised) + " encoder", part=GRID)
              for ds in config["datasets"] for m in sweep_models(config)
              if not encoder_weights(config, ds, m)]
     return jobs
@@ -255,7 +258,7 @@ def estimate(jobs: list[dict], config: dict, gpu: str, costs: StepCosts | None =
         speed = speed_of(model, crop)
         sources, img_per_s = {(speed.priced, speed.source)}, speed.img_per_s
         if job["rule"] == "pretrain_denoise":
-            ratio, source = costs.ratio(model, crop, job["arm"])
+            ratio, source = costs.ratio(model, crop, job.get("step") or job["arm"])
             img_per_s, sources = img_per_s / ratio, sources | {("step", source)}
         images = iters * batch * n_gpus  # the batch size is per GPU under DDP
         priced.append(dict(job, images=images, gpu_hours=images / img_per_s / 3600,

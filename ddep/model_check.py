@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ddep.io import atomic_write_text
-from ddep.sweep import (DENOISING_ARMS, SUPERVISED_ARMS, Model, finetune_jobs, parse_run_name,
+from ddep.sweep import (SUPERVISED, Model, arm_images, arm_table, finetune_jobs, parse_run_name,
                         pretrainings, sweep_models)
 from ddep.sweep_config import crop_size, encoder_weights, stage_schedule
 
@@ -68,6 +68,7 @@ def planned_steps(config: dict, models: list[Model] | None = None) -> list[Step]
     and the stand-in where the workflow trains one (the built-in data, no encoder weights)."""
     steps: dict[Step, None] = {}
     jobs = finetune_jobs(config)
+    table = arm_table(config)
     names = {(ds, m, name) for ds, m, name in pretrainings(config)}
     for m in models if models is not None else sweep_models(config):
         for ds, d in config["datasets"].items():
@@ -77,11 +78,12 @@ def planned_steps(config: dict, models: list[Model] | None = None) -> list[Step]
             crop = tuple(crop_size(config, ds))
             steps[Step(m, ds, "finetune", crop, crop)] = None
             for _, _, name in sorted(n for n in names if n[:2] == (ds, m.name)):
-                arm, setting = parse_run_name(name)
-                images = tuple((d.get("unlabelled_crop") or {}).get(arm) or crop)
+                arm, setting = parse_run_name(name, table)
+                images = tuple(arm_images(d, table[arm], table.values())[1] or crop)
                 steps[Step(m, ds, "denoise", crop, images, arm, setting.noise_conditioning == "on",
                            setting)] = None
-            if d.get("generate") and arms & set(SUPERVISED_ARMS) and not encoder_weights(config, ds, m):
+            supervised = any(table[a].encoder == SUPERVISED for a in arms)
+            if d.get("generate") and supervised and not encoder_weights(config, ds, m):
                 p = _generated(d["generate"])
                 grid, size = (p["height"], p["width"]), (p["source_size"],) * 2
                 steps[Step(m, ds, "supervised", grid, size)] = None
@@ -128,7 +130,8 @@ def _step_config(step: Step, config: dict):
         cfg = denoise_config(step.dataset, step.model, root, crop_size=step.crop,
                              image_crop=step.images, definition=own)
         cfg.merge_from_dict(dict(model=denoise_model_overrides(
-            cfg, step.arm, noise, opts, noise_conditioning=step.noise_conditioning)))
+            cfg, noise, opts, arm_table(config)[step.arm].frozen_encoder,
+            noise_conditioning=step.noise_conditioning)))
     else:
         cfg = Config.fromfile(str(RUNTIME))
         cfg.model = classifier_cfg(step.model, len(SOURCE_CLASSES), step.crop, step.images)

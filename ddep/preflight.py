@@ -21,7 +21,8 @@ from ddep.data.table import (DATASET_DEFS, DatasetNotFoundError, check_dataset, 
 from ddep.checkpoints import CheckpointError, resolve_checkpoint
 from ddep.tuning import check_tuning
 from ddep.model_check import SKIP_ENV
-from ddep.sweep import DENOISING_ARMS, SUPERVISED_ARMS, Model, finetune_jobs, sigma_values, sweep_models
+from ddep.sweep import (PRESET_ARMS, SOURCE, SUPERVISED, Arm, ArmError, Model, arm_images, arm_table, finetune_jobs, sigma_values,
+                        sweep_arms, sweep_models)
 from ddep.sweep_config import crop_size, encoder_weights
 
 
@@ -44,19 +45,18 @@ def check_unlabelled(folder: str | os.PathLike) -> None:
             f"of class folders, e.g. train/n01440764/n01440764_10026.JPEG)")
 
 
-def unlabelled_source(dataset: dict, arm: str) -> str | None:
-    """The unlabelled-image folder of ``arm`` in a dataset's config (None: its train images)."""
-    source = dataset.get("unlabelled")
-    return source.get(arm) if isinstance(source, dict) else source
-
-
-def _dataset_problems(config: dict, name: str, arms: set[str], fractions: Iterable[str],
+def _dataset_problems(config: dict, name: str, arms: list[Arm], fractions: Iterable[str],
                       data: bool = True, models: Iterable[Model] = ()) -> list[str]:
     problems, key, d = [], f"datasets.{name}", config["datasets"][name]
     stray = sorted(set(d.get("fraction_seeds") or {}) - set(map(str, d["fractions"])))
     if stray:  # else silently ignored: a typo would run the fraction with the default seeds
         problems.append(f"{key}.fraction_seeds: {', '.join(map(repr, stray))} not in "
                         f"{key}.fractions {list(map(str, d['fractions']))}")
+    table = arm_table(config)
+    problems += [f"arms ({arm.name}).unlabelled: source, but {key} names no source images; set "
+                 f"{key}.unlabelled.source: FOLDER (e.g. ImageNet's train folder)" for arm in arms
+                 if arm.denoised and arm.unlabelled == SOURCE and arm.name not in PRESET_ARMS
+                 and arm_images(d, arm, table.values())[0] is None]
     try:
         dataset = dataset_def(name, d)
     except ValueError as e:
@@ -86,16 +86,17 @@ def _dataset_problems(config: dict, name: str, arms: set[str], fractions: Iterab
             except ValueError as e:
                 problems.append(f"{key}.fractions: {fraction!r} of the {len(stems)} train images "
                                 f"under {d['root']}: {e}")
-    for arm in sorted(arms & set(DENOISING_ARMS)):
-        folder = unlabelled_source(d, arm)
+    for arm in sorted((a for a in arms if a.denoised), key=lambda a: a.name):
+        folder = arm_images(d, arm, table.values())[0]
         if folder is None:
             continue
         try:
             check_unlabelled(folder)
         except DatasetNotFoundError as e:
-            problems.append(f"{key}.unlabelled ({arm}): {e}; fix the path or set it to null "
+            where = f"arms ({arm.name}).unlabelled" if folder == arm.unlabelled else f"{key}.unlabelled ({arm.name})"
+            problems.append(f"{where}: {e}; fix the path or set it to null "
                             f"(the dataset's own train images)")
-    needs = sorted(arms & set(SUPERVISED_ARMS))
+    needs = sorted(a.name for a in arms if a.encoder == SUPERVISED)
     for m in models if needs else ():
         weights = encoder_weights(config, name, m)
         where = f"models ({m.name}).encoder_weights" if m.encoder_weights else f"{key}.encoder_weights"
@@ -110,6 +111,45 @@ def _dataset_problems(config: dict, name: str, arms: set[str], fractions: Iterab
             resolve_checkpoint(weights)
         except CheckpointError as e:
             problems.append(f"{where} (for arms {needs}): {e}")
+    return problems
+
+
+def _checkpoint_problems(arms: list[Arm]) -> list[str]:
+    """Each arm's own encoder checkpoint is there: a file, or a timm name in the local cache."""
+    problems = []
+    for arm in arms:
+        if arm.checkpoint is None:
+            continue
+        try:
+            resolve_checkpoint(arm.checkpoint)
+        except CheckpointError as e:
+            problems.append(f"arms ({arm.name}).encoder: {e}; encoder is random, supervised, a "
+                            f"checkpoint file (relative to the workflow's folder; make one with "
+                            f"`ddep pretrain-supervised --out FILE`) or a timm name")
+    return problems
+
+
+def _fit_problems(config: dict, arms: list[Arm], models: list[Model]) -> list[str]:
+    """Each arm's encoder checkpoint fits each model's encoder (builds the models: torch)."""
+    if not any(arm.checkpoint for arm in arms):
+        return []
+    from mmseg.registry import MODELS
+    from mmseg.utils import register_all_modules
+
+    import ddep.models  # noqa: F401  (registers the TransUNet)
+    from ddep.configs import segmentor_cfg
+    from ddep.models.weights import encoder_fit
+    register_all_modules(init_default_scope=False)
+    problems = []
+    for m in models:
+        crop = crop_size(config, next(iter(config["datasets"])))
+        backbone = MODELS.build(segmentor_cfg(m, 2, crop)["backbone"])
+        for arm in arms:
+            if arm.checkpoint:
+                try:
+                    encoder_fit(backbone, arm.checkpoint, m.name)
+                except CheckpointError as e:
+                    problems.append(f"arms ({arm.name}).encoder: {e}")
     return problems
 
 
@@ -174,16 +214,22 @@ def find_problems(config: dict, models: bool = False, data: bool = True) -> list
     unlabelled folders): what pricing a config needs, nothing that runs. Relative paths are
     taken from the current directory, as the workflow does."""
     try:
+        arms = sweep_arms(config)
         jobs, sweep = finetune_jobs(config), sweep_models(config)
+    except ArmError as e:
+        return [str(e)]
     except ValueError as e:
         return [f"models: {e}"]
     problems = [f"ablations[{i}].datasets: {name!r} is not one of datasets {list(config['datasets'])}"
                 for i, block in enumerate(config.get("ablations") or [])
                 for name in block.get("datasets", []) if name not in config["datasets"]]
     for name in config["datasets"]:
-        arms = {j["arm"] for j in jobs if j["dataset"] == name}
+        dataset_arms = list({j["arm"]: j["arm_spec"] for j in jobs if j["dataset"] == name}.values())
         fractions = dict.fromkeys(j["label_fraction"] for j in jobs if j["dataset"] == name)
-        problems += _dataset_problems(config, name, arms, fractions, data=data, models=sweep)
+        problems += _dataset_problems(config, name, dataset_arms, fractions, data=data, models=sweep)
+    if data:
+        missing = _checkpoint_problems(arms)
+        problems += missing or _fit_problems(config, arms, sweep)
     try:
         check_tuning(config)
     except ValueError as e:

@@ -16,9 +16,9 @@ from pathlib import Path
 from ddep.analysis.common import arm_display
 from ddep.configs import dataset_file, schedule_file, slide_stride
 from ddep.data.splits import split_size
-from ddep.sweep import (ABLATIONS, DENOISING_ARMS, LOSSES, SUPERVISED_ARMS, NoiseSetting,
-                        ablation_settings, conditioning_label, finetune_jobs, parse_sigma,
-                        pretraining_parts, sweep_models)
+from ddep.sweep import (ABLATION_ARMS, ABLATIONS, LOSSES, PRESET_ARMS, SUPERVISED, NoiseSetting,
+                        ablation_settings, arm_images, arm_table, conditioning_label, finetune_jobs,
+                        parse_sigma, pretraining_parts, sweep_arms, sweep_models)
 from ddep.sweep_config import crop_size, dataset_of, encoder_weights, gpus, load_config, stage_schedule, unlabelled_crop
 
 REPO = Path(__file__).resolve().parent.parent
@@ -74,17 +74,20 @@ def _does_architecture(c: dict) -> str:
 
 def _does_encoder(c: dict) -> str:
     weights = dict.fromkeys(str(encoder_weights(c, ds, m)) for ds in c["datasets"] for m in sweep_models(c))
-    return (f"{', '.join(f'`{w}`' for w in weights)} for {', '.join(map(arm_display, SUPERVISED_ARMS))} "
-            f"(DDeP: frozen while its decoder is pretrained); DeP and random init start from random")
+    supervised = [a.name for a in PRESET_ARMS.values() if a.encoder == SUPERVISED]
+    own = "".join(f"; {a.name}: {a.describe()}" for a in sweep_arms(c) if a.name not in PRESET_ARMS)
+    return (f"{', '.join(f'`{w}`' for w in weights)} for {', '.join(map(arm_display, supervised))} "
+            f"(DDeP: frozen while its decoder is pretrained); DeP and random init start from random" + own)
 
 
 def _does_unlabelled(c: dict) -> str:
     def one(ds: str) -> str:
-        source = c["datasets"][ds].get("unlabelled")
-        per_arm = source if isinstance(source, dict) else {a: source for a in DENOISING_ARMS}
-        return ", ".join(f"{arm_display(arm)}: " + (f"`{per_arm[arm]}`" if per_arm.get(arm) else
+        arms = arm_table(c)
+        folders = {name: arm_images(c["datasets"][ds], arm, arms.values())[0]
+                   for name, arm in arms.items() if arm.denoised}
+        return ", ".join(f"{arm_display(arm)}: " + (f"`{folder}`" if folder else
                                                     "the dataset's own train images (labels unused)")
-                         for arm in DENOISING_ARMS)
+                         for arm, folder in folders.items())
     texts = dict.fromkeys(one(ds) for ds in c["datasets"])
     return "; ".join(texts) if len(texts) == 1 else _per_dataset(c, one)
 
@@ -219,7 +222,7 @@ def _does_study(c: dict) -> str:
                            for v in block[a])
                   for a in ("formulation", "target", "noise_conditioning") if a in block]
         what = ", ".join([f"σ ∈ {{{sigmas}}}", *varied])
-        parts.append(f"{'/'.join(map(arm_display, block.get('arms', DENOISING_ARMS)))} on "
+        parts.append(f"{'/'.join(map(arm_display, block.get('arms', ABLATION_ARMS)))} on "
                      f"{', '.join(block.get('datasets', list(c['datasets'])))} at "
                      f"{', '.join(block['fractions'])}: {what}")
     if not parts:

@@ -18,7 +18,7 @@ from mmseg.utils import register_all_modules
 
 import ddep.models  # noqa: F401  (TransUNet, DenoisingPretrainer, the optimizer constructor)
 from ddep.configs import denoiser_cfg, segmentor_cfg
-from ddep.sweep import Model
+from ddep.sweep import PRESET_ARMS, Model
 
 STEPS = ("finetune", "dep", "ddep")
 # The fine-tune's classes when counting (Cityscapes'): only the final projection depends on it.
@@ -59,7 +59,7 @@ def build_step(step: str, model: str | Model, size: tuple[int, int], batch: int 
         net = MODELS.build(segmentor_cfg(model, classes, size))
     else:
         net = MODELS.build(denoiser_cfg(model, size, noise=dict(sigma=0.2),
-                                        freeze_encoder=step == "ddep"))
+                                        freeze_encoder=PRESET_ARMS[step].frozen_encoder))
         optimizer["constructor"] = "TrainableOnlyOptimWrapperConstructor"  # as the job's config
     net.train()
     wrapper = build_optim_wrapper(net, optimizer)

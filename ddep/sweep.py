@@ -21,10 +21,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 
-ARMS = ("none", "21k", "dep", "ddep")
-DENOISING_ARMS = ("dep", "ddep")    # pretrained with the denoising objective
-SUPERVISED_ARMS = ("21k", "ddep")   # start from (DDeP: freeze) a supervised encoder
-
 # The noise-setting axes' allowed values, the paper's setting first (each axis' default).
 FORMULATIONS = ("unscaled", "scaled")
 TARGETS = ("eps", "x")
@@ -289,14 +285,229 @@ class NoiseSetting:
         return {axis: getattr(self, axis) for axis in NOISE_AXES}
 
 
-def run_name(arm: str, setting: NoiseSetting | None) -> str:
+# --- arms ------------------------------------------------------------------------------------
+# An arm is a record of where its network starts; the paper's four are presets of it (PRESET_ARMS).
+# Its encoder starts random, from the supervised encoder (the model's or dataset's
+# `encoder_weights`, else the workflow's stand-in), or from a checkpoint: any other value, a file
+# or a timm name in the local Hugging Face cache. Its decoder starts random or denoising-pretrained
+# (the encoder frozen then, or not) on unlabelled images: the target's train images, the source
+# images (the dataset's `unlabelled` for such arms, the built-in source set), or a folder.
+RANDOM, SUPERVISED, DENOISE = "random", "supervised", "denoise"
+DECODERS = (RANDOM, DENOISE)
+TARGET, SOURCE = "target", "source"
+ARM_FIELDS = ("name", "encoder", "decoder", "frozen_encoder", "unlabelled")
+# An arm name names files and starts a run's name; "_" separates the noise setting (ddep_s0.2).
+_ARM_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+-]*")
+
+
+class ArmError(ValueError):
+    """An ``arms`` entry that cannot run: one line naming the key and the fix."""
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One arm of the sweep: its name and where its network starts (see above)."""
+
+    name: str
+    encoder: str = RANDOM
+    decoder: str = RANDOM
+    frozen_encoder: bool = False  # while the decoder is denoised
+    unlabelled: str = TARGET      # the images the decoder is denoised on
+
+    @property
+    def denoised(self) -> bool:
+        """Whether the arm's decoder is denoising-pretrained (its runs have a noise setting)."""
+        return self.decoder == DENOISE
+
+    @property
+    def pretrained_encoder(self) -> bool:
+        return self.encoder != RANDOM
+
+    @property
+    def checkpoint(self) -> str | None:
+        """The encoder checkpoint the arm names (a file or a hub name), if it names one."""
+        return None if self.encoder in (RANDOM, SUPERVISED) else self.encoder
+
+    def describe(self) -> str:
+        """"supervised encoder (frozen), decoder denoised on the source images"."""
+        encoder = {RANDOM: "random encoder", SUPERVISED: "supervised encoder"}.get(
+            self.encoder, f"encoder from `{self.encoder}`")
+        if not self.denoised:
+            return f"{encoder}, random decoder"
+        images = {TARGET: "the target's images", SOURCE: "the source images"}.get(
+            self.unlabelled, f"`{self.unlabelled}`")
+        return f"{encoder}{' (frozen)' if self.frozen_encoder else ''}, decoder denoised on {images}"
+
+
+# The paper's arms, in paper order (table rows, bar order). Every reader of an arm reads its
+# fields; the names are read here only.
+PRESET_ARMS: dict[str, Arm] = {a.name: a for a in (
+    Arm("none"),
+    Arm("21k", encoder=SUPERVISED),
+    Arm("dep", decoder=DENOISE),
+    Arm("ddep", encoder=SUPERVISED, decoder=DENOISE, frozen_encoder=True, unlabelled=SOURCE),
+)}
+ARM_ORDER = tuple(PRESET_ARMS)
+# The arms an ablation block varies when it names none: the denoised presets.
+ABLATION_ARMS = tuple(name for name, arm in PRESET_ARMS.items() if arm.denoised)
+
+
+def preset_arm(name: str) -> Arm:
+    """The preset of that name; any other name: an arm with every field at its default (what a
+    job told only an arm's name assumes)."""
+    return PRESET_ARMS.get(name) or Arm(name)
+
+
+def parse_arm(entry: "str | dict | Arm", where: str = "arms") -> Arm:
+    """An ``arms`` entry: a preset's name or a mapping ``{name, encoder, decoder,
+    frozen_encoder, unlabelled}``; :class:`ArmError` names the key and the fix."""
+    if isinstance(entry, Arm):
+        return entry
+    if isinstance(entry, str):
+        if entry in PRESET_ARMS:
+            return PRESET_ARMS[entry]
+        raise ArmError(f"{where}: {entry!r} is not a preset arm ({', '.join(PRESET_ARMS)}); define "
+                       f"your own as a mapping {{name: {entry}, encoder: ..., decoder: ...}}")
+    if not isinstance(entry, dict):
+        raise ArmError(f"{where}: {entry!r}: give a preset arm's name or a mapping with the fields "
+                       f"{', '.join(ARM_FIELDS)}")
+    unknown = [k for k in entry if k not in ARM_FIELDS]
+    if unknown:
+        import difflib
+        close = difflib.get_close_matches(str(unknown[0]), ARM_FIELDS, n=1)
+        named = f" ({entry['name']})" if isinstance(entry.get("name"), str) else ""
+        raise ArmError(f"{where}{named}.{unknown[0]}: unknown field{f' (did you mean {close[0]}?)' if close else ''}; "
+                       f"an arm has {', '.join(ARM_FIELDS)}")
+    name = entry.get("name")
+    if not isinstance(name, str) or not _ARM_NAME.fullmatch(name):
+        raise ArmError(f"{where}.name: {name!r}: name the arm with letters, digits and . + - "
+                       f"(it names files; no _, which starts a run's noise setting)")
+    where = f"{where} ({name})"
+    if name in PRESET_ARMS:
+        raise ArmError(f"{where}.name: {name!r} is a preset arm; list the preset by its name "
+                       f"alone, or give yours another name (e.g. {name}-mine)")
+    record = {k: entry.get(k, getattr(Arm, k)) for k in ARM_FIELDS[1:]}
+    if record["decoder"] not in DECODERS:
+        raise ArmError(f"{where}.decoder: {record['decoder']!r} is not a decoder; use one of "
+                       f"{', '.join(DECODERS)}")
+    for key in ("encoder", "unlabelled"):
+        if not isinstance(record[key], str) or not record[key].strip():
+            raise ArmError(f"{where}.{key}: {record[key]!r}: use "
+                           + ("random, supervised, a checkpoint file or a timm name" if key == "encoder"
+                              else f"{TARGET}, {SOURCE} or a folder of images"))
+    if not isinstance(record["frozen_encoder"], bool):
+        raise ArmError(f"{where}.frozen_encoder: {record['frozen_encoder']!r}: use true or false")
+    if record["frozen_encoder"] and record["encoder"] == RANDOM:
+        raise ArmError(f"{where}.frozen_encoder: a frozen random encoder learns nothing; set encoder: "
+                       f"{SUPERVISED} (or a checkpoint), or frozen_encoder: false")
+    if record["decoder"] != DENOISE:
+        for key in ("frozen_encoder", "unlabelled"):
+            if key in entry and entry[key] != getattr(Arm, key):
+                raise ArmError(f"{where}.{key}: applies while the decoder is denoised; set decoder: "
+                               f"{DENOISE}, or drop {key}")
+    return Arm(name, **record)
+
+
+def sweep_arms(config: dict) -> list[Arm]:
+    """The config's ``arms``, each a record; names unique."""
+    arms = [parse_arm(entry, f"arms[{i}]") for i, entry in enumerate(config["arms"])]
+    names = [a.name for a in arms]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ArmError(f"arms: the name(s) {dup} are listed twice; give each arm its own name")
+    return arms
+
+
+def arm_table(config: dict) -> dict[str, Arm]:
+    """Every arm a config may name (its ``arms``, its ablation blocks), by name: the presets,
+    then the config's own."""
+    return {**PRESET_ARMS, **{a.name: a for a in sweep_arms(config)}}
+
+
+def ablation_arms(block: dict, arms: dict[str, Arm], where: str = "ablations") -> list[Arm]:
+    """The denoised arms an ablation block varies (default: the denoised presets)."""
+    out = []
+    for name in block.get("arms", ABLATION_ARMS):
+        if name not in arms or not arms[name].denoised:
+            raise ArmError(f"{where}.arms: {name!r} is not a denoised arm (decoder: {DENOISE}) of "
+                           f"`arms` or the presets; ablations vary the noise of "
+                           f"{', '.join(n for n, a in arms.items() if a.denoised)}")
+        out.append(arms[name])
+    return out
+
+
+def encoder_weights(config: dict, dataset: str, model: Model) -> str | None:
+    """The supervised encoder a model's ``encoder: supervised`` arms (21K, DDeP) start from: the
+    model's ``encoder_weights``, else the dataset's; None where the workflow trains its own
+    stand-in."""
+    return model.encoder_weights or config["datasets"][dataset].get("encoder_weights") or None
+
+
+def arm_images(dataset: dict, arm: Arm, arms: Iterable[Arm] = PRESET_ARMS.values()
+               ) -> tuple[str | None, list[int] | None]:
+    """The folder of unlabelled images a denoised arm learns from on a dataset (None: the
+    dataset's own train images) and their crop (None: the dataset's). A folder the arm names
+    wins; then the dataset's ``unlabelled`` for the arm's name (a mapping), or for every arm (a
+    folder); then, for ``source``, the dataset's ``unlabelled.source`` or the folder it names for
+    another arm on the source images (``arms``). The crop: ``unlabelled_crop`` of the arm's name,
+    else of another arm on the same folder."""
+    arms = list(arms)
+    given = dataset.get("unlabelled")
+    per_arm = given if isinstance(given, dict) else {}
+    if arm.unlabelled not in (TARGET, SOURCE):
+        folder = arm.unlabelled
+    elif arm.name in per_arm:
+        folder = per_arm[arm.name]
+    elif given and not per_arm:
+        folder = given
+    elif arm.unlabelled == SOURCE:
+        named = [per_arm.get(SOURCE)] + [per_arm.get(a.name) for a in arms if a.unlabelled == SOURCE]
+        folder = next((f for f in named if f), None)
+    else:
+        folder = None
+    crops = dataset.get("unlabelled_crop") or {}
+    crop = crops.get(arm.name)
+    if crop is None and folder:
+        same = [a.name for a in arms if a.denoised and a.name in crops and
+                arm_images(dataset, a, ())[0] == folder]
+        crop = crops[same[0]] if same else crops.get(SOURCE) if folder == per_arm.get(SOURCE) else None
+    return folder, crop
+
+
+def encoder_source(config: dict, dataset: str, model: Model, arm: Arm) -> str | None:
+    """Where an arm's encoder starts on a dataset and model: None (random), the supervised
+    encoder (``""``: the workflow's stand-in), or the arm's checkpoint."""
+    if arm.encoder == SUPERVISED:
+        return encoder_weights(config, dataset, model) or ""
+    return arm.checkpoint
+
+
+def pretraining_identity(config: dict, dataset: str, model: Model, arm: Arm) -> tuple:
+    """What a denoising pretraining depends on besides its noise setting: two arms that agree
+    here share their pretraining."""
+    return (encoder_source(config, dataset, model, arm), arm.frozen_encoder,
+            *map(str, arm_images(config["datasets"][dataset], arm, arm_table(config).values())))
+
+
+def denoise_step(arm: Arm) -> str:
+    """The preset whose pretraining step costs what ``arm``'s does (encoder frozen or not): the
+    step of ``benchmarks/step_cost.csv`` and :mod:`ddep.step_flops`."""
+    return next(name for name, p in PRESET_ARMS.items()
+                if p.denoised and p.frozen_encoder == arm.frozen_encoder)
+
+
+def run_name(arm: "Arm | str", setting: NoiseSetting | None) -> str:
     """``none``, ``21k``, or the pretraining's name (``ddep_s0.2``)."""
-    return f"{arm}_{setting.slug}" if arm in DENOISING_ARMS else arm
+    record = arm if isinstance(arm, Arm) else PRESET_ARMS.get(arm)
+    denoised = record.denoised if record else setting is not None
+    name = arm.name if isinstance(arm, Arm) else arm
+    return f"{name}_{setting.slug}" if denoised and setting is not None else name
 
 
-def parse_run_name(name: str) -> tuple[str, NoiseSetting | None]:
+def parse_run_name(name: str, arms: dict[str, Arm] = PRESET_ARMS) -> tuple[str, NoiseSetting | None]:
+    """A run's (or pretraining's) arm name and noise setting; ``arms``: the arms it may name."""
     arm, _, slug = name.partition("_")
-    if arm not in ARMS or (arm in DENOISING_ARMS) != bool(slug):
+    if arm not in arms or arms[arm].denoised != bool(slug):
         raise ValueError(f"not a run name: {name!r} (none, 21k, dep_s0.2, ddep_sU0.1-0.4_cond, ...)")
     return arm, NoiseSetting.from_slug(slug) if slug else None
 
@@ -317,34 +528,46 @@ def finetune_jobs(config: dict) -> list[dict]:
     """Every fine-tuning run of a (schema-valid) config, once: the label-efficiency grid
     (datasets x fractions x arms x seeds at the default noise setting), then each ablation
     block (its datasets and models, default all, x arms x settings x fractions x seeds). Keys: dataset, label_fraction, fraction
-    (slug), arm, seed, run (the run / pretraining name), setting (NoiseSetting or None), part
-    (GRID, or ABLATIONS for a run that only an ablation block asks for), model (its name) and
-    model_spec (its :class:`Model`); every model runs every job."""
+    (slug), arm (its name), arm_spec (its :class:`Arm`), seed, run (the run's name), setting
+    (NoiseSetting or None), pretraining (the denoising pretraining it starts from, shared by the
+    arms whose records agree, or None), part (GRID, or ABLATIONS for a run that only an ablation
+    block asks for), model (its name) and model_spec (its :class:`Model`); every model runs
+    every job. Raises :class:`ArmError` for a bad ``arms`` entry."""
     default = NoiseSetting.from_config(config["denoising"])
     rows: dict[tuple, dict] = {}
     models = sweep_models(config)
+    arms, table = sweep_arms(config), arm_table(config)
 
-    def add(ds: str, fraction: object, arm: str, setting: NoiseSetting | None, seed: int,
+    def pretraining(ds: str, m: Model, arm: Arm, setting: NoiseSetting | None) -> str | None:
+        if not arm.denoised:
+            return None
+        identity = pretraining_identity(config, ds, m, arm)
+        # named after the first arm, presets first, whose record agrees: the others share it
+        first = next(a for a in table.values() if a.denoised and pretraining_identity(config, ds, m, a) == identity)
+        return run_name(first, setting)
+
+    def add(ds: str, fraction: object, arm: Arm, setting: NoiseSetting | None, seed: int,
             part: str, among: list[Model] = models) -> None:
-        setting = setting if arm in DENOISING_ARMS else None
+        setting = setting if arm.denoised else None
         run = run_name(arm, setting)
         for m in among:
-            rows.setdefault((ds, m.name, str(fraction), run, seed), dict(
-                dataset=ds, model=m.name, model_spec=m, label_fraction=str(fraction),
-                fraction=fraction_slug(fraction), arm=arm, seed=int(seed), run=run,
-                setting=setting, part=part))
+            if (ds, m.name, str(fraction), run, seed) not in rows:
+                rows[ds, m.name, str(fraction), run, seed] = dict(
+                    dataset=ds, model=m.name, model_spec=m, label_fraction=str(fraction),
+                    fraction=fraction_slug(fraction), arm=arm.name, arm_spec=arm, seed=int(seed),
+                    run=run, setting=setting, pretraining=pretraining(ds, m, arm, setting), part=part)
 
     for ds, d in config["datasets"].items():
         for fraction in d["fractions"]:
             seeds = (d.get("fraction_seeds") or {}).get(str(fraction), config["seeds"])
-            for arm, seed in itertools.product(config["arms"], seeds):
+            for arm, seed in itertools.product(arms, seeds):
                 add(ds, fraction, arm, default, seed, GRID)
-        for block in config.get("ablations") or []:
+        for i, block in enumerate(config.get("ablations") or []):
             if ds not in block.get("datasets", [ds]):
                 continue
             ablated = [m for m in models if m.name in block.get("models", [m.name])]
             for fraction, arm, setting, seed in itertools.product(
-                    block["fractions"], block.get("arms", DENOISING_ARMS),
+                    block["fractions"], ablation_arms(block, table, f"ablations[{i}]"),
                     ablation_settings(block, default), block.get("seeds", config["seeds"])):
                 add(ds, fraction, arm, setting, seed, ABLATIONS, ablated)
     return list(rows.values())
@@ -360,8 +583,8 @@ def pretraining_parts(config: dict) -> dict[tuple[str, str, str], str]:
     a label-efficiency run uses it (its ablation runs then share it), else ABLATIONS."""
     found: dict[tuple[str, str, str], str] = {}
     for j in finetune_jobs(config):  # per dataset, the grid's runs come first
-        if j["setting"] is not None:
-            found.setdefault((j["dataset"], j["model"], j["run"]), j["part"])
+        if j["pretraining"] is not None:
+            found.setdefault((j["dataset"], j["model"], j["pretraining"]), j["part"])
     return found
 
 

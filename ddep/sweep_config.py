@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ddep.sweep import Model
+from ddep.sweep import encoder_weights  # noqa: F401  (re-exported: which encoder weights win)
 
 SCHEMA = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
 # The training rules of the workflow and the schedule stage each one runs.
@@ -83,9 +83,3 @@ def unlabelled_crop(config: dict, dataset: str, arm: str) -> tuple[int, int] | N
     shaped like the dataset's (``unlabelled_crop``: ImageNet's 224 x 224); None: the dataset's crop."""
     crop = (config["datasets"][dataset].get("unlabelled_crop") or {}).get(arm)
     return tuple(crop) if crop else None
-
-
-def encoder_weights(config: dict, dataset: str, model: Model) -> str | None:
-    """The supervised encoder a model's 21K and DDeP arms start from: the model's
-    ``encoder_weights``, else the dataset's; None where the workflow trains its own stand-in."""
-    return model.encoder_weights or config["datasets"][dataset].get("encoder_weights") or None

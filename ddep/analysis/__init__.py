@@ -8,7 +8,8 @@ CSV_NAMES = ("runs", "summary", "paired", "claims")  # every aggregate's; pretra
 # `ddep compare A B --out DIR` writes these; Welch's test there is at this family-wise level over the shared cells.
 COMPARE_CSV_NAMES = ("compare_cells", "compare_claims")
 WELCH_ALPHA = 0.01
-MARKDOWN_ONLY = ("claims", "pretrainings")  # the whole run's tables; {stem}_label_efficiency, {stem}_noise: .tex too
+COMPARISONS = "comparisons"  # the config's own arms against the presets: only where it has some
+MARKDOWN_ONLY = ("claims", "pretrainings", COMPARISONS)  # the whole run's tables; {stem}_label_efficiency, {stem}_noise: .tex too
 
 
 def csv_path(results_dir: str | PathLike, name: str) -> str:
@@ -20,5 +21,6 @@ def table_paths(results_dir: str | PathLike, name: str) -> list[str]:
 
 
 def figure_paths(figures_dir: str | PathLike, name: str) -> list[str]:
-    """name: ``{stem}_label_efficiency``, ``{stem}_noise``, ``{stem}_claims``, or noise (every ablated dataset)."""
+    """name: ``{stem}_label_efficiency``, ``{stem}_noise``, ``{stem}_claims``, ``{stem}_comparisons`` (the
+    config's own arms), or noise (every ablated dataset)."""
     return [f"{figures_dir}/{name}.{ext}" for ext in ("png", "pdf")]

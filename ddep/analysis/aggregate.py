@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .common import (CELL_KEYS, CONFIDENCE, DENOISING_ARMS, NO_SETTING, NOISE_AXES, PAIR_KEYS, RUN_KEYS, STRING_COLUMNS,
-                     NoiseSetting, ci_halfwidth, diff_stats, in_paper_order, seeds_text, setting_mask, sigma_label)
+from .common import (CELL_KEYS, CONFIDENCE, NO_SETTING, NOISE_AXES, PAIR_KEYS, RUN_KEYS, STRING_COLUMNS,
+                     NoiseSetting, ci_halfwidth, denoised_arms, diff_stats, in_paper_order, seeds_text, setting_mask, sigma_label)
 from ddep.run_file import LABELS, METRICS, check_run, read_json
 from ddep.sweep import conditioning_label, model_of_run, run_name
 
@@ -28,7 +28,7 @@ def _parse_run(path: Path) -> dict:
     row["arm"] = row["arm"].lower()  # "21K" and "21k" are the same arm
     row["sigma"] = sigma_label(row["sigma"])
     row["noise_conditioning"] = (conditioning_label(data.get("noise_conditioning", False))
-                                 if row["arm"] in DENOISING_ARMS else NO_SETTING)
+                                 if row["sigma"] != NO_SETTING else NO_SETTING)
     row |= {"n_labelled": int(data["n_labelled"]), "seed": int(data["seed"]), **{k: float(data[k]) for k in METRICS}}
     row |= {f"iou_{cls}": math.nan if v is None else float(v) for cls, v in (data.get("per_class_iou") or {}).items()}
     row |= {k: data.get(k) for k in PROVENANCE}
@@ -84,7 +84,7 @@ def paired_differences(runs: pd.DataFrame, default: NoiseSetting | None = None) 
              for (arm, base), label in COMPARISONS.items()]
     if default is not None:
         at = setting_mask(runs, default)
-        for arm in DENOISING_ARMS:
+        for arm in denoised_arms(runs):
             base, ctrl = run_name(arm, default), runs[(runs["arm"] == arm) & at]
             pairs += [(f"{run_name(arm, NoiseSetting(*setting))} - {base}", base, treat, ctrl)
                       for setting, treat in runs[(runs["arm"] == arm) & ~at].groupby(list(NOISE_AXES), sort=False)]

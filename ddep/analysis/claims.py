@@ -6,7 +6,7 @@ import math
 
 import pandas as pd
 
-from .common import (ARM_ORDER, CONFIDENCE, DENOISING_ARMS, PAIR_KEYS, NoiseSetting, arm_display, at_default,
+from .common import (ARM_ORDER, CONFIDENCE, PAIR_KEYS, PRESET_ARMS, denoised, NoiseSetting, arm_display, at_default,
                      describe_setting, diff_stats, fraction_column_label, minimal_detectable_effect, parse_sigma)
 
 HOLDS, NOT_SHOWN, CONTRADICTED, TOO_FEW = "holds", "not shown", "contradicted", "not shown (n < 2)"
@@ -74,7 +74,7 @@ def _rows(diff: pd.Series, keys: pd.DataFrame, fixed: dict) -> list[dict]:
 
 def _arm_claims(runs: pd.DataFrame, sigma: str) -> list[dict]:
     """Rows of the arm claims: one per claim x cell x denoising variant."""
-    denoising = runs["arm"].isin(DENOISING_ARMS)
+    denoising = denoised(runs)
     den, base = runs[denoising & (runs["sigma"] == sigma)], runs[~denoising]
     if den.empty:
         return []
@@ -105,7 +105,7 @@ def _sigma_claims(runs: pd.DataFrame, sigma: str) -> list[dict]:
     if parse_sigma(sigma)[0] != "fixed":
         return []  # an interval default has no fixed sigma to compare
     out = []
-    for arm in DENOISING_ARMS:
+    for arm in (name for name, record in PRESET_ARMS.items() if record.denoised):
         sub = runs[runs["arm"] == arm]
         intervals = sorted({s for s in sub["sigma"] if parse_sigma(s)[0] == "interval"},
                            key=lambda s: parse_sigma(s)[1])
@@ -120,10 +120,11 @@ def _sigma_claims(runs: pd.DataFrame, sigma: str) -> list[dict]:
 
 def claims_table(runs: pd.DataFrame, default: NoiseSetting | None) -> pd.DataFrame:
     """The claims of a runs table, DeP/DDeP at `default` (None: no rows): per dataset and model, claim, fraction."""
+    runs = runs[runs["arm"].isin(ARM_ORDER)]  # the paper's claims are on its arms; the user's: comparisons
     if runs.empty or default is None:
         return pd.DataFrame(columns=CLAIM_COLUMNS)
     # The sigma claim: the default's formulation, target and conditioning, any sigma.
-    same_axes = ~runs["arm"].isin(DENOISING_ARMS) | (
+    same_axes = ~denoised(runs) | (
         (runs["formulation"] == default.formulation) & (runs["target"] == default.target)
         & (runs["noise_conditioning"] == default.noise_conditioning))
     rows = _arm_claims(at_default(runs, default), default.sigma) + _sigma_claims(runs[same_axes], default.sigma)
@@ -131,6 +132,35 @@ def claims_table(runs: pd.DataFrame, default: NoiseSetting | None) -> pd.DataFra
     return pd.DataFrame(rows, columns=CLAIM_COLUMNS).sort_values(
         ["dataset", "model", "claim_id", "n_labelled", "sigma", "formulation", "target"], kind="mergesort",
         key=lambda c: c.astype(order) if c.name == "claim_id" else c).reset_index(drop=True)
+
+
+# Each arm of the user's (not a preset) against these presets, paired over seeds as the claims are.
+COMPARISON_BASELINES: tuple[str, ...] = ("ddep", "21k", "none")
+COMPARISONS_CAPTION = (
+    "Each arm of the config's own against DDeP, 21K and random init: paired mIoU differences (percentage points) over "
+    "seeds matched within dataset x fraction x model; {setting}. A row reads as the claim that the arm beats the "
+    "baseline; its verdict, *(fragile)* and MDE are the claims table's (claims.md beside this table says how they are "
+    "reached). These arms are never part of the paper's claims.")
+
+
+def comparisons_table(runs: pd.DataFrame, default: NoiseSetting | None) -> pd.DataFrame:
+    """Each arm of the user's (any arm not a preset) against COMPARISON_BASELINES, in the claims table's columns:
+    per dataset and model, arm, baseline, fraction; denoised arms at `default` (None: no rows)."""
+    runs = at_default(runs, default) if default is not None else runs[~denoised(runs)]
+    own = [a for a in dict.fromkeys(runs["arm"]) if a not in ARM_ORDER]
+    if runs.empty or not own:
+        return pd.DataFrame(columns=CLAIM_COLUMNS)
+    wide = runs.pivot_table(index=[*PAIR_KEYS, "seed"], columns="arm", values="mIoU").reset_index()
+    wide = wide.reindex(columns=[*PAIR_KEYS, "seed", *dict.fromkeys([*own, *COMPARISON_BASELINES])])
+    out = []
+    for arm in own:
+        setting = runs.loc[runs["arm"] == arm, ["sigma", "formulation", "target"]].iloc[0]
+        keys = wide.assign(formulation=setting["formulation"], target=setting["target"])
+        for base in COMPARISON_BASELINES:
+            out += _rows(wide[arm] - wide[base], keys, {
+                "claim_id": f"{arm}_gt_{base}", "claim": f"{arm} > {arm_display(base)}",
+                "comparison": f"{arm} - {arm_display(base)}", "sigma": setting["sigma"]})
+    return pd.DataFrame(out, columns=CLAIM_COLUMNS)
 
 
 def verdict_text(verdict: str, fragile: bool) -> str:
@@ -142,19 +172,21 @@ def _number(x: float, sign: str = "+") -> str:
     return f"{x:{sign}.2f}" if math.isfinite(x) else "–"
 
 
-def render_claims_markdown(claims: pd.DataFrame, default: NoiseSetting | None) -> str:
-    """The claims as Markdown: one table per dataset (and model), then the caption."""
-    lines = [] if len(claims) else ["**Claims of the paper**", "", "No claim has paired runs.", ""]
+def render_claims_markdown(claims: pd.DataFrame, default: NoiseSetting | None, what: str = "claims of the paper",
+                           caption: str = CLAIMS_CAPTION) -> str:
+    """The claims (or the comparisons: `what`, `caption`) as Markdown: one table per dataset (and model), then the
+    caption."""
+    lines = [] if len(claims) else [f"**{what.capitalize()}**", "", "No claim has paired runs.", ""]
     several_models = claims.groupby("dataset")["model"].nunique().gt(1)
     for (ds, model), g in claims.groupby(["dataset", "model"], sort=False):
-        lines += [f"**{f'{ds}, model {model}' if several_models[ds] else ds}: claims of the paper**", "",
+        lines += [f"**{f'{ds}, model {model}' if several_models[ds] else ds}: {what}**", "",
                   "| claim | fraction (images) | comparison | n | mean diff | 95% CI | MDE | verdict |",
                   "|:---|:---:|:---|:---:|:---:|:---:|:---:|:---|"]
         lines += [f"| {r.claim} | {fraction_column_label(r.label_fraction, r.n_labelled)} | {r.comparison} | "
                   f"{r.n_pairs} | {_number(r.mean_diff)} | "
                   + (f"[{_number(r.ci_low)}, {_number(r.ci_high)}]" if math.isfinite(r.ci_low) else "–")
                   + f" | {_number(r.mde, '')} | {verdict_text(r.verdict, r.fragile)} |" for r in g.itertuples()] + [""]
-    return "\n".join([*lines, CLAIMS_CAPTION.format(setting=describe_setting(default), power=MDE_POWER), ""])
+    return "\n".join([*lines, caption.format(setting=describe_setting(default), power=MDE_POWER), ""])
 
 
 def compare_claims(committed: pd.DataFrame, fresh: pd.DataFrame,

@@ -8,9 +8,8 @@ import scipy.optimize
 import scipy.stats
 
 from ddep.io import atomic_write_bytes, atomic_write_text  # noqa: F401  (re-exported)
-from ddep.sweep import ARMS as ARM_ORDER  # noqa: F401  (paper order: table rows, bar order)
-from ddep.sweep import (  # noqa: F401  (re-exported: the run identity and its labels)
-    CELL_KEYS, CONDITIONING, DENOISING_ARMS, FORMULATIONS, NO_SETTING, NOISE_AXES, RUN_KEYS, STRING_COLUMNS, TARGETS,
+from ddep.sweep import (  # noqa: F401  (re-exported: the run identity and its labels; the presets in paper order)
+    ARM_ORDER, CELL_KEYS, CONDITIONING, FORMULATIONS, PRESET_ARMS, NO_SETTING, NOISE_AXES, RUN_KEYS, STRING_COLUMNS, TARGETS,
     NoiseSetting, fraction_value, parse_sigma, sigma_label, sigma_sort_key)
 
 CONFIDENCE = 0.95  # of every interval written (the *_ci95 columns)
@@ -44,21 +43,32 @@ def arm_display(arm: str) -> str:
     return ARM_DISPLAY.get(arm, arm)
 
 
+def denoised(df: pd.DataFrame) -> pd.Series:
+    """Rows of the arms whose decoder was denoised (DeP, DDeP, and any such arm of the user's): they carry a
+    noise setting, the others "-"."""
+    return df["sigma"].astype(str) != NO_SETTING
+
+
+def denoised_arms(df: pd.DataFrame) -> list[str]:
+    """The denoised arms of `df`, in paper order (the user's after the presets)."""
+    return list(in_paper_order(df[denoised(df)], ["arm"])["arm"].unique())
+
+
 def setting_mask(df: pd.DataFrame, setting: NoiseSetting) -> pd.Series:
     """Rows of DeP/DDeP at `setting` (all four noise axes equal)."""
     same = (df[list(NOISE_AXES)].astype(str) == pd.Series(setting.columns())).all(axis=1)
-    return df["arm"].isin(DENOISING_ARMS) & same
+    return denoised(df) & same
 
 
 def at_default(df: pd.DataFrame, setting: NoiseSetting | None) -> pd.DataFrame:
     """The label-efficiency view: none and 21K, and DeP/DDeP only at `setting`."""
-    keep = ~df["arm"].isin(DENOISING_ARMS)
+    keep = ~denoised(df)
     return df[keep if setting is None else keep | setting_mask(df, setting)]
 
 
 def choose_default_setting(df: pd.DataFrame) -> NoiseSetting | None:
     """The noise setting with the most DeP/DDeP rows (ties: first in sigma order); None without any."""
-    counts = df[df["arm"].isin(DENOISING_ARMS)].groupby(list(NOISE_AXES)).size()
+    counts = df[denoised(df)].groupby(list(NOISE_AXES)).size()
     if counts.empty:
         return None
     return NoiseSetting(*min(counts[counts == counts.max()].index, key=lambda k: (sigma_sort_key(k[0]), k[1:])))

@@ -16,10 +16,10 @@ import seaborn as sns
 from matplotlib.figure import Figure  # no pyplot: no global state, no GUI, no figure leaks
 from matplotlib.lines import Line2D
 
-from . import csv_path, figure_paths
+from . import COMPARISONS, csv_path, figure_paths
 from .aggregate import read_csv
 from .claims import CONTRADICTED, HOLDS, NOT_SHOWN, SIGMA_CLAIM_ID, TOO_FEW, verdict_text
-from .common import (ARM_COLOURS, DENOISING_ARMS, NoiseSetting, arm_display, atomic_write_bytes, describe_setting,
+from .common import (ARM_COLOURS, NoiseSetting, denoised, arm_display, atomic_write_bytes, describe_setting,
                      fraction_column_label, in_paper_order, parse_sigma, rows_of, seed_count_text, setting_differences)
 from .tables import ablated_rows, fraction_columns, label_efficiency, table_groups
 
@@ -93,7 +93,7 @@ def _noise_panels(summary: pd.DataFrame, dataset: str, model: str | None, prefix
     """(title, ablated DeP/DDeP cells, random init and 21K cells) per ablated fraction."""
     mine = rows_of(summary, dataset, model)
     df = ablated_rows(mine).dropna(subset=["mIoU_mean"])
-    refs = mine[~mine["arm"].isin(DENOISING_ARMS) & mine["mIoU_mean"].notna()]
+    refs = mine[~denoised(mine) & mine["mIoU_mean"].notna()]
     return [(f"{prefix}label fraction {label}", df[df["label_fraction"] == lf], refs[refs["label_fraction"] == lf])
             for lf, label in fraction_columns(df)]
 
@@ -178,10 +178,12 @@ def claims_figure_rows(claims: pd.DataFrame, dataset: str, model: str | None = N
         ["label", "mean_diff", "ci_low", "ci_high", "n_pairs", "verdict", "fragile"]].reset_index(drop=True)
 
 
-def claims_figure(claims: pd.DataFrame, dataset: str, model: str | None = None) -> Figure:
-    """Forest plot of one dataset's claims, the verdict on the right; without claims, a figure that says so."""
+def claims_figure(claims: pd.DataFrame, dataset: str, model: str | None = None,
+                  what: str = "claims of the paper") -> Figure:
+    """Forest plot of one dataset's claims (or comparisons: `what`), the verdict on the right; without claims, a
+    figure that says so."""
     rows = claims_figure_rows(claims, dataset, model)
-    title = f"{_where(dataset, model)}: claims of the paper"
+    title = f"{_where(dataset, model)}: {what}"
     with matplotlib.rc_context(STYLE):
         fig = Figure(figsize=(9.0, 1.9 + 0.42 * max(len(rows), 2)), layout="constrained")
         ax = fig.add_subplot()
@@ -228,6 +230,8 @@ def write_figures(results_dir: str | os.PathLike, out_dir: str | os.PathLike, de
     if missing := [p for p in paths if not p.is_file()]:
         raise FileNotFoundError(f"{missing[0]}: not found (run the aggregate step first)")
     summary, claims = map(read_csv, paths)
+    comparisons_csv = Path(csv_path(results_dir, COMPARISONS))  # where the sweep has arms of its own
+    comparisons = read_csv(comparisons_csv) if comparisons_csv.is_file() else None
     if "fragile" not in claims.columns:
         raise ValueError(f"{paths[1]} has no 'fragile' column: it was written by an older ddep; run the "
                          f"aggregate step again")
@@ -238,6 +242,8 @@ def write_figures(results_dir: str | os.PathLike, out_dir: str | os.PathLike, de
         figures = {"label_efficiency": label_efficiency_figure(sub, ds, p, default),
                    "noise": noise_figure(sub, ds, p),  # None: no noise ablations, no figure
                    "claims": claims_figure(rows_of(claims, ds, model), ds, p)}
+        if comparisons is not None:
+            figures[COMPARISONS] = claims_figure(rows_of(comparisons, ds, model), ds, p, "your arms against the presets")
         if figures["label_efficiency"] is None:
             notes.append(f"{stem}: no data for the label_efficiency figure, skipped")
         files += [f for kind, fig in figures.items() if fig is not None

@@ -5,9 +5,9 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from . import CSV_NAMES, csv_path, table_paths
+from . import COMPARISONS, CSV_NAMES, csv_path, table_paths
 from .aggregate import load_runs, paired_differences, pretraining_markdown, pretraining_table, summarise
-from .claims import claims_table, render_claims_markdown
+from .claims import COMPARISONS_CAPTION, claims_table, comparisons_table, render_claims_markdown
 from .common import NoiseSetting, atomic_write_text, choose_default_setting
 from .tables import write_tables
 
@@ -26,6 +26,11 @@ def write_results(json_paths: Iterable[str | os.PathLike], out_dir: str | os.Pat
         atomic_write_text(csv_path(out, name), table.to_csv(index=False))
     atomic_write_text(*table_paths(out, "claims"), render_claims_markdown(claims, default))
     table_files, notes = write_tables(summary, paired, out, default)
+    comparisons = comparisons_table(runs, default)
+    if len(comparisons):  # only a sweep with arms of its own has them
+        atomic_write_text(csv_path(out, COMPARISONS), comparisons.to_csv(index=False))
+        atomic_write_text(*table_paths(out, COMPARISONS), render_claims_markdown(
+            comparisons, default, "your arms against the presets", COMPARISONS_CAPTION))
     if pretraining_paths := list(pretraining_paths):
         pretrainings = pretraining_table(pretraining_paths)
         atomic_write_text(csv_path(out, "pretrainings"), pretrainings.to_csv(index=False))
@@ -36,6 +41,7 @@ def write_results(json_paths: Iterable[str | os.PathLike], out_dir: str | os.Pat
                       f"paired comparisons: {len(paired)} setting(s)",
                       f"tables: {len(table_files) + 1} file(s) in {out / 'tables'}",
                       f"claims: {len(claims)} row(s){verdicts}; {int(claims['fragile'].sum())} fragile",
+                      *([f"comparisons (your arms): {len(comparisons)} row(s)"] if len(comparisons) else []),
                       *(f"  note: {n}" for n in notes)])
     if not quiet:
         print(text)

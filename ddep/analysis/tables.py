@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import table_paths
-from .common import (DENOISING_ARMS, NOISE_AXES, NoiseSetting, arm_display, at_default, atomic_write_text,
+from .common import (NOISE_AXES, denoised, NoiseSetting, arm_display, at_default, atomic_write_text,
                      choose_default_setting, describe_setting, fraction_column_label, in_paper_order, rows_of,
                      seed_count_text, setting_mask)
 from ddep.sweep import ABLATION_CELL, ablated_keys, result_stem, run_name
@@ -81,7 +81,7 @@ def render_label_efficiency(wide: pd.DataFrame, where: str, label: str) -> tuple
 
 def ablated_rows(summary: pd.DataFrame) -> pd.DataFrame:
     """DeP/DDeP rows of the (arm, fraction) cells run at more than one noise setting (as the workflow plans them)."""
-    den = summary[summary["arm"].isin(DENOISING_ARMS)]
+    den = summary[denoised(summary)]
     ablated = ablated_keys({**r, "setting": NoiseSetting.from_config(r)} for r in den.to_dict("records"))
     return den.loc[[tuple(k) in ablated for k in den[list(ABLATION_CELL)].itertuples(index=False)]]
 
@@ -131,7 +131,7 @@ def write_tables(summary: pd.DataFrame, paired: pd.DataFrame, results_dir: str |
     files, notes = [], []
     for ds, model, stem in table_groups(summary):
         sub, where = rows_of(summary, ds, model), ds + (f", model {model}" if stem != ds else "")
-        if default is not None and sub["arm"].isin(DENOISING_ARMS).any() and not setting_mask(sub, default).any():
+        if default is not None and denoised(sub).any() and not setting_mask(sub, default).any():
             notes.append(f"{stem}: no DeP/DDeP results at the default setting {default.slug}")
         texts = {"label_efficiency": render_label_efficiency(label_efficiency(sub, ds, model, default), where,
                                                              f"tab:{stem}_label_efficiency")}

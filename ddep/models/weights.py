@@ -84,6 +84,36 @@ def load_encoder(backbone: nn.Module, source: str | os.PathLike, model_name: str
     backbone.load_state_dict({k: v for k, v in state.items() if k in own})
 
 
+def encoder_fit(backbone: nn.Module, source: str | os.PathLike, model_name: str) -> None:
+    """Check that ``source`` loads into ``backbone`` as the jobs load it (:func:`load_encoder`);
+    else a one-line :class:`CheckpointError`: how many of the encoder's tensors the checkpoint
+    has by name, which key prefix the loader expects, and the prefix that would fit."""
+    try:
+        load_encoder(backbone, source, model_name)
+        return
+    except CheckpointError:
+        pass
+    path = resolve_checkpoint(source)
+    found = list(_read_state_dict(path))
+    expected = list(encoder_state_dict(backbone))
+    own_loader = hasattr(backbone, "load_pretrained")  # the TransUNet: timm's names only
+
+    def matches(keys: list[str]) -> int:
+        names = set(keys) | (set() if own_loader else {k.removeprefix("backbone.") for k in keys})
+        return sum(k in names for k in expected)
+
+    # the prefix (up to three dotted parts) under which the checkpoint holds the encoder, if any
+    prefixes = {".".join(k.split(".")[:i]) + "." for k in found for i in (1, 2, 3) if k.count(".") >= i}
+    best = max(prefixes, default="", key=lambda p: matches([k[len(p):] for k in found if k.startswith(p)]))
+    stripped = matches([k[len(best):] for k in found if k.startswith(best)]) if best else 0
+    wanted = "no prefix" if own_loader else "no prefix or 'backbone.'"
+    hint = (f"its keys sit under {best!r} ({stripped} match without it): save them without that prefix"
+            if stripped > matches(found) else "a checkpoint of another encoder?")
+    raise CheckpointError(
+        f"{path} has {matches(found)} of the {len(expected)} tensors of {model_name}'s encoder by name: "
+        f"expected {wanted} (e.g. {expected[0]!r}), found e.g. {found[0] if found else None!r}; {hint}")
+
+
 @dataclass
 class TransferReport:
     loaded: list[str] = field(default_factory=list)

@@ -26,7 +26,7 @@ from ddep.io import atomic_write_text, ensure_writable, write_json
 from ddep.noise import NoiseConfig
 from ddep.run_file import check_run
 from ddep.checkpoints import CheckpointError
-from ddep.sweep import ARMS, DENOISING_ARMS, Model, model_of_run
+from ddep.sweep import PRESET_ARMS, Model, model_of_run, preset_arm
 
 
 @dataclass
@@ -188,11 +188,11 @@ def decoder_norm_cfg(head: dict, opts: JobOptions) -> dict | None:
     return dict(type="SyncBN" if sync else "BN", requires_grad=True)
 
 
-def denoise_model_overrides(cfg: Config, arm: str, noise: NoiseConfig, opts: JobOptions,
+def denoise_model_overrides(cfg: Config, noise: NoiseConfig, opts: JobOptions, freeze_encoder: bool,
                             encoder_weights: str | None = None,
                             noise_conditioning: bool = False) -> dict:
     """What a denoising job sets in its config's ``model`` (the model check builds the same)."""
-    return dict(noise=asdict(noise), freeze_encoder=arm == "ddep", encoder_weights=encoder_weights,
+    return dict(noise=asdict(noise), freeze_encoder=freeze_encoder, encoder_weights=encoder_weights,
                 noise_conditioning=noise_conditioning,
                 decode_head=dict(norm_cfg=decoder_norm_cfg(cfg.model.decode_head, opts)))
 
@@ -296,18 +296,22 @@ def heldout_loss(model, cfg: Config, folder: Path, seed: int, batch_size: int = 
 
 def pretrain_denoise(cfg: Config, arm: str, noise: NoiseConfig, out: Path, opts: JobOptions,
                      sched: dict, encoder_weights: str | None = None,
-                     noise_conditioning: bool = False, heldout: Path | None = None) -> dict:
+                     noise_conditioning: bool = False, freeze_encoder: bool | None = None,
+                     heldout: Path | None = None) -> dict:
     """Pretrain ``cfg`` (from :func:`ddep.configs.denoise_config`) with the denoising objective
     and write a weights-only checkpoint whose meta records the arm and noise setting
-    (fine-tuning reads its identity from there); with ``heldout``, a folder of images it does
-    not train on, the JSON also records its held-out loss (:func:`heldout_loss`)."""
-    if arm not in DENOISING_ARMS:
-        raise ValueError(f"denoising arm must be one of {DENOISING_ARMS}, got {arm!r}")
-    if arm == "ddep" and not encoder_weights:
-        raise ValueError("arm 'ddep' freezes a supervised encoder: pass --encoder-weights "
+    (fine-tuning reads its identity from there). ``freeze_encoder`` None: as the preset ``arm``
+    names (DDeP frozen), any other arm not. With ``heldout``, a folder of images it does not
+    train on, the JSON also records its held-out loss (:func:`heldout_loss`)."""
+    preset = preset_arm(arm)
+    if arm in PRESET_ARMS and not preset.denoised:
+        raise ValueError(f"arm {arm!r} has no denoising pretraining (its decoder starts random)")
+    freeze = preset.frozen_encoder if freeze_encoder is None else freeze_encoder
+    if freeze and not encoder_weights:
+        raise ValueError(f"arm {arm!r} freezes a pretrained encoder: pass --encoder-weights "
                          "(the checkpoint from `ddep pretrain-supervised`, or the model's own)")
-    if arm == "dep" and encoder_weights:
-        raise ValueError("arm 'dep' pretrains the whole U-Net from random init: "
+    if arm in PRESET_ARMS and not preset.pretrained_encoder and encoder_weights:
+        raise ValueError(f"arm {arm!r} pretrains the whole U-Net from random init: "
                          "drop --encoder-weights (or use arm 'ddep')")
     dataset = cfg.train_dataloader.dataset
     unlabelled_dir = Path(dataset.data_root)
@@ -315,7 +319,7 @@ def pretrain_denoise(cfg: Config, arm: str, noise: NoiseConfig, out: Path, opts:
         raise FileNotFoundError(f"unlabelled image folder not found: {unlabelled_dir}")
     dataset.pipeline = checked_pipeline(dataset.pipeline)
     cfg.merge_from_dict(dict(model=denoise_model_overrides(
-        cfg, arm, noise, opts, encoder_weights, noise_conditioning)))
+        cfg, noise, opts, freeze, encoder_weights, noise_conditioning)))
     cfg = apply_run(cfg, opts, sched)
     start = time.time()
     runner = _train(cfg, out)
@@ -373,22 +377,27 @@ def finetune(cfg: Config, arm: str, split_file: Path, label_fraction: str, out: 
     is compared with the label map at its original resolution) and write the run's JSON
     (identity + metrics + provenance, the fine-tune setting and ``setting_from``, where it came
     from, and ``record``'s fields) and its config."""
-    if arm not in ARMS:
-        raise ValueError(f"arm must be one of {ARMS}, got {arm!r}")
-    needs = {"none": (), "21k": ("encoder_weights",), "dep": ("init_from",), "ddep": ("init_from",)}
+    # A preset needs what its record says; an arm of the user's, whatever the sweep passes.
+    preset = PRESET_ARMS.get(arm)
+    needs = {"init_from": preset.denoised, "encoder_weights": preset.pretrained_encoder and not preset.denoised} \
+        if preset else {"init_from": bool(init_from), "encoder_weights": bool(encoder_weights)}
     what = {"init_from": "a denoising checkpoint", "encoder_weights": "a timm-format supervised encoder"}
+    if init_from and encoder_weights:
+        raise ValueError("pass --init-from (a denoising checkpoint, encoder included) or "
+                         "--encoder-weights (an encoder alone), not both")
     for name, value in (("init_from", init_from), ("encoder_weights", encoder_weights)):
         flag = "--" + name.replace("_", "-")
-        if name in needs[arm] and not value:
+        if needs[name] and not value:
             raise ValueError(f"arm {arm!r} needs {flag} ({what[name]})")
-        if name not in needs[arm] and value:
+        if not needs[name] and value:
             raise ValueError(f"arm {arm!r} takes no {flag}")
     split_file = Path(split_file)
     if not split_file.is_file():
         raise FileNotFoundError(f"split file not found: {split_file} (make it with `ddep split`)")
     n_labelled = count_split(split_file)
     pre = read_checkpoint_meta(init_from) if init_from else {}
-    if pre and pre.get("arm") not in (None, arm):
+    # an arm of the user's may share a preset's pretraining (their records agree); a preset never
+    if pre and arm in PRESET_ARMS and pre.get("arm") not in (None, arm):
         raise ValueError(f"{init_from} was pretrained with arm {pre.get('arm')!r}, not {arm!r}")
     if pre and model_of_run(pre) != opts.model.name:
         raise CheckpointError(f"{init_from} was pretrained with model {model_of_run(pre)!r}, but this "

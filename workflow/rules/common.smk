@@ -1,19 +1,22 @@
 # The sweep, expanded once from the config into a table of jobs (ddep.sweep names them).
 import json
 import shlex
+from pathlib import Path
 
 import pandas as pd
 
-from ddep.analysis import CSV_NAMES, csv_path, figure_paths, table_paths
+from ddep.analysis import COMPARISONS, CSV_NAMES, csv_path, figure_paths, table_paths
 from ddep.data.table import definition
-from ddep.preflight import unlabelled_source
-from ddep.sweep import (NoiseSetting, SUPERVISED_ARMS, ablated_cells, finetune_jobs,
-                        parse_run_name, pretrainings, result_stem, sweep_models)
+from ddep.sweep import (PRESET_ARMS, SUPERVISED, NoiseSetting, ablated_cells, arm_images, arm_table, finetune_jobs,
+                        parse_run_name, preset_arm, pretrainings, result_stem, sweep_models)
 from ddep.sweep_config import (dataset_of, encoder_weights, gpus, rule_resources, schedule_overrides,
-                               schedule_source, unlabelled_crop)
+                               schedule_source)
 from ddep.tuning import UNTUNED, held_out_settings, schedule_flags, tuning_jobs
 
 JOBS = finetune_jobs(config)
+ARMS = arm_table(config)  # by name: the presets and the config's own arms, each a record
+# (dataset, model, run) -> the denoising pretraining it starts from (shared where records agree)
+PRETRAINING_OF = {(j["dataset"], j["model"], j["run"]): j["pretraining"] for j in JOBS}
 MODELS = {m.name: m for m in sweep_models(config)}  # by name, the path segment {model}
 FINETUNES = pd.DataFrame(JOBS)  # one row per run
 FINETUNES["json"] = [f"resources/runs/{r.dataset}/{r.model}/{r.fraction}/{r.run}/seed{r.seed}.json"
@@ -34,7 +37,7 @@ PRETRAININGS = pretrainings(config)  # (dataset, model, name): each computed onc
 PRETRAINING_JSONS = [f"resources/weights/{ds}/{m}/{name}.json" for ds, m, name in PRETRAININGS] + [
     f"resources/weights/{ds}/{m}/supervised.json" for ds in config["datasets"] for m in MODELS
     if not encoder_weights(config, ds, MODELS[m])
-    and set(SUPERVISED_ARMS) & set(FINETUNES.arm[FINETUNES.dataset == ds])]
+    and any(ARMS[arm].encoder == SUPERVISED for arm in FINETUNES.arm[FINETUNES.dataset == ds])]
 DEFAULT_NOISE = NoiseSetting.from_config(config["denoising"])
 RESULTS, FIGURES_DIR = config.get("results_dir", "results"), config.get("figures_dir", "figures")
 RESULT_TABLES = [csv_path(RESULTS, name) for name in CSV_NAMES]
@@ -52,6 +55,11 @@ if len({ds for ds, _ in ablated_cells(JOBS)}) > 1:  # the paper's noise figure: 
 # and a claims figure (from claims.csv; a dataset without claims gets one that says so)
 CLAIMS_FIGURES = [path for ds in config["datasets"] for stem in _STEMS[ds]
                   for path in figure_paths(FIGURES_DIR, f"{stem}_claims")]
+# The config's own arms (not presets) against the presets: a table and a forest plot, only where it has some
+OWN_ARMS = [name for name in dict.fromkeys(FINETUNES.arm) if name not in PRESET_ARMS]
+COMPARISON_TABLES = [csv_path(RESULTS, COMPARISONS), *table_paths(RESULTS, COMPARISONS)] if OWN_ARMS else []
+COMPARISON_FIGURES = [path for ds in config["datasets"] for stem in _STEMS[ds]
+                      for path in figure_paths(FIGURES_DIR, f"{stem}_{COMPARISONS}")] if OWN_ARMS else []
 
 
 def dataset(wc):
@@ -65,7 +73,12 @@ def label_fraction(wc):
 
 def run_arm(wc):
     """The arm of a run or pretraining name (ddep.sweep): ddep_s0.4_scaled -> ddep."""
-    return parse_run_name(wc.run)[0]
+    return parse_run_name(wc.run, ARMS)[0]
+
+
+def arm(wc):
+    """The record of the run's (or pretraining's) arm: what the rules read, never its name."""
+    return ARMS[run_arm(wc)]
 
 
 def dataset_args(wc, schedule=False):
@@ -98,6 +111,24 @@ def supervised_encoder(wc):
 def supervised_encoder_input(wc):
     """Only the workflow's own encoder is a DAG input (a hub name is not a file)."""
     return [] if encoder_weights(config, wc.dataset, model(wc)) else supervised_encoder(wc)
+
+
+def arm_encoder(wc):
+    """Where the arm's pretrained encoder starts: the supervised encoder, or its checkpoint."""
+    return supervised_encoder(wc) if arm(wc).encoder == SUPERVISED else arm(wc).checkpoint
+
+
+def arm_encoder_input(wc):
+    """The arm's encoder as a DAG input: the workflow's own, or the user's checkpoint file."""
+    if arm(wc).encoder == SUPERVISED:
+        return supervised_encoder_input(wc)
+    return arm(wc).checkpoint if Path(arm(wc).checkpoint).is_file() else []
+
+
+def pretraining(wc):
+    """The denoising checkpoint a fine-tune starts from: shared by the arms whose records agree."""
+    name = PRETRAINING_OF[wc.dataset, wc.model, wc.run]
+    return f"resources/weights/{wc.dataset}/{wc.model}/{name}.pth"
 
 
 def schedule_args(stage):

@@ -1,18 +1,18 @@
 def finetune_inputs(wc):
     inputs = {"data": dataset_ready(wc),
               "split": f"resources/splits/{wc.dataset}/{wc.fraction}_seed{wc.seed}.txt"}
-    if wc.run == "21k":
-        inputs["encoder"] = supervised_encoder_input(wc)
-    elif wc.run != "none":
-        inputs["pretrained"] = f"resources/weights/{wc.dataset}/{wc.model}/{wc.run}.pth"
+    if arm(wc).denoised:
+        inputs["pretrained"] = pretraining(wc)
+    elif arm(wc).pretrained_encoder:
+        inputs["encoder"] = arm_encoder_input(wc)
     return inputs
 
 
 def pretrained_args(wc):
-    if wc.run == "21k":
-        return f"--encoder-weights {supervised_encoder(wc)}"
-    if wc.run != "none":
-        return f"--init-from resources/weights/{wc.dataset}/{wc.model}/{wc.run}.pth"
+    if arm(wc).denoised:
+        return f"--init-from {pretraining(wc)}"
+    if arm(wc).pretrained_encoder:
+        return f"--encoder-weights {arm_encoder(wc)}"
     return ""
 
 
@@ -55,15 +55,7 @@ use rule finetune as tune_finetune with:
         development=development_list,
     output:
         "resources/tuning/{dataset}/{model}/{fraction}/{run}/{point}/seed{seed}.json",
-    params:
-        root=lookup(dpath="datasets/{dataset}/root", within=config),
-        arm=run_arm,
-        fraction=label_fraction,
-        pretrained=pretrained_args,
-        crop=crop_args,
-        ddep=ddep("finetune"),
-        args=job_args("finetune", "finetune"),
-        model=model_args,
+    params:  # the others are finetune's
         setting=lambda wc: f"--eval-split {DEVELOPMENT_SPLIT} --tuning-point {TUNING_POINTS[wc.point]}"
         + (f" --eval-list {development_list(wc)}" if development_list(wc) else ""),
         work_dir="work/tuning/{dataset}/{model}/{fraction}/{run}/{point}/seed{seed}",

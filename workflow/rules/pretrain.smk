@@ -23,27 +23,28 @@ rule pretrain_supervised:
 
 def denoise_inputs(wc):
     inputs = {"data": dataset_ready(wc)}
-    if run_arm(wc) == "ddep":
-        inputs["encoder"] = supervised_encoder_input(wc)
+    if arm(wc).pretrained_encoder:
+        inputs["encoder"] = arm_encoder_input(wc)
     return inputs
 
 
 def denoise_args(wc):
     """The setting named by the output file (ddep.sweep), the arm's images and encoder."""
-    arm, setting = parse_run_name(wc.run)
-    args = [f"--arm {arm}", setting.cli_args()]
-    unlabelled = unlabelled_source(dataset(wc), arm)
+    name, setting = parse_run_name(wc.run, ARMS)
+    args = [f"--arm {name}", setting.cli_args()]
+    unlabelled, image_crop = arm_images(dataset(wc), arm(wc), ARMS.values())
     if unlabelled:
         args.append(f"--unlabelled {unlabelled}")
-    image_crop = unlabelled_crop(config, wc.dataset, arm)
     if image_crop:
         args.append(f"--image-crop {image_crop[0]} {image_crop[1]}")
     heldout = dataset(wc).get("heldout") or {}
-    if arm in heldout:  # a folder, or null: the dataset's development split
-        folder = heldout[arm] or f"{dataset(wc)['root']}/{dataset_of(config, wc.dataset).splits[DEVELOPMENT_SPLIT].img_path}"
+    if name in heldout:  # a folder, or null: the dataset's development split
+        folder = heldout[name] or f"{dataset(wc)['root']}/{dataset_of(config, wc.dataset).splits[DEVELOPMENT_SPLIT].img_path}"
         args.append(f"--heldout {folder}")
-    if arm == "ddep":
-        args.append(f"--encoder-weights {supervised_encoder(wc)}")
+    if arm(wc).pretrained_encoder:
+        args.append(f"--encoder-weights {arm_encoder(wc)}")
+    if arm(wc).frozen_encoder != preset_arm(name).frozen_encoder:  # what the job assumes of the name
+        args.append("--freeze-encoder" if arm(wc).frozen_encoder else "--no-freeze-encoder")
     return " ".join(args)
 
 
@@ -54,7 +55,7 @@ rule pretrain_denoise:
         weights="resources/weights/{dataset}/{model}/{run}.pth",
         metrics="resources/weights/{dataset}/{model}/{run}.json",
     wildcard_constraints:
-        run=r"(dep|ddep)_s[^/]+",
+        run=f"({'|'.join(re.escape(name) for name, a in ARMS.items() if a.denoised)})_s[^/]+",
     params:
         root=lookup(dpath="datasets/{dataset}/root", within=config),
         noise=denoise_args,

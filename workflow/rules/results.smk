@@ -8,6 +8,7 @@ rule aggregate:
         [report(t, category="Tables", caption="../report/tables.rst") for t in TABLES if t.endswith(".md")],
         report(CLAIMS_TABLE, category="Tables", caption="../report/claims.rst"),
         [t for t in TABLES if t.endswith(".tex")],
+        COMPARISON_TABLES,
     params:
         noise=DEFAULT_NOISE.slug,
         out=RESULTS,
@@ -24,11 +25,13 @@ rule figures:
         # figures are drawn from these CSVs alone
         csv_path(RESULTS, "summary"),
         csv_path(RESULTS, "claims"),
+        COMPARISON_TABLES[:1],
     output:
         [report(f, category="Figures", caption="../report/figures.rst") for f in FIGURES if f.endswith(".png")],
         [report(f, category="Figures", caption="../report/claims_figure.rst")
          for f in CLAIMS_FIGURES if f.endswith(".png")],
         [f for f in FIGURES + CLAIMS_FIGURES if f.endswith(".pdf")],
+        COMPARISON_FIGURES,
     params:
         noise=DEFAULT_NOISE.slug,
         results=RESULTS,
