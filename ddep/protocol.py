@@ -159,7 +159,7 @@ def _does_crop(c: dict) -> str:
                 steps.append("photometric jitter")
         return f"{h}x{w}, {', '.join(steps)}"
     def cut(ds: str) -> str:
-        crops = {arm: unlabelled_crop(c, ds, arm) for arm in DENOISING_ARMS}
+        crops = {arm.name: unlabelled_crop(c, ds, arm.name) for arm in sweep_arms(c) if arm.denoised}
         return ", ".join(f"{arm_display(arm)}: random {h}x{w} crops of its images (the model resamples its position "
                          f"embedding)" for arm, (h, w) in ((a, cr) for a, cr in crops.items() if cr))
     cuts = dict.fromkeys(cut(ds) for ds in c["datasets"])

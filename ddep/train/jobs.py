@@ -21,7 +21,7 @@ from mmengine.runner import Runner
 from ddep.configs import RUNTIME, segmentor_cfg
 from ddep.configs.compose import copy_val_to_test
 from ddep.data.checks import checked_pipeline, count_split
-from ddep.preflight import check_unlabelled
+from ddep.data.table import find_images
 from ddep.io import atomic_write_text, ensure_writable, write_json
 from ddep.noise import NoiseConfig
 from ddep.run_file import check_run
@@ -276,7 +276,9 @@ def heldout_loss(model, cfg: Config, folder: Path, seed: int, batch_size: int = 
     zero on the same corruptions (the reference: 1 for the eps target). Each batch's noise comes
     from its own stream of (``seed``, batch), so two denoisers of one setting see the same noise."""
     import torch
-    check_unlabelled(folder)
+    if not Path(folder).is_dir() or next(find_images(folder), None) is None:
+        raise FileNotFoundError(f"--heldout {folder}: no image files there (the images the denoiser's "
+                                f"held-out loss is measured on)")
     h, w = model.data_preprocessor.size
     data = dict(cfg.train_dataloader.dataset, data_root=str(folder), pipeline=[
         dict(type="LoadImageFromFile"), dict(type="Resize", scale=(w, h), keep_ratio=False),
