@@ -48,14 +48,15 @@ def workspace(tmp_path: Path) -> Path:
 
 # --- the presets: the committed runs, unchanged --------------------------------------------------
 
-@pytest.mark.parametrize("config", ["config", "ablation", "models", "smoke"])
-def test_preset_arms_run_exactly_the_jobs_of_before_the_records(tmp_path, config):
-    """tests/golden/dry_run_{config}.jsonl: every job of `snakemake -n -p` on config/{config}.yaml as the code
-    before arms were records planned it (rule, inputs, outputs, the shell command with every option): the
-    committed results' runs, file names and resolved configs come from these commands."""
-    proc = snakemake_dry_run(workspace(tmp_path), "--configfile", f"config/{config}.yaml")
+@pytest.mark.parametrize("config, target", [("config", ""), ("ablation", ""), ("models", ""), ("smoke", ""),
+                                            ("config", "tune")])
+def test_preset_arms_run_exactly_the_jobs_of_before_the_records(tmp_path, config, target):
+    """tests/golden/dry_run_{config}[_{target}].jsonl: every job of `snakemake [target] -n -p` on
+    config/{config}.yaml as the code before arms were records planned it (rule, inputs, outputs, the shell command
+    with every option): the committed results' runs, file names and resolved configs come from these commands."""
+    proc = snakemake_dry_run(workspace(tmp_path), *([target] if target else []), "--configfile", f"config/{config}.yaml")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    golden = (GOLDEN / f"dry_run_{config}.jsonl").read_text().splitlines()
+    golden = (GOLDEN / f"dry_run_{config}{'_' + target if target else ''}.jsonl").read_text().splitlines()
     assert dry_run_jobs(proc.stdout) == golden
 
 
@@ -98,10 +99,18 @@ def test_pretraining_is_shared_exactly_when_records_agree():
     assert [name for _, _, name in pretrainings(alone)] == ["ddep_s0.2"]
 
 
+def selection(arms: list, fractions: list[str]) -> dict:
+    """A selection file (ddep.tuning) giving every cell of the built-in tiny model one fine-tune setting."""
+    cells = {f: {(a if isinstance(a, str) else a["name"]): {"setting": {"lr": 0.003, "encoder_lr_mult": 0.1}}
+                 for a in arms} for f in fractions}
+    return {"provenance": {"rule": "test"}, "settings": {"builtin": {"transunet_tiny": cells}}}
+
+
 def test_the_arm_fields_reach_the_jobs_commands(tmp_path):
     ws = workspace(tmp_path)
-    overlay = ws / "config/mine.yaml"
-    overlay.write_text(yaml.safe_dump({"arms": ["none", "ddep", UNFROZEN, DEP_SOURCE, DDEP_AGAIN]}))
+    overlay, arms = ws / "config/mine.yaml", ["none", "ddep", UNFROZEN, DEP_SOURCE, DDEP_AGAIN]
+    (ws / "config/selection/mine.yaml").write_text(yaml.safe_dump(selection(arms, ["1/30", "1/1"])))
+    overlay.write_text(yaml.safe_dump({"arms": arms, "tuning": {"selection": "config/selection/mine.yaml"}}))
     proc = snakemake_dry_run(ws, "--configfile", "config/config.yaml", str(overlay.relative_to(ws)))
     assert proc.returncode == 0, proc.stderr[-3000:]
     shell = {json.loads(j)["output"][0]: json.loads(j).get("shell", "") for j in dry_run_jobs(proc.stdout)
