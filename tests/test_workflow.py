@@ -132,8 +132,12 @@ def test_command_line_config_overrides_the_default_and_a_configfile(tmp_path):
                      "channels_last=True")  # Snakemake parses True, not true
     assert job_counts(proc.stdout) == {**expected_counts(smoke), "generate_builtin": 1}
     assert "--model-name segformer_b0" in proc.stdout  # the smoke grid's second model
-    # a config without `models` runs its preset
-    proc = snakemake(ws, "-n", "-p", "--config", "preset=r50_vit_b16")
+    # a config without `models` runs its preset, whose every cell needs a selected fine-tune setting
+    selection = (ws / "config/selection/builtin.yaml").read_text()
+    (ws / "config/selection/r50.yaml").write_text(selection.replace("transunet_tiny:", "transunet_r50_vit_b16:"))
+    proc = snakemake(ws, "-n", "-p", "--config", "preset=r50_vit_b16", check=False)
+    assert proc.returncode != 0 and "has no setting for builtin/transunet_r50_vit_b16/" in proc.stdout + proc.stderr
+    proc = snakemake(ws, "-n", "-p", "--config", "preset=r50_vit_b16", "tuning={selection: config/selection/r50.yaml}")
     assert "--model transunet_r50_vit_b16" in proc.stdout and "transunet_tiny" not in proc.stdout
     jobs = [job for rule in ("finetune", "pretrain_denoise", "pretrain_supervised")
             for job in proc.stdout.split(f"rule {rule}:")[1:]]
