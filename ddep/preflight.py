@@ -236,9 +236,9 @@ def find_problems(config: dict, models: bool = False, data: bool = True) -> list
         problems.append(str(e))
     if models and data:
         problems += _label_problems(config)
-    # the model configs always (mmengine only); their training steps with ``models``, and only
-    # for a config with no other problem
-    return problems + _model_problems(config, train_steps=models and not problems)
+    # the model configs always (mmengine only); their training steps with ``models``, for a
+    # config with no other problem that will run (not one being priced: ``data=False``)
+    return problems + _model_problems(config, train_steps=models and data and not problems)
 
 
 def _label_problems(config: dict) -> list[str]:

@@ -137,3 +137,16 @@ def test_snakemake_refuses_a_model_before_any_job(tmp_path):
     assert len(lines) == 1 and "models (lraspp)" in lines[0] and "49-pixel kernel" in lines[0], out[-3000:]
     assert not (tmp_path / "resources").exists() and not (tmp_path / "logs").exists(), out[-3000:]
     assert "model check: " in out
+
+
+def test_a_models_own_checkpoints_and_class_weights_of_another_dataset_are_dropped():
+    """BiSeNetV1 names an ImageNet checkpoint in its backbone's own backbone (every arm decides
+    its encoder, and a job must not download one); CGNet weighs Cityscapes' 19 classes."""
+    from ddep.configs import segmentor_cfg
+    bisenet = segmentor_cfg("mmseg::bisenetv1/bisenetv1_r18-d32-in1k-pre_4xb4-160k_cityscapes-1024x1024.py",
+                            9, (64, 128))
+    assert bisenet["backbone"]["backbone_cfg"]["init_cfg"] is None
+    cgnet = segmentor_cfg("mmseg::cgnet/cgnet_fcn_4xb4-60k_cityscapes-680x680.py", 9, (64, 128))
+    assert "class_weight" not in cgnet["decode_head"]["loss_decode"]
+    cityscapes = segmentor_cfg("mmseg::cgnet/cgnet_fcn_4xb4-60k_cityscapes-680x680.py", 19, (64, 128))
+    assert len(cityscapes["decode_head"]["loss_decode"]["class_weight"]) == 19  # where it fits, kept

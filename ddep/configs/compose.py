@@ -119,6 +119,28 @@ def _plain_bn(cfg: object) -> object:
     return cfg
 
 
+def _without_checkpoints(cfg: object) -> object:
+    """``cfg`` with every ``init_cfg=dict(type='Pretrained', ...)`` at any depth as None (a
+    backbone inside a backbone, BiSeNetV1's ``backbone_cfg``, names its own checkpoint)."""
+    if isinstance(cfg, dict):
+        init = cfg.get("init_cfg")
+        if isinstance(init, dict) and init.get("type") == "Pretrained":
+            cfg = dict(cfg, init_cfg=None)
+        return {k: _without_checkpoints(v) for k, v in cfg.items()}
+    return cfg
+
+
+def _drop_class_weights(head: dict, num_classes: int) -> None:
+    """A loss's ``class_weight`` of another class count (the frequencies of the dataset the
+    config was made for, e.g. CGNet's 19 Cityscapes weights) does not fit: dropped, so every
+    class weighs the same."""
+    losses = head.get("loss_decode")
+    for loss in losses if isinstance(losses, list) else [losses] if isinstance(losses, dict) else []:
+        weights = loss.get("class_weight")
+        if isinstance(weights, (list, tuple)) and len(weights) != num_classes:
+            loss.pop("class_weight")
+
+
 def dataset_file(dataset: str) -> Path:
     """``_base_/datasets/{dataset}.py``."""
     return _base_file("datasets", dataset)
@@ -260,8 +282,7 @@ def segmentor_cfg(model: str | Model, num_classes: int, img_size: int | Sequence
     m = _plain_bn(load_model(model))
     size = _pair(img_size)
     m.pop("pretrained", None)
-    if (m["backbone"].get("init_cfg") or {}).get("type") == "Pretrained":
-        m["backbone"]["init_cfg"] = None
+    m["backbone"] = _without_checkpoints(m["backbone"])
     if m["backbone"].get("type") == "TransUNetEncoder":  # its position embedding's grid
         m["backbone"].update(img_size=size, pretrained=None)
     m.update(type="PretrainableSegmentor", init_from=init_from, encoder_weights=pretrained,
@@ -271,6 +292,7 @@ def segmentor_cfg(model: str | Model, num_classes: int, img_size: int | Sequence
     for head in [m["decode_head"], *(aux if isinstance(aux, list) else [aux])]:
         head.update(num_classes=num_classes, ignore_index=ignore_index)
         head.pop("out_channels", None)
+        _drop_class_weights(head, num_classes)
     if norm_cfg is not None:
         m["decode_head"]["norm_cfg"] = norm_cfg
     if test_stride is not None:
