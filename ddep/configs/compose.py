@@ -283,8 +283,8 @@ def segmentor_cfg(model: str | Model, num_classes: int, img_size: int | Sequence
     size = _pair(img_size)
     m.pop("pretrained", None)
     m["backbone"] = _without_checkpoints(m["backbone"])
-    if m["backbone"].get("type") == "TransUNetEncoder":  # its position embedding's grid
-        m["backbone"].update(img_size=size, pretrained=None)
+    if "img_size" in m["backbone"]:  # a position embedding's (or relative bias') grid: the crop's
+        m["backbone"]["img_size"] = size
     m.update(type="PretrainableSegmentor", init_from=init_from, encoder_weights=pretrained,
              data_preprocessor=dict(m.get("data_preprocessor") or {"type": "SegDataPreProcessor"},
                                     **PIXELS, size=size))
