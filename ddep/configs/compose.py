@@ -8,6 +8,7 @@ runs with mmseg's own ``tools/train.py`` and ``tools/test.py``."""
 from __future__ import annotations
 
 import copy
+import functools
 import os
 from pathlib import Path
 from typing import Sequence
@@ -52,8 +53,13 @@ def model_source(model: str | Model) -> str:
 
 
 def load_model(model: str | Model) -> dict:
-    """The ``model`` dict of a model's config, checked to be an encoder-decoder segmentor."""
-    source = model_source(model)
+    """The ``model`` dict of a model's config, checked to be an encoder-decoder segmentor (read
+    once per process: resolving an ``mmseg::`` config reads mmseg's metafiles, about a second)."""
+    return copy.deepcopy(_load_model(model_source(model)))
+
+
+@functools.cache
+def _load_model(source: str) -> dict:
     try:
         if source.startswith("mmseg::"):
             from mmengine.hub import get_config
