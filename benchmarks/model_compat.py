@@ -46,7 +46,7 @@ def family_configs(mmseg_configs: Path) -> dict[str, str]:
     return chosen
 
 
-class Timeout(Exception):
+class Timeout(BaseException):  # not an Exception: the check must not take it for a failure
     pass
 
 
@@ -105,10 +105,11 @@ def main() -> None:
                     help="seconds for the paper's crops, over all families (0: skip them)")
     ap.add_argument("--paper-timeout", type=int, default=600, help="seconds per model, paper crops")
     ap.add_argument("--markdown", action="store_true", help="print the table of --csv and stop")
+    ap.add_argument("--cpu", default="AMD EPYC", help="with --markdown: the CPU it ran on")
     args = ap.parse_args()
     if args.markdown:
         with args.csv.open() as f:
-            print(markdown(list(csv.DictReader(f))))
+            print(markdown(list(csv.DictReader(f)), args.cpu))
         return
 
     import mmseg
@@ -116,6 +117,7 @@ def main() -> None:
     from mmseg.utils import register_all_modules
 
     import ddep.models  # noqa: F401
+    from ddep.io import atomic_write_text
     from ddep.model_check import CACHE_ENV, cpu_model
     from ddep.sweep import Model
     from ddep.sweep_config import load_config
@@ -154,9 +156,9 @@ def main() -> None:
                              seconds=round(seconds, 1), steps=steps))
             print(f"{crops:8s} {family:14s} {result:8s} {seconds:7.1f} s  {line}", flush=True)
             write_csv(args.csv, rows)  # after every row: a stopped run keeps what it measured
-    total = time.time() - begun
-    print(f"\n{len(families)} families in {total:.0f} s ({cpu_model()}, 1 thread, nice 19)")
-    print(markdown(rows))
+            atomic_write_text(args.csv.with_suffix(".md"), markdown(rows, cpu_model()) + "\n")
+    print(f"\n{len(families)} families in {time.time() - begun:.0f} s ({cpu_model()}, 1 thread)")
+    print(markdown(rows, cpu_model()))
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:
@@ -169,8 +171,38 @@ def write_csv(path: Path, rows: list[dict]) -> None:
     tmp.replace(path)
 
 
-def markdown(rows: list[dict]) -> str:
-    """One line per family: its config, and at each crop set ok / the reason it is refused."""
+def summary(rows: list[dict], cpu: str) -> str:
+    """Families tried, how many run, the refusals by reason, the time."""
+    lines = []
+    for crops in ("built-in", "paper"):
+        done = [r for r in rows if r["crops"] == crops and r["result"] != "not run"]
+        if not done:
+            continue
+        ok = [r for r in done if r["result"] == "ok"]
+        reasons: dict[str, int] = {}
+        for r in done:
+            if r["result"] == "refused":
+                kind = reason_kind(r["line"])
+                reasons[kind] = reasons.get(kind, 0) + 1
+        other = [r for r in done if r["result"] not in ("ok", "refused")]
+        seconds = sum(float(r["seconds"] or 0) for r in done)
+        why = "; ".join(f"{n} {kind}" for kind, n in sorted(reasons.items(), key=lambda x: -x[1]))
+        skipped = len([r for r in rows if r["crops"] == crops and r["result"] == "not run"])
+        lines.append(f"- **{crops} crops**: {len(done)} families tried, **{len(ok)} run** every "
+                     f"stage, {sum(reasons.values())} refused before any job ({why})"
+                     + (f", {len(other)} without a result ({', '.join(r['family'] + ': ' + r['result'] for r in other)})" if other else "")
+                     + (f", {skipped} not run (time budget)" if skipped else "")
+                     + f"; {seconds / 60:.1f} min of checking on {cpu}, one thread.")
+    return "\n".join(lines)
+
+
+def markdown(rows: list[dict], cpu: str = "AMD EPYC") -> str:
+    """The summary, then one line per family: its config, and at each crop set ok / the reason
+    it is refused."""
+    return summary(rows, cpu) + "\n\n" + table(rows)
+
+
+def table(rows: list[dict]) -> str:
     by = {}
     for r in rows:
         by.setdefault(r["family"], {"config": r["config"]})[r["crops"]] = r

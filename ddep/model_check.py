@@ -12,6 +12,7 @@ code, so a workflow pays for each step once.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import json
@@ -139,6 +140,7 @@ def _step_config(step: Step, config: dict):
     return cfg, sched["train_dataloader"]["batch_size"]
 
 
+@functools.cache
 def _code_hash() -> str:
     root = Path(__file__).resolve().parent
     h = hashlib.sha256()
@@ -148,6 +150,7 @@ def _code_hash() -> str:
     return h.hexdigest()[:16]
 
 
+@functools.cache
 def _versions() -> dict:
     import importlib.metadata as md
     out = {}
@@ -163,7 +166,7 @@ def step_key(step: Step, cfg, batch: int) -> str:
     """The cache key of a step: its resolved model and optimizer configs, input size, batch,
     library versions and ddep's model code."""
     d = dict(stage=step.stage, model=cfg.model.to_dict(), optim=cfg.optim_wrapper.to_dict(),
-             images=list(step.images), batch=batch, versions=_versions(), code=_code_hash())
+             images=list(step.images), batch=batch, versions=dict(_versions()), code=_code_hash())
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 

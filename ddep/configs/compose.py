@@ -8,6 +8,7 @@ runs with mmseg's own ``tools/train.py`` and ``tools/test.py``."""
 from __future__ import annotations
 
 import copy
+import functools
 import os
 from pathlib import Path
 from typing import Sequence
@@ -52,8 +53,13 @@ def model_source(model: str | Model) -> str:
 
 
 def load_model(model: str | Model) -> dict:
-    """The ``model`` dict of a model's config, checked to be an encoder-decoder segmentor."""
-    source = model_source(model)
+    """The ``model`` dict of a model's config, checked to be an encoder-decoder segmentor (read
+    once per process: resolving an ``mmseg::`` config reads mmseg's metafiles, about a second)."""
+    return copy.deepcopy(_load_model(model_source(model)))
+
+
+@functools.cache
+def _load_model(source: str) -> dict:
     try:
         if source.startswith("mmseg::"):
             from mmengine.hub import get_config
@@ -283,8 +289,8 @@ def segmentor_cfg(model: str | Model, num_classes: int, img_size: int | Sequence
     size = _pair(img_size)
     m.pop("pretrained", None)
     m["backbone"] = _without_checkpoints(m["backbone"])
-    if m["backbone"].get("type") == "TransUNetEncoder":  # its position embedding's grid
-        m["backbone"].update(img_size=size, pretrained=None)
+    if "img_size" in m["backbone"]:  # a position embedding's (or relative bias') grid: the crop's
+        m["backbone"]["img_size"] = size
     m.update(type="PretrainableSegmentor", init_from=init_from, encoder_weights=pretrained,
              data_preprocessor=dict(m.get("data_preprocessor") or {"type": "SegDataPreProcessor"},
                                     **PIXELS, size=size))
