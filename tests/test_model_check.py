@@ -41,9 +41,13 @@ def test_the_default_transunets_configs_and_hashes_are_unchanged(tmp_path, monke
     cfg = finetune_config("builtin", "tiny", "resources/data/builtin")
     cfg.merge_from_dict(dict(model=finetune_model_overrides(cfg, opts)))
     assert cfg.model.decode_head.norm_cfg == dict(type="BN", requires_grad=True)
-    assert config_hash(apply_run(cfg, opts, schedule_config("builtin", "finetune"))) == "803249e3220c"
+    # a pretrained arm's fine-tune, at the setting the committed selection gives it (lr 3e-3, encoder x0.1)
+    selected = yaml.safe_load((REPO / "config/selection/builtin.yaml").read_text())
+    setting = selected["settings"]["builtin"]["transunet_tiny"]["1/30"]["ddep"]["setting"]
+    sched = schedule_config("builtin", "finetune", **setting)
+    assert config_hash(apply_run(cfg, opts, sched)) == "803249e3220c"
     cfg = denoise_config("builtin", "tiny", "resources/data/builtin/img_dir/train")
-    cfg.merge_from_dict(dict(model=denoise_model_overrides(cfg, "dep", NoiseConfig(), opts)))
+    cfg.merge_from_dict(dict(model=denoise_model_overrides(cfg, NoiseConfig(), opts, freeze_encoder=False)))
     assert config_hash(apply_run(cfg, opts, schedule_config("builtin", "denoise"))) == "a239d6585caf"
 
 

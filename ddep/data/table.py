@@ -155,7 +155,7 @@ def dataset_def(name: str, entry: dict | None = None) -> DatasetDef:
                          f"(docs/datasets.md)")
     if own.get("config") in DATASET_DEFS:
         base = DATASET_DEFS[own["config"]]
-        layers = {"train": base.splits["train"].__dict__, "val": base.splits["val"].__dict__}
+        layers = {split: s.__dict__ for split, s in base.splits.items()}  # its development scenes too
         fields = dict(type=base.type, img_suffix=base.img_suffix,
                       seg_map_suffix=base.seg_map_suffix, reduce_zero_label=base.reduce_zero_label)
     elif "config" in own:
@@ -166,7 +166,7 @@ def dataset_def(name: str, entry: dict | None = None) -> DatasetDef:
                    if k in own})
     splits = {split: SplitDef(**{**{k: v for k, v in layers[split].items() if v is not None},
                                  **(own.get(split) or {})})
-              for split in ("train", "val")}
+              for split in layers}
     layout = tuple(line for s in splits.values() for line in
                    (f"{s.img_path}/NAME{fields['img_suffix']}",
                     f"{s.seg_map_path}/NAME{fields['seg_map_suffix']}",
