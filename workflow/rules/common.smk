@@ -28,9 +28,10 @@ try:
     SETTINGS = {} if TUNING_ONLY else held_out_settings(config, JOBS)
 except (ValueError, FileNotFoundError) as e:
     raise WorkflowError(str(e)) from None
-TUNING_JOBS = pd.DataFrame(tuning_jobs(config))
+_TUNING = tuning_jobs(config)  # expanded once: the rules' inputs and each point's options
+TUNING_JOBS = pd.DataFrame(_TUNING)
 # each grid point's `ddep finetune --tuning-point` values, by its folder name
-TUNING_POINTS = {j["point_slug"]: " ".join(f"{k}={v}" for k, v in j["point"].items()) for j in tuning_jobs(config)}
+TUNING_POINTS = {j["point_slug"]: " ".join(f"{k}={v}" for k, v in j["point"].items()) for j in _TUNING}
 DEVELOPMENT_SPLIT = "dev"  # the split the tuning stage evaluates on (ddep.data.table)
 PRETRAININGS = pretrainings(config)  # (dataset, model, name): each computed once, shared by its fine-tunes
 # Their JSONs (what each learnt from, how long, how well), tabulated by `ddep aggregate`.
