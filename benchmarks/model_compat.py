@@ -3,9 +3,10 @@ training step of every stage at every crop, as `ddep check` and Snakemake's star
 one config of every family that the installed mmseg ships (its `.mim/configs/<family>/`), at the
 built-in crops (config/smoke.yaml: fine-tune and DeP 64x128, DDeP 64x64 images, the stand-in)
 and, time allowing, at the paper's (config/paper.yaml: fine-tune, DeP and DDeP at 512x1024,
-480x480 and 512x512). Writes a CSV, one row per family and crop set, and prints a Markdown table.
+480x480 and 512x512). Writes a CSV, one row per family and crop set, its Markdown table (.md)
+and the summary alone (_summary.md); `--markdown` rewrites both from the CSV.
 
-    nice -n 19 python benchmarks/model_compat.py --csv benchmarks/model_compat.csv --paper-budget 1800
+    python benchmarks/model_compat.py --csv benchmarks/model_compat.csv --paper-budget 1200
 
 One process, one thread. A family's config is the first of its files (sorted) whose name has the
 earliest of SMALL's tokens (its smallest variant), else its first file.
@@ -58,6 +59,8 @@ def reason_kind(line: str) -> str:
     """The refusal's reason, as the table groups them."""
     kinds = (("a list of decode heads", "cascade of decode heads"),
              ("cannot become a noise head", "head without a `conv_seg` projection (query-based or mask heads)"),
+             ("not a per-pixel head", "head without a `conv_seg` projection (query-based or mask heads)"),
+             ("takes only the input size", "backbone fixed to one input size (DDeP's crop differs)"),
              ("fixed", "fixed pooling kernel larger than the crop's feature map"),
              ("boundary labels", "needs boundary labels (GenerateEdge)"),
              ("needs the package", "needs a package that is not installed"),
@@ -104,12 +107,13 @@ def main() -> None:
     ap.add_argument("--paper-budget", type=int, default=0,
                     help="seconds for the paper's crops, over all families (0: skip them)")
     ap.add_argument("--paper-timeout", type=int, default=600, help="seconds per model, paper crops")
-    ap.add_argument("--markdown", action="store_true", help="print the table of --csv and stop")
+    ap.add_argument("--markdown", action="store_true",
+                    help="rewrite the table and summary (.md, _summary.md) of --csv and stop")
     ap.add_argument("--cpu", default="AMD EPYC", help="with --markdown: the CPU it ran on")
     args = ap.parse_args()
     if args.markdown:
         with args.csv.open() as f:
-            print(markdown(list(csv.DictReader(f)), args.cpu))
+            write_markdown(args.csv, list(csv.DictReader(f)), args.cpu)
         return
 
     import mmseg
@@ -117,7 +121,6 @@ def main() -> None:
     from mmseg.utils import register_all_modules
 
     import ddep.models  # noqa: F401
-    from ddep.io import atomic_write_text
     from ddep.model_check import CACHE_ENV, cpu_model
     from ddep.sweep import Model
     from ddep.sweep_config import load_config
@@ -156,7 +159,7 @@ def main() -> None:
                              seconds=round(seconds, 1), steps=steps))
             print(f"{crops:8s} {family:14s} {result:8s} {seconds:7.1f} s  {line}", flush=True)
             write_csv(args.csv, rows)  # after every row: a stopped run keeps what it measured
-            atomic_write_text(args.csv.with_suffix(".md"), markdown(rows, cpu_model()) + "\n")
+            write_markdown(args.csv, rows, cpu_model())
     print(f"\n{len(families)} families in {time.time() - begun:.0f} s ({cpu_model()}, 1 thread)")
     print(markdown(rows, cpu_model()))
 
@@ -169,6 +172,13 @@ def write_csv(path: Path, rows: list[dict]) -> None:
         w.writeheader()
         w.writerows(rows)
     tmp.replace(path)
+
+
+def write_markdown(csv_path: Path, rows: list[dict], cpu: str) -> None:
+    """The table (docs/models.md's block) and its summary alone (the README's) beside the CSV."""
+    from ddep.io import atomic_write_text
+    atomic_write_text(csv_path.with_suffix(".md"), markdown(rows, cpu) + "\n")
+    atomic_write_text(csv_path.with_name(csv_path.stem + "_summary.md"), summary(rows, cpu) + "\n")
 
 
 def summary(rows: list[dict], cpu: str) -> str:

@@ -217,12 +217,23 @@ KNOWN_CAUSES = (
     (re.compile(r"Expected more than 1 value per channel when training"),
      "a BatchNorm layer sees a 1x1 feature map, which a batch of one image cannot train: "
      "give it a per-GPU batch of 2 or more"),
+    # K-Net's and MaskFormer's heads take no class count: they predict masks from queries
+    (re.compile(r"unexpected keyword argument '(num_classes|in_channels)'"),
+     "its decode head is not a per-pixel head (mmseg's BaseDecodeHead; a query-based mask "
+     "head): ddep sets the head's class count and replaces its conv_seg projection: drop it"),
 )
 
 
-def _reason(e: BaseException, step: Step, pools: _Pools) -> str:
+def _raised_by_ddep(e: BaseException) -> bool:
+    tb = e.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and Path(tb.tb_frame.f_code.co_filename).is_relative_to(Path(__file__).parent)
+
+
+def _reason(e: BaseException, step: Step, pools: _Pools | None) -> str:
     text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    if "Output size is too small" in text and pools.seen:
+    if "Output size is too small" in text and pools and pools.seen:
         name, k, (fh, fw) = pools.seen[-1]
         sh, sw = step.images[0] / fh, step.images[1] / fw
         need = (int(k * sh), int(k * sw))
@@ -231,8 +242,12 @@ def _reason(e: BaseException, step: Step, pools: _Pools) -> str:
     for pattern, reason in KNOWN_CAUSES:
         if pattern.search(text):
             return reason
-    if isinstance(e, ValueError) and type(e).__module__.startswith("ddep"):
-        return text
+    if step.images != step.crop and re.search(r"size of tensor a \(\d+\) must match", text):
+        return (f"its backbone takes only the input size it is built for ({step.crop[0]}x"
+                f"{step.crop[1]}), not {step.images[0]}x{step.images[1]} "
+                f"images: leave out the arms that denoise at that size ({step.arm}) or drop it")
+    if isinstance(e, ValueError) and (type(e).__module__.startswith("ddep") or _raised_by_ddep(e)):
+        return text  # ddep's own messages are already in words
     return f"{type(e).__name__}: {text[:300]}"
 
 
@@ -242,10 +257,11 @@ def train_step(step: Step, cfg, batch: int) -> None:
     import torch
     from mmengine.optim import build_optim_wrapper
     from mmseg.registry import MODELS
-    model = MODELS.build(cfg.model)
-    model.init_weights()
-    pools = _Pools(model)
-    try:
+    pools = None
+    try:  # building is part of the check: a head or backbone may refuse the config or crop
+        model = MODELS.build(cfg.model)
+        model.init_weights()
+        pools = _Pools(model)
         wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
         model.train()
         torch.manual_seed(0)
@@ -254,7 +270,8 @@ def train_step(step: Step, cfg, batch: int) -> None:
         e.ddep_reason = _reason(e, step, pools)
         raise
     finally:
-        pools.remove()
+        if pools:
+            pools.remove()
 
 
 @dataclass

@@ -59,6 +59,12 @@ def test_the_norm_override_keeps_the_heads_own_norm(tmp_path):
     assert decoder_norm_cfg(dict(norm_cfg=gn), ddp) == gn
     assert decoder_norm_cfg(dict(norm_cfg=None), one) is None  # a head without norm stays so
     assert decoder_norm_cfg(dict(norm_cfg=dict(type="SyncBN")), one) == dict(type="BN", requires_grad=True)
+    # a config naming no norm: the class's own default where that is not BN (Segmenter's LN) ...
+    from mmseg.utils import register_all_modules
+    register_all_modules(init_default_scope=False)
+    assert decoder_norm_cfg(dict(type="SegmenterMaskTransformerHead"), one) == dict(type="LN")
+    # ... else BN, as ddep always gave it (BaseDecodeHead's default is no norm)
+    assert decoder_norm_cfg(dict(type="FCNHead"), one) == dict(type="BN", requires_grad=True)
     # SyncBN only under DDP on GPUs (on CPUs, gloo, it stays BN)
     import torch
     want = "SyncBN" if torch.cuda.is_available() else "BN"
@@ -114,6 +120,36 @@ def test_models_that_cannot_train_are_refused_with_one_line_each_and_the_cache_a
     again = check_models(cfg)
     assert again.refused == first.refused and again.cached == 2
     assert time.time() - start < first.seconds
+
+
+def test_query_heads_and_one_size_backbones_are_refused_in_words(tmp_path, monkeypatch):
+    """K-Net's and MaskFormer's mask heads, and BEiT fed DDeP's 64x64 images when built for
+    64x128: the reason in words, not the library's exception."""
+    from ddep.model_check import check_models
+    monkeypatch.setenv("DDEP_MODEL_CHECK_CACHE", str(tmp_path / "cache"))
+    heads = {"knet": "mmseg::knet/knet-s3_r50-d8_fcn_8xb2-adamw-80k_ade20k-512x512.py",
+             "maskformer": "mmseg::maskformer/maskformer_swin-t_upernet_8xb2-160k_ade20k-512x512.py",
+             "beit": "mmseg::beit/beit-base_upernet_8xb2-160k_ade20k-640x640.py"}
+    refused = check_models(smoke([{"name": k, "config": v} for k, v in heads.items()])).refused
+    query = ("its fine-tune at crop 64x128 (datasets.builtin) fails: its decode head is not a "
+             "per-pixel head (mmseg's BaseDecodeHead; a query-based mask head): ddep sets the "
+             "head's class count and replaces its conv_seg projection: drop it")
+    assert refused["knet"] == f"models (knet): refused before any job: {query}"
+    assert refused["maskformer"] == f"models (maskformer): refused before any job: {query}"
+    assert refused["beit"] == (
+        "models (beit): refused before any job: its denoising (ddep) at crop 64x64 images, model "
+        "built for 64x128 (datasets.builtin) fails: its backbone takes only the input size it is "
+        "built for (64x128), not 64x64 images: leave out the arms that denoise at that size "
+        "(ddep) or drop it")
+
+
+def test_a_vit_stage_with_a_class_token_feeds_the_stand_in():
+    """DPT's ViT returns (feature map, class token) per stage: the stand-in pools the map."""
+    import torch
+    from ddep.models.segmentor import last_feature
+    fmap, cls = torch.zeros(1, 8, 4, 4), torch.zeros(1, 8)
+    assert last_feature([(fmap, cls), (fmap, cls)]) is fmap
+    assert last_feature((fmap,)) is fmap and last_feature(fmap) is fmap
 
 
 def test_a_crop_large_enough_lets_the_pooling_head_train(tmp_path, monkeypatch):

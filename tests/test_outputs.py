@@ -24,10 +24,11 @@ def undocumented(csv: Path) -> list[str]:
     return [c for c in pd.read_csv(csv, nrows=0).columns if column_meaning(csv.stem, c) is None]
 
 
-def run_jsons_like_the_committed_ones(folder: Path, extra: dict | None = None) -> list[Path]:
-    """Per-run JSONs as `ddep finetune` writes them, rebuilt from the committed runs.csv (the default run's)."""
+def run_jsons_like_the_committed_ones(folder: Path, extra: dict | None = None,
+                                     runs_csv: Path = REPO / "results/runs.csv") -> list[Path]:
+    """Per-run JSONs as `ddep finetune` writes them, rebuilt from a committed runs.csv (the default run's)."""
     paths = []
-    for i, row in read_csv(REPO / "results/runs.csv").iterrows():
+    for i, row in read_csv(runs_csv).iterrows():
         rec = {k: v for k, v in row.items() if not k.startswith(("iou_", "version_")) and k != "json_path"}
         rec["noise_conditioning"] = rec["noise_conditioning"] == "on"
         rec["pretrained"] = "" if isinstance(rec["pretrained"], float) else rec["pretrained"]
@@ -82,9 +83,13 @@ def test_every_column_the_code_writes_has_a_meaning_and_a_new_one_fails(tmp_path
                   pretraining_paths=pretraining_jsons(runs))
     compare_results(REPO / "results", tmp_path / "out", out=tmp_path / "out")
     write_tuning(tuning_jsons(runs), TUNING_GRID, [100], str(tmp_path / "out"), str(tmp_path / "selection.yaml"), {})
-    written = sorted((tmp_path / "out").glob("*.csv"))
-    assert [c.stem for c in written] == sorted([*OUTPUT_COLUMNS]) == sorted(
-        ["runs", "summary", "paired", "claims", "pretrainings", "tuning", *COMPARE_CSV_NAMES])
+    # config/arms.yaml's runs: arms of the config's own, so the comparisons are written too
+    (arm_runs := tmp_path / "arm_runs").mkdir()
+    write_results(run_jsons_like_the_committed_ones(arm_runs, runs_csv=REPO / "results/arms/runs.csv"),
+                  tmp_path / "arms", quiet=True)
+    written = sorted([*(tmp_path / "out").glob("*.csv"), tmp_path / "arms/comparisons.csv"])
+    assert sorted(c.stem for c in written) == sorted([*OUTPUT_COLUMNS]) == sorted(
+        ["runs", "summary", "paired", "claims", "pretrainings", "tuning", "comparisons", *COMPARE_CSV_NAMES])
     assert {c.name: undocumented(c) for c in written} == {c.name: [] for c in written}
     # every documented column is one the code writes (no stale line), families matched by their prefix
     for csv in written:

@@ -27,8 +27,10 @@ def probe(fn, module: nn.Module, size: Sequence[int]) -> torch.Tensor:
 
 
 def last_feature(feats: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
-    """The deepest feature map of a backbone's output (mmseg backbones return a tuple of stages)."""
-    return feats if isinstance(feats, torch.Tensor) else feats[-1]
+    """The deepest feature map of a backbone's output (mmseg backbones return a tuple of stages;
+    a ViT's stage may be a pair (feature map, class token), as DPT's is)."""
+    last = feats if isinstance(feats, torch.Tensor) else feats[-1]
+    return last if isinstance(last, torch.Tensor) else last[0]
 
 
 def load_pretrained(model: nn.Module, encoder_weights: str | None, init_from: str | None,

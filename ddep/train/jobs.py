@@ -177,13 +177,27 @@ def _bare(model):
 BATCH_NORMS = ("BN", "SyncBN", "BN2d")
 
 
+def _default_norm(head_type: str) -> dict | None:
+    """The norm a decode head's class builds when its config names none (a dict), or None."""
+    import inspect
+
+    from mmseg.registry import MODELS
+    cls = MODELS.get(head_type)
+    param = inspect.signature(cls.__init__).parameters.get("norm_cfg") if cls else None
+    return param.default if param is not None and isinstance(param.default, dict) else None
+
+
 def decoder_norm_cfg(head: dict, opts: JobOptions) -> dict | None:
     """The decode head's norm as the job trains it: the model's own kind (GroupNorm stays
     GroupNorm, LayerNorm stays LayerNorm, an explicit ``norm_cfg=None`` stays None); BatchNorm
     becomes SyncBN across GPUs under DDP and plain BN on one device or on CPUs (SyncBN needs
-    CUDA). A head whose config names no norm gets BatchNorm, as ddep always gave it."""
+    CUDA). A head whose config names no norm keeps its class's default when that is not
+    BatchNorm (Segmenter's LayerNorm), else gets BatchNorm, as ddep always gave it."""
     if "norm_cfg" in head and (head["norm_cfg"] is None or head["norm_cfg"].get("type") not in BATCH_NORMS):
         return None if head["norm_cfg"] is None else dict(head["norm_cfg"])
+    own = None if "norm_cfg" in head else _default_norm(head["type"])
+    if own is not None and own.get("type") not in BATCH_NORMS:
+        return dict(own)
     sync = opts.launcher != "none" and _cuda()
     return dict(type="SyncBN" if sync else "BN", requires_grad=True)
 
