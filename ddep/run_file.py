@@ -119,15 +119,6 @@ OUTPUT_COLUMNS: dict[str, dict[str, str]] = {
         "fragile": "True when the CI bound nearest 0 lies within half the CI's half-width of 0: a rerun on "
                    "another CPU may flip the verdict",
     },
-    "comparisons": {  # a config's own arms against the presets (docs/arms.md); a claims row's columns
-        **{k: v for k, v in _IDENTITY.items() if k not in ("arm", "noise_conditioning")}, **_DIFFERENCE,
-        "claim_id": "the comparison's id: `<arm>_gt_<preset>` (`my-encoder_gt_ddep`, ...)",
-        "claim": "the comparison in words: the config's arm beats the preset, e.g. `my-encoder > DDeP`",
-        "sigma": "the config arm's noise setting (`-` for an arm that does not denoise)",
-        "mde": "minimal detectable effect, as in `claims.csv`",
-        "verdict": "as in `claims.csv`: `holds`, `contradicted`, `not shown`, `not shown (n < 2)`",
-        "fragile": "as in `claims.csv`: a rerun on another CPU may flip the verdict",
-    },
     "pretrainings": {
         "dataset": "the target dataset the pretraining serves",
         "model": "the model pretrained",
@@ -189,6 +180,15 @@ OUTPUT_COLUMNS: dict[str, dict[str, str]] = {
         "differs": "the two verdicts differ",
         "robust_flip": "they differ and neither is fragile: not explained by a rerun's noise",
     },
+}
+
+
+# A config's own arms against the presets (docs/arms.md): a claims row, read as "the arm beats the preset".
+OUTPUT_COLUMNS["comparisons"] = {
+    **OUTPUT_COLUMNS["claims"],
+    "claim_id": "the comparison's id: `<arm>_gt_<preset>` (`my-encoder_gt_ddep`, ...)",
+    "claim": "the comparison in words: the config's arm beats the preset, e.g. `my-encoder > DDeP`",
+    "sigma": "the config arm's noise setting (`-` for an arm that does not denoise)",
 }
 
 
