@@ -241,12 +241,12 @@ def estimate(jobs: list[dict], config: dict, gpu: str, costs: StepCosts | None =
     table, costs = read_throughputs(), costs or StepCosts()
     models = {m.name: m for m in sweep_models(config)}
     # one file parse per (dataset, stage), not per job
-    schedule = functools.cache(lambda dataset, stage: stage_schedule(config, dataset, stage))
+    schedule = functools.cache(lambda dataset, stage, arm: stage_schedule(config, dataset, stage, arm))
     amp = config.get("amp", "none")
     speed_of = functools.cache(lambda model, crop: model_throughput(table, costs, gpu, model, crop, amp))
     priced = []
     for job in jobs:
-        sched = schedule(job["dataset"], RULE_STAGES[job["rule"]])
+        sched = schedule(job["dataset"], RULE_STAGES[job["rule"]], job.get("arm"))
         point = job.get("point") or {}  # a tuning run may tune the schedule's length or batch
         iters = point.get("iters", sched["train_cfg"]["max_iters"])
         batch = point.get("batch_size", sched["train_dataloader"]["batch_size"])

@@ -117,8 +117,12 @@ def _does_pretraining(c: dict) -> str:
         s = stage_schedule(c, ds, "denoise")
         n_gpus = gpus(c, "pretrain_denoise")
         batch = s["train_dataloader"]["batch_size"]
+        own = {arm: stage_schedule(c, ds, "denoise", arm) for arm in (c["datasets"][ds].get("denoise_schedule") or {})}
+        by_arm = "".join(f"; {arm_display(arm)}: {o['train_cfg']['max_iters']:,} at lr "
+                         f"{o['optim_wrapper']['optimizer']['lr']:g}" for arm, o in own.items())
         return (f"{s['train_cfg']['max_iters']:,} iterations x batch {batch} per GPU x {n_gpus} GPU(s) "
-                f"= global batch {batch * n_gpus} (`{schedule_file(ds, 'denoise').name}`)")
+                f"= global batch {batch * n_gpus} (`{schedule_file(ds, 'denoise').name}`"
+                f"{', `denoise_schedule` per arm' + by_arm if own else ''})")
     texts = dict.fromkeys(one(ds) for ds in c["datasets"])
     return "every dataset: " + next(iter(texts)) if len(texts) == 1 else _per_dataset(c, one)
 

@@ -38,16 +38,22 @@ def load_config(paths: list[str], schema: Path = SCHEMA) -> dict:
     return config
 
 
-def schedule_overrides(config: dict, stage: str) -> dict:
-    """The config's ``schedule.<stage>`` changes to the schedule file (iters, batch_size, lr, ...)."""
-    return dict((config.get("schedule") or {}).get(stage) or {})
+def schedule_overrides(config: dict, stage: str, dataset: str | None = None, arm: str | None = None) -> dict:
+    """The config's ``schedule.<stage>`` changes to the schedule file (iters, batch_size, lr, ...);
+    for a denoising pretraining, then its dataset's ``denoise_schedule.<arm>`` (each pretraining's
+    length sized to its own plateau)."""
+    overrides = dict((config.get("schedule") or {}).get(stage) or {})
+    if stage == "denoise" and dataset is not None and arm is not None:
+        overrides.update((config["datasets"][dataset].get("denoise_schedule") or {}).get(arm) or {})
+    return overrides
 
 
-def stage_schedule(config: dict, dataset: str, stage: str) -> dict:
+def stage_schedule(config: dict, dataset: str, stage: str, arm: str | None = None) -> dict:
     """A dataset's schedule file for ``stage`` (those of the dataset its ``schedules:`` names,
-    else its own) with the config's overrides, as the job runs it."""
+    else its own) with the config's overrides, as the job (of ``arm``, for a pretraining) runs it."""
     from ddep.configs import schedule_config  # mmengine: only where a schedule file is read
-    return schedule_config(schedule_source(config, dataset), stage, **schedule_overrides(config, stage))
+    return schedule_config(schedule_source(config, dataset), stage,
+                           **schedule_overrides(config, stage, dataset, arm))
 
 
 def schedule_source(config: dict, dataset: str) -> str:

@@ -35,6 +35,10 @@ def test_ddep_column_follows_the_config_and_schedules():
     pretraining = row(after, "pretraining schedule and batch")[2]
     assert "5,000 iterations x batch 8 per GPU x 4 GPU(s) = global batch 32" in pretraining
     assert "100,000 iterations x batch 16" in row(before, "pretraining schedule and batch")[2]
+    for ds in changed["datasets"].values():  # one arm sized to its own plateau, on every dataset
+        ds["denoise_schedule"] = {"ddep": {"iters": 20000, "lr": 3e-4}}
+    pretraining = row(render(changed), "pretraining schedule and batch")[2]
+    assert "5,000 iterations" in pretraining and "DDeP: 20,000 at lr 0.0003" in pretraining
     assert "ade20k: 1/8 (2,527)" in row(after, "label fractions")[2]  # ceil(20,210 / 8)
     assert "cityscapes: 1/30 (100), 1/16 (186)" in row(before, "label fractions")[2]
     assert row(after, "the σ study")[2] == "no ablations"

@@ -144,6 +144,26 @@ def test_command_line_config_overrides_the_default_and_a_configfile(tmp_path):
     assert jobs and all("--channels-last" in job and "--compile" not in job for job in jobs)
 
 
+def test_a_denoisers_own_schedule_reaches_its_job_and_its_price(tmp_path):
+    """`datasets.<name>.denoise_schedule.<arm>` lengthens that arm's pretraining only (the built-in
+    DDeP to its plateau), in the job's command and in the estimate alike."""
+    from ddep.estimate import estimate
+    from ddep.sweep_config import load_config, stage_schedule
+    ws = workspace(tmp_path)
+    cfg = load_config([str(ws / "config/config.yaml")])
+    own = cfg["datasets"]["builtin"]["denoise_schedule"]["ddep"]["iters"]
+    shared = stage_schedule(cfg, "builtin", "denoise")["train_cfg"]["max_iters"]
+    assert own != shared and stage_schedule(cfg, "builtin", "denoise", "ddep")["train_cfg"]["max_iters"] == own
+    proc = snakemake(ws, "-n", "-p")
+    jobs = {arm: job for job in proc.stdout.split("rule pretrain_denoise:")[1:]
+            for arm in ("dep", "ddep") if f"--arm {arm} " in job}
+    assert f"--iters {own}" in jobs["ddep"] and "--iters" not in jobs["dep"]
+    priced = {j["arm"]: j["images"] for j in estimate(
+        [dict(rule="pretrain_denoise", dataset="builtin", arm=a) for a in ("dep", "ddep")], cfg, "H100")}
+    batch = stage_schedule(cfg, "builtin", "denoise")["train_dataloader"]["batch_size"]
+    assert priced == {"dep": shared * batch, "ddep": own * batch}
+
+
 @pytest.mark.parametrize("key, value, message", [
     ("denoising.sigma", -0.5, "denoising"),
     ("arms", [], "arms"),  # an arm entry itself is checked by ddep.sweep.parse_arm (tests/test_arms.py)

@@ -132,10 +132,6 @@ def pretraining(wc):
     return f"resources/weights/{wc.dataset}/{wc.model}/{name}.pth"
 
 
-def schedule_args(stage):
-    return schedule_flags(schedule_overrides(config, stage))
-
-
 def development_args(wc):
     """A paper dataset's development slice, kept out of its labelled splits."""
     n = (dataset(wc).get("development") or {}).get("n_images")
@@ -169,12 +165,13 @@ def crop_args(wc):
     return f"--crop-size {crop[0]} {crop[1]}" if crop else ""
 
 
-def job_args(rule_name, stage):
+def job_args(rule_name, stage, dataset=None, arm=None):
     """Options every training job takes: precision, fast path, launcher, schedule overrides
-    (the model's: model_args)."""
+    (a pretraining's: its arm's too; the model's: model_args)."""
     flags = [f" --{key.replace('_', '-')}" for key in ("channels_last", "compile") if config.get(key)]
     launcher = " --launcher pytorch" if gpus(config, rule_name) > 1 else ""
-    return f"--amp {config.get('amp', 'none')}{''.join(flags)}{launcher} {schedule_args(stage)}"
+    schedule = schedule_flags(schedule_overrides(config, stage, dataset, arm))
+    return f"--amp {config.get('amp', 'none')}{''.join(flags)}{launcher} {schedule}"
 
 
 def model_args(wc):

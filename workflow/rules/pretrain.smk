@@ -62,7 +62,7 @@ rule pretrain_denoise:
         crop=crop_args,
         dataset=lambda wc: dataset_args(wc, schedule=True),
         ddep=ddep("pretrain_denoise"),
-        args=job_args("pretrain_denoise", "denoise"),
+        args=lambda wc: job_args("pretrain_denoise", "denoise", wc.dataset, run_arm(wc)),
         model=model_args,
     threads: config.get("threads", 1)
     priority: 10
