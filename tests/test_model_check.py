@@ -31,7 +31,8 @@ def smoke(models: list) -> dict:
 def test_the_default_transunets_configs_and_hashes_are_unchanged(tmp_path, monkeypatch):
     """The fine-tune and DeP configs of transunet_tiny on the built-in data, composed as the jobs
     compose them, hash as they did before the norm override kept each head's own norm (values
-    from commit a56a6c3): CI retrains the default run and compares it with results/."""
+    from commit a56a6c3, at its recipe), and as the committed run's recipe makes them: CI retrains
+    the default run and compares it with results/."""
     from ddep.configs import denoise_config, finetune_config, schedule_config
     from ddep.noise import NoiseConfig
     from ddep.train.jobs import (JobOptions, apply_run, config_hash, denoise_model_overrides,
@@ -41,14 +42,17 @@ def test_the_default_transunets_configs_and_hashes_are_unchanged(tmp_path, monke
     cfg = finetune_config("builtin", "tiny", "resources/data/builtin")
     cfg.merge_from_dict(dict(model=finetune_model_overrides(cfg, opts)))
     assert cfg.model.decode_head.norm_cfg == dict(type="BN", requires_grad=True)
-    # a pretrained arm's fine-tune, at the setting the committed selection gives it (lr 3e-3, encoder x0.1)
+    # a pretrained arm's fine-tune at the hand-set recipe (lr 3e-3, encoder x0.1; a56a6c3's hash), and at
+    # the setting the committed selection gives it (fa35c7f's, the committed run's)
+    sched = schedule_config("builtin", "finetune", lr=0.003, encoder_lr_mult=0.1)
+    assert config_hash(apply_run(cfg, opts, sched)) == "803249e3220c"
     selected = yaml.safe_load((REPO / "config/selection/builtin.yaml").read_text())
     setting = selected["settings"]["builtin"]["transunet_tiny"]["1/30"]["ddep"]["setting"]
-    sched = schedule_config("builtin", "finetune", **setting)
-    assert config_hash(apply_run(cfg, opts, sched)) == "803249e3220c"
+    assert config_hash(apply_run(cfg, opts, schedule_config("builtin", "finetune", **setting))) == "fe333fff68d3"
     cfg = denoise_config("builtin", "tiny", "resources/data/builtin/img_dir/train")
     cfg.merge_from_dict(dict(model=denoise_model_overrides(cfg, NoiseConfig(), opts, freeze_encoder=False)))
-    assert config_hash(apply_run(cfg, opts, schedule_config("builtin", "denoise"))) == "a239d6585caf"
+    assert config_hash(apply_run(cfg, opts, schedule_config("builtin", "denoise", lr=1e-3))) == "a239d6585caf"
+    assert config_hash(apply_run(cfg, opts, schedule_config("builtin", "denoise"))) == "e374af68a034"
 
 
 def test_the_norm_override_keeps_the_heads_own_norm(tmp_path):

@@ -155,8 +155,8 @@ def test_a_denoisers_own_schedule_reaches_its_job_and_its_price(tmp_path):
     shared = stage_schedule(cfg, "builtin", "denoise")["train_cfg"]["max_iters"]
     assert own != shared and stage_schedule(cfg, "builtin", "denoise", "ddep")["train_cfg"]["max_iters"] == own
     proc = snakemake(ws, "-n", "-p")
-    jobs = {arm: job for job in proc.stdout.split("rule pretrain_denoise:")[1:]
-            for arm in ("dep", "ddep") if f"--arm {arm} " in job}
+    jobs = {arm: job for job in (j.split("\n[")[0] for j in proc.stdout.split("rule pretrain_denoise:")[1:])
+            for arm in ("dep", "ddep") if f"--arm {arm} " in job}  # each job's block, up to the next one's time
     assert f"--iters {own}" in jobs["ddep"] and "--iters" not in jobs["dep"]
     priced = {j["arm"]: j["images"] for j in estimate(
         [dict(rule="pretrain_denoise", dataset="builtin", arm=a) for a in ("dep", "ddep")], cfg, "H100")}
