@@ -246,7 +246,8 @@ def estimate(jobs: list[dict], config: dict, gpu: str, costs: StepCosts | None =
     speed_of = functools.cache(lambda model, crop: model_throughput(table, costs, gpu, model, crop, amp))
     priced = []
     for job in jobs:
-        sched = schedule(job["dataset"], RULE_STAGES[job["rule"]], job.get("arm"))
+        stage = RULE_STAGES[job["rule"]]  # only a pretraining's schedule depends on its arm
+        sched = schedule(job["dataset"], stage, job.get("arm") if stage == "denoise" else None)
         point = job.get("point") or {}  # a tuning run may tune the schedule's length or batch
         iters = point.get("iters", sched["train_cfg"]["max_iters"])
         batch = point.get("batch_size", sched["train_dataloader"]["batch_size"])
