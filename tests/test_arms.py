@@ -55,7 +55,7 @@ def test_preset_arms_run_exactly_the_jobs_of_before_the_records(tmp_path, config
     config/{config}.yaml as the code before arms were records planned it (rule, inputs, outputs, the shell command
     with every option): the committed results' runs, file names and resolved configs come from these commands.
     Regenerated only where a config's recipe changed (docs/tuning.md, section 14: seeds, lr grid, DDeP's length,
-    the pinned lr of the configs not yet rerun)."""
+    the pinned lr of the configs not yet rerun; then the ablation and models configs' reruns on the tuned recipe)."""
     proc = snakemake_dry_run(workspace(tmp_path), *([target] if target else []), "--configfile", f"config/{config}.yaml")
     assert proc.returncode == 0, proc.stderr[-3000:]
     golden = (GOLDEN / f"dry_run_{config}{'_' + target if target else ''}.jsonl").read_text().splitlines()

@@ -173,9 +173,9 @@ def _number(x: float, sign: str = "+") -> str:
 
 
 def render_claims_markdown(claims: pd.DataFrame, default: NoiseSetting | None, what: str = "claims of the paper",
-                           caption: str = CLAIMS_CAPTION) -> str:
-    """The claims (or the comparisons: `what`, `caption`) as Markdown: one table per dataset (and model), then the
-    caption."""
+                           caption: str = CLAIMS_CAPTION, marks: dict[tuple[str, str], str] | None = None) -> str:
+    """The claims (or the comparisons: `what`, `caption`) as Markdown: one table per dataset (and model), each
+    followed by its mark, if any (:func:`.aggregate.unlearnt_starts`), then the caption."""
     lines = [] if len(claims) else [f"**{what.capitalize()}**", "", "No claim has paired runs.", ""]
     several_models = claims.groupby("dataset")["model"].nunique().gt(1)
     for (ds, model), g in claims.groupby(["dataset", "model"], sort=False):
@@ -186,6 +186,8 @@ def render_claims_markdown(claims: pd.DataFrame, default: NoiseSetting | None, w
                   f"{r.n_pairs} | {_number(r.mean_diff)} | "
                   + (f"[{_number(r.ci_low)}, {_number(r.ci_high)}]" if math.isfinite(r.ci_low) else "–")
                   + f" | {_number(r.mde, '')} | {verdict_text(r.verdict, r.fragile)} |" for r in g.itertuples()] + [""]
+        if (mark := (marks or {}).get((ds, model))):
+            lines += [f"> **Marked:** {mark}", ""]
     return "\n".join([*lines, caption.format(setting=describe_setting(default), power=MDE_POWER), ""])
 
 

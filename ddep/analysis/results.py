@@ -6,7 +6,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from . import COMPARISONS, CSV_NAMES, csv_path, table_paths
-from .aggregate import load_runs, paired_differences, pretraining_markdown, pretraining_table, summarise
+from .aggregate import (load_runs, paired_differences, pretraining_markdown, pretraining_table, summarise,
+                        unlearnt_starts)
 from .claims import COMPARISONS_CAPTION, claims_table, comparisons_table, render_claims_markdown
 from .common import NoiseSetting, atomic_write_text, choose_default_setting
 from .tables import write_tables
@@ -24,14 +25,16 @@ def write_results(json_paths: Iterable[str | os.PathLike], out_dir: str | os.Pat
     paired, claims = paired_differences(runs, default), claims_table(runs, default)
     for name, table in zip(CSV_NAMES, (runs, summary, paired, claims)):
         atomic_write_text(csv_path(out, name), table.to_csv(index=False))
-    atomic_write_text(*table_paths(out, "claims"), render_claims_markdown(claims, default))
+    pretraining_paths = list(pretraining_paths)
+    marks = unlearnt_starts(runs, pretraining_paths)
+    atomic_write_text(*table_paths(out, "claims"), render_claims_markdown(claims, default, marks=marks))
     table_files, notes = write_tables(summary, paired, out, default)
     comparisons = comparisons_table(runs, default)
     if len(comparisons):  # only a sweep with arms of its own has them
         atomic_write_text(csv_path(out, COMPARISONS), comparisons.to_csv(index=False))
         atomic_write_text(*table_paths(out, COMPARISONS), render_claims_markdown(
-            comparisons, default, "your arms against the presets", COMPARISONS_CAPTION))
-    if pretraining_paths := list(pretraining_paths):
+            comparisons, default, "your arms against the presets", COMPARISONS_CAPTION, marks))
+    if pretraining_paths:
         pretrainings = pretraining_table(pretraining_paths)
         atomic_write_text(csv_path(out, "pretrainings"), pretrainings.to_csv(index=False))
         atomic_write_text(*table_paths(out, "pretrainings"), pretraining_markdown(pretrainings))
@@ -42,7 +45,8 @@ def write_results(json_paths: Iterable[str | os.PathLike], out_dir: str | os.Pat
                       f"tables: {len(table_files) + 1} file(s) in {out / 'tables'}",
                       f"claims: {len(claims)} row(s){verdicts}; {int(claims['fragile'].sum())} fragile",
                       *([f"comparisons (your arms): {len(comparisons)} row(s)"] if len(comparisons) else []),
-                      *(f"  note: {n}" for n in notes)])
+                      *(f"  note: {n}" for n in notes),
+                      *(f"  marked: {ds}, {model}: {m}" for (ds, model), m in marks.items())])
     if not quiet:
         print(text)
     return text
