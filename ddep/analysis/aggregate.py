@@ -117,49 +117,69 @@ def pretraining_table(json_paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=PRETRAINING_COLUMNS)
 
 
-# A supervised stand-in below this held-out top-1 did not learn: what 21K and DDeP start from is then no
-# learnt encoder (the criterion of config/models.yaml's stand-ins; the default run's is sized to 0.6).
+# A pretraining that did not learn: what the arms fine-tuned from it start from is then no learnt encoder (or
+# decoder). A supervised stand-in below this held-out top-1 (the criterion of config/models.yaml's stand-ins; the
+# default run's is sized to 0.6) ...
 LEARNT_TOP1 = 0.5
+# ... or a denoiser whose held-out loss is not 5% below predicting zero noise.
+LEARNT_LOSS_RATIO = 0.95
+
+
+def _did_not_learn(data: dict) -> str | None:
+    """Why a pretraining JSON's weights did not learn, or None."""
+    if data.get("stage") == "supervised":
+        top1 = data.get("accuracy", 1.0)
+        return (f"a supervised stand-in that did not learn (held-out top-1 {top1:.3f} < {LEARNT_TOP1})"
+                if top1 < LEARNT_TOP1 else None)
+    loss, zero = data.get("heldout_loss"), data.get("heldout_zero_loss")
+    if loss is None or zero is None or loss < LEARNT_LOSS_RATIO * zero:
+        return None
+    return (f"a {data.get('arm', 'denoising')} pretraining that did not learn (held-out loss {loss:.3f}, "
+            f"zero prediction {zero:.3f})")
 
 
 def unlearnt_starts(runs: pd.DataFrame, json_paths: Iterable[str | os.PathLike]) -> dict[tuple[str, str], str]:
-    """(dataset, model) -> one line naming the arms whose fine-tunes start from a supervised stand-in that did not
-    learn (held-out top-1 below :data:`LEARNT_TOP1`): from its weights directly, or through a decoder pretrained on
-    top of it (a denoising JSON's ``encoder_weights``)."""
-    unlearnt, encoder_of = {}, {}
+    """(dataset, model) -> one line naming the arms whose fine-tunes start from a pretraining that did not learn
+    (:func:`_did_not_learn`): its weights directly, or a decoder pretrained on top of such an encoder (a
+    denoising JSON's ``encoder_weights``)."""
+    why, encoder_of = {}, {}
     for path in json_paths:
         data = read_json(path, "pretraining JSON")
         supervised = data.get("stage") == "supervised"  # the weights lie beside the JSON
         weights = os.path.normpath(Path(path).with_suffix(".safetensors" if supervised else ".pth"))
-        if supervised and data.get("accuracy", 1.0) < LEARNT_TOP1:
-            unlearnt[weights] = data["accuracy"]
-        elif data.get("encoder_weights"):
+        if reason := _did_not_learn(data):
+            why[weights] = reason
+        if data.get("encoder_weights"):
             encoder_of[weights] = os.path.normpath(data["encoder_weights"])
     marks: dict[tuple[str, str], str] = {}
-    if not unlearnt or "pretrained" not in runs:
+    if not why or "pretrained" not in runs:
         return marks
     for (ds, model), g in runs.groupby(["dataset", "model"], sort=False):
-        stand_in = g["pretrained"].dropna().map(os.path.normpath).map(lambda w: encoder_of.get(w, w))
-        stand_in = stand_in[stand_in.isin(unlearnt.keys())]
-        if len(stand_in):
-            arms, top1 = ", ".join(dict.fromkeys(g.loc[stand_in.index, "arm"])), unlearnt[stand_in.iloc[0]]
-            marks[(ds, model)] = (f"{arms} start from a supervised stand-in that did not learn (held-out "
-                                  f"top-1 {top1:.3f} < {LEARNT_TOP1}): their rows say nothing of a learnt encoder.")
+        reasons: dict[str, list[str]] = {}
+        for arm, start in g[["arm", "pretrained"]].dropna().drop_duplicates().itertuples(index=False):
+            start = os.path.normpath(start)
+            for weights in (start, encoder_of.get(start)):
+                if weights in why and why[weights] not in reasons.get(arm, []):
+                    reasons.setdefault(arm, []).append(why[weights])
+        if reasons:
+            marks[(ds, model)] = "; ".join(f"{arm} starts from {' and '.join(r)}" for arm, r in reasons.items()) + (
+                ": those rows say nothing of a learnt start.")
     return marks
 
 
 def pretraining_markdown(table: pd.DataFrame) -> str:
-    """The supervised stand-in's held-out top-1 beside chance (marked below :data:`LEARNT_TOP1`); the denoisers'
-    final and held-out loss."""
+    """The supervised stand-in's held-out top-1 beside chance; the denoisers' final and held-out loss; each marked
+    where it did not learn (:data:`LEARNT_TOP1`, :data:`LEARNT_LOSS_RATIO`)."""
     lines = ["**Pretraining jobs**", "", "| dataset | model | arm | stage | images | iterations | wall time (s) | "
              "result |", "|:---|:---|:---|:---|:---|---:|---:|:---|"]
     for r in table.itertuples():
         result = (f"held-out top-1 {r.accuracy:.3f} on {int(r.source_classes)} classes (chance {r.chance:.3f})"
-                  + (f"; **did not learn** (< {LEARNT_TOP1})" if r.accuracy < LEARNT_TOP1 else "")
+                  + ("; **did not learn**" if r.accuracy < LEARNT_TOP1 else "")
                   if r.stage == "supervised" else f"final loss {r.final_loss:.3f} (sigma {r.sigma})"
                   + ("" if pd.isna(r.heldout_loss) else
                      f"; held-out {r.heldout_loss:.3f} on {int(r.heldout_images)} images (zero prediction "
-                     f"{r.heldout_zero_loss:.3f})"))
+                     f"{r.heldout_zero_loss:.3f})"
+                     + ("; **did not learn**" if r.heldout_loss >= LEARNT_LOSS_RATIO * r.heldout_zero_loss else "")))
         lines.append(f"| {r.dataset} | {r.model} | {r.arm} | {r.stage} | `{r.images}` | {r.iterations} | "
                      f"{r.wall_time_s:.0f} | {result} |")
     return "\n".join([*lines, "", "Wall time: the job's training and evaluation, one thread, as the workflow ran it "
