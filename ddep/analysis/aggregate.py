@@ -132,7 +132,7 @@ def _did_not_learn(data: dict) -> str | None:
         return (f"a supervised stand-in that did not learn (held-out top-1 {top1:.3f} < {LEARNT_TOP1})"
                 if top1 < LEARNT_TOP1 else None)
     loss, zero = data.get("heldout_loss"), data.get("heldout_zero_loss")
-    if loss is None or zero is None or loss < LEARNT_LOSS_RATIO * zero:
+    if pd.isna(loss) or pd.isna(zero) or loss < LEARNT_LOSS_RATIO * zero:  # none recorded, or it learnt
         return None
     return (f"a {data.get('arm', 'denoising')} pretraining that did not learn (held-out loss {loss:.3f}, "
             f"zero prediction {zero:.3f})")
@@ -174,12 +174,10 @@ def pretraining_markdown(table: pd.DataFrame) -> str:
              "result |", "|:---|:---|:---|:---|:---|---:|---:|:---|"]
     for r in table.itertuples():
         result = (f"held-out top-1 {r.accuracy:.3f} on {int(r.source_classes)} classes (chance {r.chance:.3f})"
-                  + ("; **did not learn**" if r.accuracy < LEARNT_TOP1 else "")
                   if r.stage == "supervised" else f"final loss {r.final_loss:.3f} (sigma {r.sigma})"
                   + ("" if pd.isna(r.heldout_loss) else
                      f"; held-out {r.heldout_loss:.3f} on {int(r.heldout_images)} images (zero prediction "
-                     f"{r.heldout_zero_loss:.3f})"
-                     + ("; **did not learn**" if r.heldout_loss >= LEARNT_LOSS_RATIO * r.heldout_zero_loss else "")))
+                     f"{r.heldout_zero_loss:.3f})")) + ("; **did not learn**" if _did_not_learn(r._asdict()) else "")
         lines.append(f"| {r.dataset} | {r.model} | {r.arm} | {r.stage} | `{r.images}` | {r.iterations} | "
                      f"{r.wall_time_s:.0f} | {result} |")
     return "\n".join([*lines, "", "Wall time: the job's training and evaluation, one thread, as the workflow ran it "
