@@ -30,7 +30,12 @@ def _job_args(p: argparse.ArgumentParser, stage: str) -> None:
                         "a .py config file")
     g.add_argument("--model-name", default="",
                    help="the model's name in the run identity (default: its config's file stem)")
-    g.add_argument("--seed", type=int, default=0)
+    if stage == "finetune":
+        g.add_argument("--seed", type=int, nargs="+", default=[0],
+                       help="several: trained one after another in this process (start-up paid once); "
+                            "--split, --out and --work-dir then name each seed's with {seed}")
+    else:
+        g.add_argument("--seed", type=int, default=0)
     g.add_argument("--schedule", default=None, metavar="DATASET",
                    help=f"use this dataset's {stage} schedule file, ddep/configs/_base_/schedules/"
                         f"DATASET_{stage}.py or {stage}.py (default: --dataset's)")
@@ -187,7 +192,35 @@ def cmd_pretrain_denoise(args: argparse.Namespace) -> None:
           f"{m['iterations']} iterations in {m['wall_time_s']:.0f} s")
 
 
+SEED_FIELD = "{seed}"  # in --split, --out and --work-dir of a fine-tune of several seeds
+
+
 def cmd_finetune(args: argparse.Namespace) -> None:
+    """Each of ``args.seed`` in turn, in this process. A seed's resume checkpoints stay until every
+    seed is done: a rerun of a killed job (whose outputs the workflow deletes) then evaluates a
+    finished seed from its last checkpoint instead of training it again."""
+    from ddep.train.jobs import drop_checkpoints
+    several = len(args.seed) > 1
+    per_seed = ("split", "out", "work_dir")
+    unnamed = [f"--{k.replace('_', '-')}" for k in per_seed if several and SEED_FIELD not in str(getattr(args, k))]
+    if unnamed:
+        raise ValueError(f"{', '.join(unnamed)}: with several --seed values, name each seed's file with "
+                         f"{SEED_FIELD}, e.g. --out runs/seed{SEED_FIELD}.json")
+    runs = []
+    for seed in args.seed:
+        run = argparse.Namespace(**vars(args))
+        run.seed = seed
+        for k in per_seed:
+            setattr(run, k, Path(str(getattr(args, k)).replace(SEED_FIELD, str(seed))))
+        run.keep_checkpoints = args.keep_checkpoints or several
+        _finetune_one(run)
+        runs.append(run)
+    if several and not args.keep_checkpoints:
+        for run in runs:
+            drop_checkpoints(run.work_dir, run.out)
+
+
+def _finetune_one(args: argparse.Namespace) -> None:
     from ddep.configs import finetune_config
     from ddep.data import check_dataset
     from ddep.train.jobs import finetune

@@ -234,11 +234,26 @@ def find_problems(config: dict, models: bool = False, data: bool = True) -> list
         check_tuning(config)
     except ValueError as e:
         problems.append(str(e))
+    problems += _cell_seed_problems(config, jobs)
     if models and data:
         problems += _label_problems(config)
     # the model configs always (mmengine only); their training steps with ``models``, for a
     # config with no other problem that will run (not one being priced: ``data=False``)
     return problems + _model_problems(config, train_steps=models and data and not problems)
+
+
+def _cell_seed_problems(config: dict, jobs: list[dict]) -> list[str]:
+    """`seeds_in_one_job` makes a job of each cell's runs of `seeds`: no cell may have others."""
+    if not config.get("seeds_in_one_job"):
+        return []
+    cells: dict[tuple, set] = {}
+    for j in jobs:
+        cells.setdefault((j["dataset"], j["label_fraction"], j["run"]), set()).add(j["seed"])
+    odd = sorted({f"{ds} {fraction} {run}" for (ds, fraction, run), seeds in cells.items()
+                  if seeds != set(config["seeds"])})
+    return [f"seeds_in_one_job: the cells {', '.join(odd[:3])}{' ...' if len(odd) > 3 else ''} are not on "
+            f"`seeds` {config['seeds']} (fraction_seeds or ablations[].seeds): drop those, or set "
+            f"seeds_in_one_job: false"] if odd else []
 
 
 def _label_problems(config: dict) -> list[str]:

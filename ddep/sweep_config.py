@@ -67,9 +67,13 @@ def dataset_of(config: dict, dataset: str):  # -> ddep.data.table.DatasetDef
     return dataset_def(dataset, config["datasets"][dataset])
 
 
-def rule_resources(config: dict, rule: str) -> dict:
-    """Per-rule cluster resources from the config (gpu, cpus_per_gpu, mem_mb, runtime, ...)."""
-    return dict((config.get("resources") or {}).get(RESOURCES_OF.get(rule, rule)) or {})
+def rule_resources(config: dict, rule: str, runs: int = 1) -> dict:
+    """Per-rule cluster resources from the config (gpu, cpus_per_gpu, mem_mb, runtime, ...); a job
+    of ``runs`` runs one after another gets ``runs`` times the runtime of one."""
+    resources = dict((config.get("resources") or {}).get(RESOURCES_OF.get(rule, rule)) or {})
+    if "runtime" in resources:
+        resources["runtime"] *= runs
+    return resources
 
 
 def gpus(config: dict, rule: str) -> int:

@@ -31,7 +31,24 @@ def dry_run_jobs(text: str) -> list[str]:
                     job[key] = sorted(s[len(key) + 2:].split(", "))
             if s.startswith("Shell command: "):
                 job["shell"] = s[len("Shell command: "):]
-    return sorted(json.dumps(j, sort_keys=True) for j in jobs)
+    return sorted(json.dumps(j, sort_keys=True) for cell in jobs for j in one_job_per_seed(cell))
+
+
+def one_job_per_seed(job: dict) -> list[dict]:
+    """A job of a cell's seeds (`seeds_in_one_job`) as the one-seed jobs it stands for: each seed's
+    split, output, log and `--seed`, the rest as it is."""
+    if job["rule"] != "finetune_seeds":
+        return [job]
+    seeds = re.search(r" --seed ((?:\d+ ?)+) ", job["shell"]).group(1).split()
+    runs = []
+    for seed in seeds:
+        own = re.compile(rf"seed{seed}\.(json|txt)$")
+        shell = job["shell"].replace(" --seed " + " ".join(seeds) + " ", f" --seed {seed} ")
+        runs.append(dict(rule="finetune",
+                         input=[p for p in job["input"] if own.search(p) or "_seed" not in p],
+                         output=[p for p in job["output"] if own.search(p)],
+                         shell=shell.replace("{seed}", seed).replace("/seeds.log", f"/seed{seed}.log")))
+    return runs
 
 
 def snakemake_dry_run(workdir: Path, *args: str) -> subprocess.CompletedProcess:
@@ -55,7 +72,8 @@ def test_preset_arms_run_exactly_the_jobs_of_before_the_records(tmp_path, config
     config/{config}.yaml as the code before arms were records planned it (rule, inputs, outputs, the shell command
     with every option): the committed results' runs, file names and resolved configs come from these commands.
     Regenerated only where a config's recipe changed (docs/tuning.md, section 14: seeds, lr grid, DDeP's length,
-    the pinned lr of the configs not yet rerun; then the ablation and models configs' reruns on the tuned recipe)."""
+    the pinned lr of the configs not yet rerun; then the ablation and models configs' reruns on the tuned recipe).
+    A job of a cell's seeds (`seeds_in_one_job`) must stand for exactly the one-seed jobs of the golden file."""
     proc = snakemake_dry_run(workspace(tmp_path), *([target] if target else []), "--configfile", f"config/{config}.yaml")
     assert proc.returncode == 0, proc.stderr[-3000:]
     golden = (GOLDEN / f"dry_run_{config}{'_' + target if target else ''}.jsonl").read_text().splitlines()

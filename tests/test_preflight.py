@@ -116,6 +116,7 @@ def test_fraction_seeds_must_name_a_listed_fraction():
     """A `fraction_seeds` key that is not one of the dataset's fractions would be ignored
     silently (that fraction then runs with the top-level seeds): the preflight names it."""
     cfg = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    cfg["seeds_in_one_job"] = False  # which needs every cell on `seeds` (the next test)
     builtin = cfg["datasets"]["builtin"]
     builtin["fraction_seeds"] = {builtin["fractions"][-1]: [0]}
     assert find_problems(cfg) == []
@@ -123,6 +124,17 @@ def test_fraction_seeds_must_name_a_listed_fraction():
     problems = find_problems(cfg)
     assert len(problems) == 1 and problems[0].startswith("datasets.builtin.fraction_seeds:")
     assert "'1000'" in problems[0]
+
+
+def test_seeds_in_one_job_needs_every_cell_on_the_top_level_seeds():
+    """A job of a cell's seeds is planned for `seeds`: a fraction or ablation on others is named before any job."""
+    cfg = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    assert cfg["seeds_in_one_job"] and find_problems(cfg) == []
+    builtin = cfg["datasets"]["builtin"]
+    builtin["fraction_seeds"] = {builtin["fractions"][-1]: [70, 71]}
+    problems = find_problems(cfg)
+    assert len(problems) == 1 and problems[0].startswith("seeds_in_one_job: the cells builtin 1/1 ")
+    assert "seeds_in_one_job: false" in problems[0]
 
 
 def test_models_are_checked_before_any_job_runs(tmp_path):

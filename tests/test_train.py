@@ -146,6 +146,43 @@ def test_killed_finetune_resumes_and_matches_the_uninterrupted_run(data, tmp_pat
     assert metrics(tmp_path / "killed.json") == metrics(tmp_path / "full.json")
 
 
+def test_a_cells_seeds_in_one_process_are_the_runs_of_one_seed_jobs(data, supervised, tmp_path):
+    """`ddep finetune --seed 0 1` (the workflow's `seeds_in_one_job`) trains each seed as a job of its
+    own would: the same metrics, final loss and config, each seed's log in its own work dir; the
+    resume checkpoints of a finished seed stay until the last seed is done, then go."""
+    root, split = data
+    for seed in (0, 1):
+        (tmp_path / f"split_seed{seed}.txt").write_text(split.read_text())
+    encoder = ("--arm", "21k", "--encoder-weights", supervised)  # a loaded encoder, as 21K and DDeP start
+    common = ("finetune", *encoder, "--dataset", "builtin", "--data-root", root, "--label-fraction", "8", *FAST)
+    for seed in (0, 1):
+        ddep(*common, "--split", tmp_path / f"split_seed{seed}.txt", "--seed", seed,
+             "--out", tmp_path / f"alone{seed}.json", "--work-dir", tmp_path / f"alone{seed}")
+    proc = ddep(*common, "--split", tmp_path / "split_seed{seed}.txt", "--seed", 0, 1,
+                "--out", tmp_path / "cell{seed}.json", "--work-dir", tmp_path / "cell{seed}")
+    for seed in (0, 1):
+        alone, cell = (json.loads((tmp_path / f"{kind}{seed}.json").read_text()) for kind in ("alone", "cell"))
+        assert metrics(tmp_path / f"cell{seed}.json") == metrics(tmp_path / f"alone{seed}.json")
+        assert cell["seed"] == seed and cell["training"] == alone["training"]
+        assert not list((tmp_path / f"cell{seed}").glob("*.pth"))  # dropped once both were done
+        log = "".join(p.read_text() for p in (tmp_path / f"cell{seed}").rglob("*.log"))
+        assert f"seed: {seed}\n" in log and f"seed: {1 - seed}\n" not in log
+    assert [line.split(":")[0][-6:] for line in proc.stdout.splitlines() if " images) seed " in line] == \
+        ["seed 0", "seed 1"]
+    # a killed cell job's rerun: a finished seed is evaluated from its last checkpoint, not retrained
+    ddep(*common, "--split", tmp_path / "split_seed{seed}.txt", "--seed", 0, 1, "--keep-checkpoints",
+         "--out", tmp_path / "kept{seed}.json", "--work-dir", tmp_path / "kept{seed}")
+    (tmp_path / "kept0.json").unlink()
+    ddep(*common, "--split", tmp_path / "split_seed0.txt", "--seed", 0,
+         "--out", tmp_path / "kept0.json", "--work-dir", tmp_path / "kept0")
+    assert metrics(tmp_path / "kept0.json") == metrics(tmp_path / "alone0.json")
+    log = "".join(p.read_text() for p in (tmp_path / "kept0").rglob("*.log"))
+    assert "Auto resumed from the latest checkpoint" in log and f"iter_{FAST[1]}.pth" in log
+    refused = ddep(*common, "--split", split, "--seed", 0, 1, "--out", tmp_path / "x.json",
+                   "--work-dir", tmp_path / "x{seed}", check=False)
+    assert refused.returncode == 2 and "--split, --out" in refused.stderr and "{seed}" in refused.stderr
+
+
 def test_ddep_keeps_the_supervised_encoder_and_finetune_loads_all_but_the_projection(
         data, supervised, tmp_path):
     from safetensors.torch import load_file

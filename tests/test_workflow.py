@@ -82,6 +82,9 @@ def expected_counts(cfg: dict) -> dict[str, int]:
                             block.get("models", every_model))
     counts = dict(finetune=len(finetunes), pretrain_denoise=len(denoise), split=len(splits),
                   aggregate=1, figures=1, all=1)
+    if cfg.get("seeds_in_one_job"):  # a job per cell: its runs but the seed
+        counts["finetune_seeds"] = len({run[:-1] for run in finetunes})
+        del counts["finetune"]
     trained_encoders = [ds for ds, d in cfg["datasets"].items() if not d.get("encoder_weights")]
     if trained_encoders:
         counts["pretrain_supervised"] = len(trained_encoders) * len(every_model)
@@ -122,7 +125,7 @@ def test_command_line_config_overrides_the_default_and_a_configfile(tmp_path):
     proc = snakemake(ws, "-n", "-p", "--config", "threads=2")  # (snakemake() passes --cores 2)
     assert job_counts(proc.stdout) == {**expected_counts(default), "generate_builtin": 1}
     # Snakemake exports a job's threads as OMP_NUM_THREADS (torch's intra-op threads)
-    finetunes = proc.stdout.split("rule finetune:")[1:]
+    finetunes = re.split(r"rule finetune(?:_seeds)?:", proc.stdout)[1:]
     assert finetunes and all("    threads: 2\n" in job for job in finetunes)
     smoke = yaml.safe_load((ws / "config/smoke.yaml").read_text())
     assert "--channels-last" in proc.stdout  # config/config.yaml turns it on

@@ -4,6 +4,7 @@ an mmengine ``Runner`` (resuming from its work dir) and writes its output and th
 config beside it, atomically."""
 from __future__ import annotations
 
+import copy
 import gc
 import hashlib
 import json
@@ -147,22 +148,38 @@ def _train(cfg: Config, out: str | os.PathLike) -> Runner:
             dist.init_process_group(backend="gloo")
     # What exists now (torch, mmengine and mmseg, the config) lives as long as the job: frozen,
     # it is left out of every garbage collection, mmengine's gc.collect() after building each
-    # dataset included (about 0.4 s each on a 2-core CPU).
+    # dataset included (about 0.4 s each on a 2-core CPU). A process's next run first frees
+    # what the last one left (its runner and model, in reference cycles).
+    if gc.get_freeze_count():
+        gc.unfreeze()
+        gc.collect()
     gc.freeze()
-    runner = Runner.from_cfg(cfg)
+    # mmengine keeps its logger, message hub and visualizer in process-wide registries by name
+    # (mmseg names its visualizer "visualizer"): a name per work dir keeps each run of a process
+    # that trains several (a cell's seeds, `ddep finetune --seed A B`) writing to its own.
+    named = copy.deepcopy(cfg)
+    name = Path(cfg.work_dir).name
+    named.merge_from_dict(dict(experiment_name=name, **(
+        dict(visualizer=dict(name=name)) if "visualizer" in cfg else {})))
+    runner = Runner.from_cfg(named)
     runner.train()
     return runner
 
 
 def _finish(opts: JobOptions, out: Path) -> None:
-    """After the output is written: drop the resume checkpoints (an R50 one with AdamW state is
-    over 1 GB), keep the logs."""
-    if opts.keep_checkpoints or not is_main_process():
+    if not opts.keep_checkpoints:
+        drop_checkpoints(opts.work_dir, out)
+
+
+def drop_checkpoints(work_dir: str | os.PathLike, out: str | os.PathLike) -> None:
+    """After the output ``out`` is written: drop the resume checkpoints in ``work_dir`` (an R50
+    one with AdamW state is over 1 GB), keep the logs."""
+    if not is_main_process():
         return
-    for path in Path(opts.work_dir).glob("iter_*.pth"):
+    for path in Path(work_dir).glob("iter_*.pth"):
         if path.resolve() != Path(out).resolve():
             path.unlink()
-    (Path(opts.work_dir) / "last_checkpoint").unlink(missing_ok=True)
+    (Path(work_dir) / "last_checkpoint").unlink(missing_ok=True)
 
 
 def model_identity(opts: JobOptions) -> dict:
