@@ -225,6 +225,44 @@ def test_channels_last_ddep_pretraining_matches_and_keeps_the_encoder_frozen():
                                                    fast.backbone.state_dict().values()))
 
 
+def test_channels_last_decoder_concatenates_nhwc_and_computes_the_same_bits(monkeypatch):
+    """Under channels_last the encoder's skips come out NCHW (timm's StdConv standardises its
+    weight into a new NCHW tensor); the decoder converts them before concatenating, so conv1
+    gets NHWC input and copies nothing. Its loss and every gradient equal, bit for bit, those of
+    concatenating the mixed layouts, which each conv1 converted itself."""
+    from ddep.configs import segmentor_cfg
+    from ddep.models.transunet import DecoderBlock
+    model = MODELS.build(dict(segmentor_cfg("tiny", 5, (64, 128)),
+                              fast_path=dict(channels_last=True))).train()
+    batch = model.data_preprocessor(_labelled_batch(), True)
+
+    def loss_and_grads():
+        model.zero_grad()
+        loss = model.loss(**batch)["decode.loss_ce"]
+        loss.backward()
+        return loss.detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+    conv1_inputs = []
+    hooks = [b.conv1.register_forward_pre_hook(lambda m, args: conv1_inputs.append(args[0]))
+             for b in model.decode_head.blocks[:3]]  # the blocks with a skip
+    loss, grads = loss_and_grads()
+    for h in hooks:
+        h.remove()
+    assert [x.is_contiguous(memory_format=torch.channels_last) for x in conv1_inputs] == [True] * 3
+
+    def mixed_concatenation(self, x, skip):
+        x = torch.nn.functional.interpolate(x, size=skip.shape[-2:], mode="bilinear",
+                                            align_corners=False)
+        assert not skip.is_contiguous(memory_format=torch.channels_last)  # the layout it fixes
+        return self.conv2(self.conv1(torch.cat([x, skip], dim=1)))
+    plain_forward = DecoderBlock.forward  # the block without a skip is unchanged
+    monkeypatch.setattr(DecoderBlock, "forward", lambda self, x, skip: (
+        mixed_concatenation(self, x, skip) if skip is not None else plain_forward(self, x, skip)))
+    mixed_loss, mixed_grads = loss_and_grads()
+    assert torch.equal(loss, mixed_loss)
+    assert len(grads) == len(mixed_grads) and all(map(torch.equal, grads, mixed_grads))
+
+
 def test_cpu_bf16_autocast_trains_like_fp32_within_bf16_tolerance():
     import ddep.train.components  # noqa: F401  (registers CPUBF16OptimWrapper)
     from ddep.configs import segmentor_cfg

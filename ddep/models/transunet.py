@@ -140,6 +140,11 @@ class DecoderBlock(nn.Module):
         size = skip.shape[-2:] if skip is not None else tuple(2 * s for s in x.shape[-2:])
         x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
         if skip is not None:
+            # Concatenate in the layout conv1 computes in (its weight's): timm's StdConv encoder
+            # runs NCHW even under channels_last, and a mixed concatenation would be copied
+            # whole into NHWC by conv1's forward and again by its backward. Same values.
+            if self.conv1.conv.weight.is_contiguous(memory_format=torch.channels_last):
+                skip = skip.contiguous(memory_format=torch.channels_last)
             x = torch.cat([x, skip], dim=1)
         return self.conv2(self.conv1(x))
 
