@@ -315,7 +315,7 @@ def test_arms_yaml_is_a_valid_sweep_of_the_presets_and_four_arms_of_its_own():
     assert any(a.denoised and a.encoder == "supervised" and not a.frozen_encoder for a in own)  # DDeP unfrozen
     assert any(a.denoised and a.encoder == "random" and a.unlabelled == "source" for a in own)  # DeP on the source
     assert any(a.checkpoint and Path(a.checkpoint).suffix == ".safetensors" for a in own)  # a checkpoint file
-    assert set(config["seeds"]) == {60, 61, 62, 63, 64}  # held out: no other config uses them
+    assert set(config["seeds"]) == {90, 91, 92, 93, 94}  # held out: no other config uses them
     for other in REPO.glob("config/*.yaml"):
         if other.name != "arms.yaml":
             assert not set(yaml.safe_load(other.read_text()).get("seeds") or []) & set(config["seeds"]), other

@@ -51,6 +51,27 @@ def test_no_training_setting_is_chosen_from_an_arm_name_in_the_package():
     assert "with_encoder_lr_mult" not in jobs  # the LR factor comes from the selection alone
 
 
+@pytest.mark.parametrize("config_file", sorted(p.name for p in (REPO / "config").glob("*.yaml")
+                                                if (yaml.safe_load(p.read_text()) or {}).get("tuning")))
+def test_every_committed_selection_is_the_tuning_rules_on_its_configs_grid_and_seeds(config_file):
+    """No committed config fine-tunes at a hand-set recipe: the selection it reads was written by the tuning
+    stage, under the one rule, on the grid and development seeds the config names, and covers every held-out
+    cell (so every arm got the same grid, seeds and rule)."""
+    from ddep.sweep import finetune_jobs
+    from ddep.sweep_config import load_config
+    from ddep.tuning import read_selection
+    config = load_config([str(REPO / "config" / config_file)])
+    tuning = config["tuning"]
+    provenance = read_selection(REPO / tuning["selection"])["provenance"]
+    assert provenance["rule"] == RULE, config_file
+    assert provenance["grid"] == tuning["grid"] and provenance["development_seeds"] == tuning["seeds"], config_file
+    assert provenance["failed"] == 0 and provenance["runs"] > 0 and provenance["git_commits"]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(REPO)  # the selection's path is relative to the workflow's folder
+        settings = held_out_settings(config, finetune_jobs(config))
+    assert settings and all(set(s) == set(tuning["grid"]) for s in settings.values())
+
+
 def test_every_held_out_cell_needs_a_selected_setting(tmp_path):
     config = yaml.safe_load((REPO / "config/config.yaml").read_text())
     from ddep.sweep import finetune_jobs
