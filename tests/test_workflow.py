@@ -167,6 +167,21 @@ def test_a_denoisers_own_schedule_reaches_its_job_and_its_price(tmp_path):
     assert priced == {"dep": shared * batch, "ddep": own * batch}
 
 
+def test_every_training_job_takes_its_schedule_files_as_inputs(tmp_path):
+    """A schedule file (and the file it builds on) is an input of every job that trains by it, so
+    that editing a learning rate there reruns those jobs and no others."""
+    proc = snakemake(workspace(tmp_path), "-n", "--forceall")
+    schedules = REPO / "ddep/configs/_base_/schedules"
+    files = {"pretrain_supervised": {"builtin_supervised.py"},
+             "pretrain_denoise": {"builtin_denoise.py", "builtin_supervised.py"},  # the first builds on the second
+             "finetune_seeds": {"builtin_finetune.py"}}  # a cell's seeds in one job (config/config.yaml)
+    blocks = re.findall(r"\nrule (\w+):\n    input: ([^\n]*)", proc.stdout)
+    assert {rule for rule, _ in blocks} >= set(files)
+    for rule, inputs in blocks:
+        used = {Path(p).name for p in inputs.split(", ") if Path(p).parent == schedules}
+        assert used == files.get(rule, set()), (rule, inputs)
+
+
 @pytest.mark.parametrize("key, value, message", [
     ("denoising.sigma", -0.5, "denoising"),
     ("arms", [], "arms"),  # an arm entry itself is checked by ddep.sweep.parse_arm (tests/test_arms.py)

@@ -213,6 +213,27 @@ def schedule_file(dataset: str, stage: str) -> Path:
                      f"add one, or pick another dataset's with --schedule")
 
 
+def schedule_files(dataset: str, stage: str) -> list[Path]:
+    """The schedule file a job of ``stage`` trains by and every ``_base_`` file it builds on: what
+    its result depends on (the workflow's rules take them as inputs, so an edit reruns the jobs)."""
+    files, todo = [], [schedule_file(dataset, stage)]
+    while todo:
+        path = todo.pop(0)
+        files.append(path)
+        todo += [(path.parent / base).resolve() for base in _base_files(path) if "::" not in base]
+    return files
+
+
+def _base_files(path: Path) -> list[str]:
+    """A config file's ``_base_`` entries, read without running the file."""
+    import ast
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "_base_" for t in node.targets):
+            bases = ast.literal_eval(node.value)
+            return [bases] if isinstance(bases, str) else list(bases)
+    return []
+
+
 def schedule_config(dataset: str, stage: str, iters: int | None = None,
                     batch_size: int | None = None, lr: float | None = None,
                     checkpoint_interval: int | None = None, num_workers: int | None = None,
