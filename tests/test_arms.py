@@ -14,6 +14,7 @@ from ddep.sweep import (PRESET_ARMS, Arm, ArmError, finetune_jobs, parse_arm, pr
 
 REPO = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).resolve().parent / "golden"
+SCHEDULES = REPO / "ddep/configs/_base_/schedules"
 
 
 def dry_run_jobs(text: str) -> list[str]:
@@ -27,8 +28,8 @@ def dry_run_jobs(text: str) -> list[str]:
             jobs.append(job)
         elif job is not None:
             for key in ("input", "output"):
-                if s.startswith(f"{key}: "):
-                    job[key] = sorted(s[len(key) + 2:].split(", "))
+                if s.startswith(f"{key}: "):  # less the schedule files, an input since (tests/test_workflow.py)
+                    job[key] = sorted(p for p in s[len(key) + 2:].split(", ") if Path(p).parent != SCHEDULES)
             if s.startswith("Shell command: "):
                 job["shell"] = s[len("Shell command: "):]
     return sorted(json.dumps(j, sort_keys=True) for cell in jobs for j in one_job_per_seed(cell))
@@ -365,3 +366,15 @@ def test_a_checkpoint_arm_runs_the_smoke_grid_through_the_whole_dag(tmp_path):
     claims = pd.read_csv(ws / "results/arms/claims.csv", keep_default_na=False)
     assert not any(a in c for c in claims.comparison for a in own)
     assert (ws / "figures/arms/builtin_comparisons.png").stat().st_size > 0
+
+
+def test_each_arm_of_a_sweep_has_its_own_colour_in_every_figure_and_the_presets_keep_theirs():
+    """config/arms.yaml's eight arms: eight colours, the paper's four as in every figure, the same in each figure of
+    the sweep whatever order its rows come in."""
+    from ddep.analysis.common import ARM_COLOURS
+    from ddep.analysis.figures import arm_colours
+    names = [a if isinstance(a, str) else a["name"] for a in arms_yaml_arms("my/encoder.safetensors")]
+    colours = arm_colours(names)
+    assert len(set(colours.values())) == len(names) == 8
+    assert {a: colours[a] for a in ARM_COLOURS} == ARM_COLOURS
+    assert arm_colours(reversed(names)) == colours

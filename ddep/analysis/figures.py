@@ -6,6 +6,7 @@ import io
 import math
 import os
 import textwrap
+from collections.abc import Iterable
 from pathlib import Path
 
 import matplotlib
@@ -29,7 +30,8 @@ DPI = 150
 STYLE: dict = {**sns.axes_style("whitegrid"), "font.family": "DejaVu Sans", "font.size": 10, "axes.titlesize": 11,
                "axes.labelsize": 10, "xtick.labelsize": 9, "ytick.labelsize": 9, "legend.fontsize": 9,
                "figure.titlesize": 12, "pdf.fonttype": 42}
-FALLBACK_COLOURS = sns.color_palette("colorblind", 10).as_hex()
+# The colour-blind palette's colours that the paper's four arms (ARM_COLOURS) and the greys do not use.
+OWN_ARM_COLOURS = [sns.color_palette("colorblind", 10).as_hex()[i] for i in (3, 4, 5, 9, 8, 6)]
 FORMULATION_STYLES = {"unscaled": "-", "scaled": "--"}
 # Marker per (target, conditioning): the paper's setting is a circle.
 VARIANT_MARKERS = {("eps", "off"): "o", ("x", "off"): "s", ("eps", "on"): "^", ("x", "on"): "D"}
@@ -38,8 +40,13 @@ VERDICT_COLOURS = {HOLDS: "#009E73", CONTRADICTED: "#D55E00", NOT_SHOWN: "#66666
 HOLLOW = {"marker": "o", "markerfacecolor": "white", "linestyle": "none"}
 
 
-def _colour(arm: str) -> str:  # unknown arms: a colour stable per name
-    return ARM_COLOURS.get(arm) or FALLBACK_COLOURS[sum(map(ord, arm)) % len(FALLBACK_COLOURS)]
+def arm_colours(arms: Iterable[str]) -> dict[str, str]:
+    """Each arm's colour in a figure: the paper's four keep theirs in every figure; the others, in name order (so
+    every figure of one sweep agrees), take the colours none of the four uses, distinct up to six."""
+    arms = set(arms)
+    own = sorted(arms - set(ARM_COLOURS))
+    return {**{a: ARM_COLOURS[a] for a in arms & set(ARM_COLOURS)},
+            **{a: OWN_ARM_COLOURS[i % len(OWN_ARM_COLOURS)] for i, a in enumerate(own)}}
 
 
 def _where(dataset: str, model: str | None) -> str:
@@ -71,12 +78,13 @@ def label_efficiency_figure(summary: pd.DataFrame, dataset: str, model: str | No
         return None
     means, cis = wide["mIoU_mean"].astype(float), wide["mIoU_ci95"].astype(float)
     arm_of = {arm_display(a): a for a in summary["arm"].unique()}
+    colours = arm_colours(arm_of.get(row, row) for row in wide.index)
     with matplotlib.rc_context(STYLE):  # width grows with the number of bars so labels never collide
         fig = Figure(figsize=(max(6.0, 1.2 + means.shape[1] * (0.35 * len(means) + 0.5)), 4.2), layout="constrained")
         ax = fig.add_subplot()
         # pandas groups the bars; a single seed's NaN CI draws no error bar
-        means.T.plot.bar(ax=ax, yerr=cis.T, width=0.8, rot=0, edgecolor="black", linewidth=0.5, capsize=3,
-                         color=[_colour(arm_of.get(row, row)) for row in wide.index],
+        means.T.plot.bar(ax=ax, yerr=cis.T, width=0.8, rot=0, edgecolor="black", linewidth=0.5, capsize=3, legend=False,
+                         color=[colours[arm_of.get(row, row)] for row in wide.index],
                          error_kw={"ecolor": "black", "elinewidth": 1.0})
         top = np.nan_to_num((means + cis.fillna(0)).max().max())
         ax.set(xlabel="labelled fraction (images)", ylabel="mIoU (%)",
@@ -85,7 +93,7 @@ def label_efficiency_figure(summary: pd.DataFrame, dataset: str, model: str | No
         sig = "" if wide.attrs["default"] is None else f", {describe_setting(wide.attrs['default'])}"
         ax.set_title(_title(fig, f"{_where(dataset, model)}: label efficiency "
                                  f"({seed_count_text(wide['n'].stack(), noun=True)}{sig})"))
-        ax.legend(loc="upper left", frameon=True, ncols=min(len(means), 4))
+        fig.legend(loc="outside lower center", frameon=False, ncols=min(len(means), 4))  # never over a bar
     return fig
 
 
@@ -123,6 +131,7 @@ def _sigma_panels(panels: list[tuple[str, pd.DataFrame, pd.DataFrame]], where: s
                    x=bounds.map(lambda v: sum(v) / len(v)), lo=bounds.map(min), hi=bounds.map(max))
     variants, ncols = ["arm", "formulation", "target", "noise_conditioning"], min(len(panels), 3)
     nrows, handles = math.ceil(len(panels) / ncols), {}
+    colours = arm_colours([*df["arm"], *(a for _, _, refs in panels for a in refs["arm"])])
     with matplotlib.rc_context(STYLE):
         fig = Figure(figsize=(max(7.5, 4.2 * ncols + 2.8), 3.4 * nrows + 0.8), layout="constrained")
         axes = fig.subplots(nrows, ncols, sharey=sharey, squeeze=False).ravel()
@@ -130,7 +139,7 @@ def _sigma_panels(panels: list[tuple[str, pd.DataFrame, pd.DataFrame]], where: s
             sub = in_paper_order(df.loc[cells.index], variants, variants=True)
             groups = list(sub.groupby(variants, sort=False))
             for k, ((arm, form, target, cond), cur) in enumerate(groups):
-                style = dict(color=_colour(arm), linestyle=FORMULATION_STYLES.get(form, ":"),
+                style = dict(color=colours[arm], linestyle=FORMULATION_STYLES.get(form, ":"),
                              marker=VARIANT_MARKERS.get((target, cond), "v"))
                 name = (arm_display(arm) + setting_differences(form, target, cond)).replace("sigma", "σ")
                 handles.setdefault(name, Line2D([], [], linewidth=1.6, markersize=6, **style))
@@ -143,7 +152,7 @@ def _sigma_panels(panels: list[tuple[str, pd.DataFrame, pd.DataFrame]], where: s
                                 yerr=[np.nan_to_num(r.mIoU_ci95)], color=style["color"], markersize=7,
                                 elinewidth=1.0, capsize=3, **{**HOLLOW, "marker": style["marker"]})
             for r in refs.itertuples():  # random init and 21K: a line and its CI band
-                colour, ci = _colour(r.arm), np.nan_to_num(r.mIoU_ci95)
+                colour, ci = colours[r.arm], np.nan_to_num(r.mIoU_ci95)
                 ax.axhline(r.mIoU_mean, color=colour, linewidth=1.2, linestyle="-.")
                 ax.axhspan(r.mIoU_mean - ci, r.mIoU_mean + ci, color=colour, alpha=0.12, linewidth=0)
                 handles.setdefault(f"{arm_display(r.arm)} (no denoising)",

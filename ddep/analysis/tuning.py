@@ -94,12 +94,13 @@ def tuning_markdown(table: pd.DataFrame, chosen: dict[tuple, dict]) -> str:
 def tuning_figure(results_dir: str, figures_dir: str) -> list[Path]:
     """Development mIoU against each grid axis (the mean over the other axes' values and the
     seeds; band: min to max), one line per arm, a panel per axis x fraction."""
-    from .figures import _colour, save_figure
+    from .figures import _title, arm_colours, save_figure
     from matplotlib.figure import Figure
     table = read_csv(csv_path(results_dir, "tuning"))
     axes = [c for c in table.columns if c not in {*IDENTITY, "point", "seed", "status", "mIoU", "final_loss",
                                                    "eval_split", "reason", "git_commit", "json_path"}]
     ok = table[table["status"] == "ok"]
+    colours = arm_colours(ok["arm"])
     fractions = list(dict.fromkeys(table["label_fraction"]))
     fig = Figure(figsize=(3.6 * len(fractions), 2.8 * len(axes)), layout="constrained")
     panels = fig.subplots(len(axes), len(fractions), squeeze=False)
@@ -109,14 +110,14 @@ def tuning_figure(results_dir: str, figures_dir: str) -> list[Path]:
             at = ok[ok["label_fraction"] == fraction]
             for arm, rows in at.groupby("arm", sort=False):
                 line = rows.groupby(axis)["mIoU"].agg(["mean", "min", "max"]).reset_index()
-                ax.plot(line[axis], line["mean"], marker="o", color=_colour(arm), label=arm)
-                ax.fill_between(line[axis], line["min"], line["max"], color=_colour(arm), alpha=0.12)
+                ax.plot(line[axis], line["mean"], marker="o", color=colours[arm], label=arm)
+                ax.fill_between(line[axis], line["min"], line["max"], color=colours[arm], alpha=0.12)
             if axis in ("lr",) or (at[axis] > 0).all() and at[axis].max() / max(at[axis].min(), 1e-12) >= 10:
                 ax.set_xscale("log")
             ax.set_xlabel(axis)
             ax.set_ylabel("development mIoU (%)")
             ax.set_title(f"fraction {fraction}", fontsize=9)
             ax.legend(fontsize=7)
-    fig.suptitle("Tuning stage: development mIoU per grid axis (mean over the other axes and seeds; "
-                 "band: min-max)", fontsize=9)
+    fig.suptitle(_title(fig, "Tuning stage: development mIoU per grid axis (mean over the other axes and seeds; "
+                             "band: min-max)"), fontsize=9)
     return save_figure(fig, figure_paths(figures_dir, "tuning"))
