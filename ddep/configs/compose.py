@@ -213,7 +213,8 @@ def schedule_file(dataset: str, stage: str) -> Path:
                      f"add one, or pick another dataset's with --schedule")
 
 
-def schedule_files(dataset: str, stage: str) -> list[Path]:
+@functools.lru_cache  # the workflow asks once per job: read each dataset's files once
+def schedule_files(dataset: str, stage: str) -> tuple[Path, ...]:
     """The schedule file a job of ``stage`` trains by and every ``_base_`` file it builds on: what
     its result depends on (the workflow's rules take them as inputs, so an edit reruns the jobs)."""
     files, todo = [], [schedule_file(dataset, stage)]
@@ -221,7 +222,7 @@ def schedule_files(dataset: str, stage: str) -> list[Path]:
         path = todo.pop(0)
         files.append(path)
         todo += [(path.parent / base).resolve() for base in _base_files(path) if "::" not in base]
-    return files
+    return tuple(files)
 
 
 def _base_files(path: Path) -> list[str]:

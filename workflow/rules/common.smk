@@ -92,16 +92,14 @@ def dataset_args(wc, schedule=False):
     return args
 
 
-def schedule_inputs(stage):
+def schedule_inputs(wc, stage):
     """A training job's schedule files (its dataset's for `stage`, and their bases) as inputs: an edit
     to one reruns the jobs that train by it."""
-    def files(wc):
-        from ddep.configs.compose import schedule_files  # mmengine's config reader: only when jobs are made
-        try:
-            return [str(path) for path in schedule_files(schedule_source(config, wc.dataset), stage)]
-        except ValueError:  # no such schedule: the job itself stops with the message that says so
-            return []
-    return files
+    from ddep.configs.compose import schedule_files  # mmengine's config reader: only when jobs are made
+    try:
+        return [str(path) for path in schedule_files(schedule_source(config, wc.dataset), stage)]
+    except ValueError:  # no such schedule: the job itself stops with the message that says so
+        return []
 
 
 def dataset_ready(wc):

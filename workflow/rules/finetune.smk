@@ -1,6 +1,6 @@
 def finetune_inputs(wc, seeds=None):
     """A run's inputs; with ``seeds``, those of the cell's runs of these seeds (one split each)."""
-    inputs = {"data": dataset_ready(wc), "schedule": schedule_inputs("finetune")(wc),
+    inputs = {"data": dataset_ready(wc), "schedule": schedule_inputs(wc, "finetune"),
               "split": [f"resources/splits/{wc.dataset}/{wc.fraction}_seed{seed}.txt" for seed in seeds or [wc.seed]]}
     if arm(wc).denoised:
         inputs["pretrained"] = pretraining(wc)

@@ -1,7 +1,7 @@
 rule pretrain_supervised:
     input:
         dataset_ready,
-        schedule=schedule_inputs("supervised"),
+        schedule=lambda wc: schedule_inputs(wc, "supervised"),
     output:
         weights="resources/weights/{dataset}/{model}/supervised.safetensors",
         metrics="resources/weights/{dataset}/{model}/supervised.json",
@@ -23,7 +23,7 @@ rule pretrain_supervised:
 
 
 def denoise_inputs(wc):
-    inputs = {"data": dataset_ready(wc), "schedule": schedule_inputs("denoise")(wc)}
+    inputs = {"data": dataset_ready(wc), "schedule": schedule_inputs(wc, "denoise")}
     if arm(wc).pretrained_encoder:
         inputs["encoder"] = arm_encoder_input(wc)
     return inputs
